@@ -1,0 +1,161 @@
+//! The LXD client handle: a shared transport plus the project every call carries.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::config::Target;
+use super::error::{Error, Result};
+use super::request::{Request, segment};
+use super::response::{Answer, Operation};
+use super::transport::{Endpoint, Transport, TransportOptions};
+
+/// A cheap-to-clone handle on one LXD server and project. Clones share the connection pool.
+#[derive(Debug, Clone)]
+pub struct Client {
+    transport: Arc<Transport>,
+    project: Option<String>,
+}
+
+/// How long one `/wait` long poll asks the server to block.
+const WAIT_CHUNK: Duration = Duration::from_secs(30);
+/// Slack on top of a long poll before the HTTP request itself times out.
+const WAIT_SLACK: Duration = Duration::from_secs(15);
+
+impl Client {
+    /// Connects to a resolved target (no request is sent yet).
+    pub fn connect(target: &Target, options: TransportOptions) -> Result<Client> {
+        let transport = match (&target.endpoint, &target.tls) {
+            (Endpoint::Unix(path), _) => Transport::unix(path.clone(), options)?,
+            (Endpoint::Https(url), Some(tls)) => Transport::https(url, tls, options)?,
+            (Endpoint::Https(url), None) => {
+                return Err(Error::Tls(format!("no TLS settings for {url}")));
+            }
+        };
+        Ok(Client {
+            transport: Arc::new(transport),
+            project: target.project.clone(),
+        })
+    }
+
+    /// The same server on another project, sharing the connection pool.
+    pub fn with_project(&self, project: &str) -> Client {
+        Client {
+            transport: self.transport.clone(),
+            project: (project != "default").then(|| project.to_owned()),
+        }
+    }
+
+    /// The project calls are made in.
+    pub fn project(&self) -> &str {
+        self.project.as_deref().unwrap_or("default")
+    }
+
+    /// The server's endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        self.transport.endpoint()
+    }
+
+    /// The transport, for streaming calls.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// Sends a request in this client's project and decodes the envelope.
+    pub async fn call(&self, req: &Request) -> Result<Answer> {
+        self.transport.call(req, self.project.as_deref()).await
+    }
+
+    /// `GET path`, returning the sync metadata.
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        Ok(self.call(&Request::get(path)).await?.into_metadata())
+    }
+
+    /// `GET /1.0`: the server's description (`auth`, `api_extensions`, `environment`, ...).
+    pub async fn server(&self) -> Result<Value> {
+        Ok(self
+            .call(&Request::get("/1.0").server_wide())
+            .await?
+            .into_metadata())
+    }
+
+    /// Sends a request that may start an operation; returns the operation, if one was started.
+    pub async fn start(&self, req: &Request) -> Result<Option<Operation>> {
+        Ok(self.call(req).await?.operation())
+    }
+
+    /// Sends a request and, when it starts an operation, waits for it to end.
+    pub async fn run(&self, req: &Request) -> Result<Option<Operation>> {
+        match self.start(req).await? {
+            Some(op) => Ok(Some(self.wait_operation(op.id(), None).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Waits for an operation with `/wait?timeout=` long polls, and returns its final state
+    /// (taken from the wait answer itself: LXD forgets finished operations after 5 s).
+    /// `OperationFailed` when it failed, `Timeout` when `timeout` ran out first.
+    pub async fn wait_operation(&self, id: &str, timeout: Option<Duration>) -> Result<Operation> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let chunk = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_CHUNK),
+                None => WAIT_CHUNK,
+            };
+            // LXD takes whole seconds; 0 would mean "answer at once", which is what we want at the end.
+            let secs = chunk.as_secs_f64().ceil() as u64;
+            let req = Request::get(format!("/1.0/operations/{}/wait", segment(id)))
+                .query("timeout", secs.to_string())
+                .timeout(chunk + WAIT_SLACK);
+            match self.call(&req).await {
+                Ok(answer) => {
+                    let op = Operation(answer.into_metadata());
+                    if op.is_final() {
+                        return op.into_result();
+                    }
+                }
+                // LXD 6.x: the time-out of a long poll arrives as an error envelope in a 200 body.
+                Err(Error::Api { message, .. }) if message.contains("deadline exceeded") => {}
+                Err(Error::Api { status: 404, .. }) => {
+                    return Err(Error::Api {
+                        status: 404,
+                        message: format!(
+                            "operation {id} is gone: LXD forgets finished operations 5 s after they end, so its result is lost"
+                        ),
+                        operation: Some(id.to_owned()),
+                    });
+                }
+                // LXD 6.x: a failed operation is an error envelope; read its final state while it lasts.
+                Err(Error::Api {
+                    message, status, ..
+                }) => {
+                    return match self.get(&format!("/1.0/operations/{}", segment(id))).await {
+                        Ok(op) => Operation(op).into_result(),
+                        Err(_) => Err(Error::OperationFailed {
+                            message,
+                            operation: id.to_owned(),
+                            status_code: status,
+                            metadata: Value::Null,
+                        }),
+                    };
+                }
+                Err(e) => return Err(e),
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::Timeout {
+                    what: format!("operation {id}"),
+                    seconds: timeout.map(|t| t.as_secs_f64()).unwrap_or_default(),
+                    operation: Some(id.to_owned()),
+                });
+            }
+        }
+    }
+
+    /// Cancels an operation (`DELETE /1.0/operations/<id>`).
+    pub async fn cancel_operation(&self, id: &str) -> Result<()> {
+        self.call(&Request::delete(format!("/1.0/operations/{}", segment(id))))
+            .await
+            .map(|_| ())
+    }
+}

@@ -1,0 +1,178 @@
+//! The one error type of the LXD client.
+//!
+//! Every failure is one variant of [`Error`]; LXD's own messages are kept verbatim so that a user
+//! sees exactly what the daemon said. [`Error::kind`] gives the stable category that the script
+//! layer exposes (`NotFound`, `Conflict`, ...).
+
+use std::fmt;
+
+/// Result alias for the LXD client.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The stable category of an [`Error`], as scripts see it in `e.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// LXD answered 404.
+    NotFound,
+    /// LXD answered 409.
+    Conflict,
+    /// LXD answered 403, or the client is not trusted.
+    Forbidden,
+    /// LXD answered 412: the object changed since it was loaded.
+    PreconditionFailed,
+    /// Any other error LXD answered with.
+    ApiError,
+    /// An asynchronous operation ended in failure.
+    OperationFailed,
+    /// A timeout ran out.
+    Timeout,
+    /// The daemon could not be reached or dropped the connection.
+    Connection,
+    /// Certificate pinning or the TLS setup failed.
+    Tls,
+    /// The server lacks an API extension the call needs.
+    ExtensionMissing,
+    /// A read-only attribute was assigned.
+    ReadOnly,
+    /// A call got a wrong type or value.
+    InvalidArgument,
+    /// The script was cancelled (Ctrl-C).
+    Cancelled,
+}
+
+impl ErrorKind {
+    /// The name scripts see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "NotFound",
+            ErrorKind::Conflict => "Conflict",
+            ErrorKind::Forbidden => "Forbidden",
+            ErrorKind::PreconditionFailed => "PreconditionFailed",
+            ErrorKind::ApiError => "ApiError",
+            ErrorKind::OperationFailed => "OperationFailed",
+            ErrorKind::Timeout => "Timeout",
+            ErrorKind::Connection => "Connection",
+            ErrorKind::Tls => "Tls",
+            ErrorKind::ExtensionMissing => "ExtensionMissing",
+            ErrorKind::ReadOnly => "ReadOnly",
+            ErrorKind::InvalidArgument => "InvalidArgument",
+            ErrorKind::Cancelled => "Cancelled",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything that can go wrong talking to LXD.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// LXD answered with an error envelope (or an error HTTP status).
+    #[error("{message}")]
+    Api {
+        /// The HTTP status / LXD `error_code` (404, 409, ...).
+        status: u16,
+        /// LXD's message, verbatim.
+        message: String,
+        /// The operation involved, if any.
+        operation: Option<String>,
+    },
+    /// An asynchronous operation ended in failure (status Failure or Cancelled).
+    #[error("{message}")]
+    OperationFailed {
+        /// The operation's `err`, verbatim.
+        message: String,
+        /// The operation id.
+        operation: String,
+        /// The operation's final status code (400 Failure, 401 Cancelled).
+        status_code: u16,
+        /// The operation's metadata at the end (exec puts `return` there).
+        metadata: serde_json::Value,
+    },
+    /// A timeout ran out.
+    #[error("{what} timed out after {seconds}s")]
+    Timeout {
+        /// What was being waited for.
+        what: String,
+        /// The timeout that ran out, in seconds.
+        seconds: f64,
+        /// The operation involved, if any.
+        operation: Option<String>,
+    },
+    /// The daemon could not be reached, or the connection broke.
+    #[error("cannot reach LXD at {endpoint}: {message}")]
+    Connection {
+        /// The endpoint that was tried.
+        endpoint: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// TLS setup or certificate pinning failed.
+    #[error("{0}")]
+    Tls(String),
+    /// A response could not be decoded.
+    #[error("unexpected answer from LXD: {0}")]
+    Decode(String),
+    /// The server lacks a needed API extension.
+    #[error("the server lacks the API extension '{0}' that this call needs")]
+    ExtensionMissing(String),
+    /// Bad input from the caller.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The client configuration (remotes, certificates) is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// The call was cancelled by the user.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    /// The stable category of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Api { status, .. } => match status {
+                404 => ErrorKind::NotFound,
+                409 => ErrorKind::Conflict,
+                401 | 403 => ErrorKind::Forbidden,
+                412 => ErrorKind::PreconditionFailed,
+                _ => ErrorKind::ApiError,
+            },
+            Error::OperationFailed { .. } => ErrorKind::OperationFailed,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Connection { .. } => ErrorKind::Connection,
+            Error::Tls(_) => ErrorKind::Tls,
+            Error::Decode(_) => ErrorKind::ApiError,
+            Error::ExtensionMissing(_) => ErrorKind::ExtensionMissing,
+            Error::InvalidArgument(_) | Error::Config(_) => ErrorKind::InvalidArgument,
+            Error::Cancelled => ErrorKind::Cancelled,
+        }
+    }
+
+    /// LXD's status code (404, 409, ...) where LXD gave one.
+    pub fn status_code(&self) -> Option<u16> {
+        match self {
+            Error::Api { status, .. } => Some(*status),
+            Error::OperationFailed { status_code, .. } => Some(*status_code),
+            _ => None,
+        }
+    }
+
+    /// The operation id involved, where there was one.
+    pub fn operation(&self) -> Option<&str> {
+        match self {
+            Error::Api { operation, .. } | Error::Timeout { operation, .. } => operation.as_deref(),
+            Error::OperationFailed { operation, .. } => Some(operation),
+            _ => None,
+        }
+    }
+
+    /// True for a 404 answer.
+    pub fn is_not_found(&self) -> bool {
+        self.kind() == ErrorKind::NotFound
+    }
+}

@@ -1,0 +1,23 @@
+//! The async LXD client. It knows nothing of Rhai.
+//!
+//! - [`transport`] sends requests over a pooled keep-alive connection (unix socket or HTTPS with
+//!   a pinned certificate, [`tls`]); [`request`] builds requests as plain data and [`response`]
+//!   decodes LXD's envelope and operations.
+//! - [`config`] resolves where to connect (socket discovery, the `lxc` client configuration).
+//! - [`client`] is the cheap-to-clone handle scripts hold; it waits for operations.
+//! - One module per LXD object: [`instance`], [`snapshot`], [`image`].
+//! - [`error`] is the one error type.
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod image;
+pub mod instance;
+pub mod request;
+pub mod response;
+pub mod snapshot;
+pub mod tls;
+pub mod transport;
+
+pub use client::Client;
+pub use error::{Error, ErrorKind, Result};

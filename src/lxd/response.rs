@@ -1,0 +1,262 @@
+//! LXD's response envelope and operations, parsed on the envelope's `type`.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::{Error, Result};
+
+/// A decoded LXD answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// A synchronous answer: its `metadata` and the `ETag` header, if any.
+    Sync {
+        /// The envelope's `metadata`.
+        metadata: Value,
+        /// The `ETag` header, quoted as sent.
+        etag: Option<String>,
+    },
+    /// A background operation was created.
+    Async(Operation),
+}
+
+impl Answer {
+    /// The sync metadata, or the operation's object for an async answer.
+    pub fn into_metadata(self) -> Value {
+        match self {
+            Answer::Sync { metadata, .. } => metadata,
+            Answer::Async(op) => op.0,
+        }
+    }
+
+    /// The operation of an async answer.
+    pub fn operation(self) -> Option<Operation> {
+        match self {
+            Answer::Async(op) => Some(op),
+            Answer::Sync { .. } => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    operation: String,
+    #[serde(default)]
+    error_code: u16,
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    metadata: Value,
+}
+
+/// Parses a response body by its envelope `type` (never by the HTTP status alone: LXD 6.x
+/// `/wait` answers 200 and then puts an error envelope in the body).
+pub fn parse(http_status: u16, body: &[u8], etag: Option<String>) -> Result<Answer> {
+    let envelope: Envelope = match serde_json::from_slice(body) {
+        Ok(e) => e,
+        Err(err) => {
+            let text = String::from_utf8_lossy(body).trim().to_owned();
+            if http_status >= 400 {
+                return Err(Error::Api {
+                    status: http_status,
+                    message: if text.is_empty() {
+                        format!("HTTP {http_status}")
+                    } else {
+                        text
+                    },
+                    operation: None,
+                });
+            }
+            return Err(Error::Decode(format!(
+                "not an LXD response envelope ({err}): {}",
+                truncate(&text, 200)
+            )));
+        }
+    };
+    match envelope.kind.as_str() {
+        "sync" => Ok(Answer::Sync {
+            metadata: envelope.metadata,
+            etag,
+        }),
+        "async" => Ok(Answer::Async(Operation(envelope.metadata))),
+        "error" => Err(Error::Api {
+            status: if envelope.error_code != 0 {
+                envelope.error_code
+            } else {
+                http_status
+            },
+            message: envelope.error,
+            operation: operation_id_from_url(&envelope.operation),
+        }),
+        other => Err(Error::Decode(format!("unknown envelope type '{other}'"))),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// The id at the end of an operation URL (`/1.0/operations/<id>`), if any.
+pub fn operation_id_from_url(url: &str) -> Option<String> {
+    let id = url.trim_end_matches('/').rsplit('/').next()?;
+    let id = id.split('?').next().unwrap_or(id);
+    (!id.is_empty()).then(|| id.to_owned())
+}
+
+/// An LXD operation object, kept whole so no server field is lost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation(pub Value);
+
+/// Operation status codes: final when ≥ 200.
+pub mod status {
+    /// The operation succeeded.
+    pub const SUCCESS: u64 = 200;
+    /// The operation failed.
+    pub const FAILURE: u64 = 400;
+    /// The operation was cancelled.
+    pub const CANCELLED: u64 = 401;
+}
+
+impl Operation {
+    /// The operation id.
+    pub fn id(&self) -> &str {
+        self.0.get("id").and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// The numeric status code (103 Running, 200 Success, 400 Failure, ...).
+    pub fn status_code(&self) -> u64 {
+        self.0
+            .get("status_code")
+            .and_then(Value::as_u64)
+            .unwrap_or_default()
+    }
+
+    /// True once the operation has ended.
+    pub fn is_final(&self) -> bool {
+        self.status_code() >= status::SUCCESS
+    }
+
+    /// The operation's error text.
+    pub fn err(&self) -> &str {
+        self.0
+            .get("err")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// The operation's metadata (`null` when absent).
+    pub fn metadata(&self) -> &Value {
+        self.0.get("metadata").unwrap_or(&Value::Null)
+    }
+
+    /// Turns a final operation into `Ok` (Success) or `OperationFailed`.
+    pub fn into_result(self) -> Result<Operation> {
+        match self.status_code() {
+            status::SUCCESS => Ok(self),
+            code => Err(Error::OperationFailed {
+                message: if self.err().is_empty() {
+                    format!("operation ended with status {code}")
+                } else {
+                    self.err().to_owned()
+                },
+                operation: self.id().to_owned(),
+                status_code: u16::try_from(code).unwrap_or(u16::MAX),
+                metadata: self.metadata().clone(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lxd::ErrorKind;
+    use serde_json::json;
+
+    #[test]
+    fn sync_envelope_gives_metadata_and_etag() {
+        let body = br#"{"type":"sync","status":"Success","status_code":200,"operation":"","error_code":0,"error":"","metadata":{"a":1}}"#;
+        let a = parse(200, body, Some("\"e\"".into())).expect("sync");
+        assert_eq!(
+            a,
+            Answer::Sync {
+                metadata: json!({"a": 1}),
+                etag: Some("\"e\"".into())
+            }
+        );
+    }
+
+    #[test]
+    fn async_envelope_gives_the_operation() {
+        let body = br#"{"type":"async","status":"Operation created","status_code":100,"operation":"/1.0/operations/abc","metadata":{"id":"abc","status_code":103}}"#;
+        let op = parse(202, body, None)
+            .expect("async")
+            .operation()
+            .expect("op");
+        assert_eq!(op.id(), "abc");
+        assert!(!op.is_final());
+    }
+
+    #[test]
+    fn error_envelope_keeps_lxds_message_verbatim() {
+        let body = br#"{"type":"error","status":"","status_code":0,"operation":"","error_code":404,"error":"Instance not found","metadata":null}"#;
+        let err = parse(404, body, None).expect_err("error");
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert_eq!(err.to_string(), "Instance not found");
+    }
+
+    #[test]
+    fn an_error_envelope_inside_http_200_is_still_an_error() {
+        let body = br#"{"type":"error","error_code":500,"error":"context deadline exceeded","metadata":null}"#;
+        let err = parse(200, body, None).expect_err("error");
+        assert_eq!(err.status_code(), Some(500));
+    }
+
+    #[test]
+    fn non_json_bodies_are_reported() {
+        assert_eq!(
+            parse(502, b"Bad Gateway", None)
+                .expect_err("502")
+                .status_code(),
+            Some(502)
+        );
+        assert_eq!(
+            parse(200, b"<html>", None).expect_err("html").kind(),
+            ErrorKind::ApiError
+        );
+    }
+
+    #[test]
+    fn failed_operations_become_errors_with_their_metadata() {
+        let op = Operation(
+            json!({"id": "x", "status_code": 400, "err": "boom", "metadata": {"return": 127}}),
+        );
+        match op.into_result() {
+            Err(Error::OperationFailed {
+                message,
+                metadata,
+                status_code,
+                ..
+            }) => {
+                assert_eq!(message, "boom");
+                assert_eq!(status_code, 400);
+                assert_eq!(metadata["return"], 127);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn operation_ids_come_from_urls() {
+        assert_eq!(
+            operation_id_from_url("/1.0/operations/abc-1").as_deref(),
+            Some("abc-1")
+        );
+        assert_eq!(operation_id_from_url(""), None);
+    }
+}

@@ -1,0 +1,183 @@
+//! Instance snapshots: `/1.0/instances/<name>/snapshots`.
+
+use serde_json::{Map, Value, json};
+
+use super::client::Client;
+use super::error::{Error, Result};
+use super::instance::{self, Loaded};
+use super::request::{Request, segment};
+use super::response::{Answer, Operation};
+
+/// The path of one snapshot.
+pub fn path(instance: &str, name: &str) -> String {
+    format!("{}/snapshots/{}", instance::path(instance), segment(name))
+}
+
+/// Options of a new snapshot.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateSnapshot {
+    /// The snapshot name (LXD picks `snapN` when empty).
+    pub name: Option<String>,
+    /// Save the running state too (needs CRIU).
+    pub stateful: bool,
+    /// When LXD deletes it by itself (RFC 3339).
+    pub expires_at: Option<String>,
+}
+
+/// Requests of the snapshot API, as pure functions.
+pub mod requests {
+    use super::*;
+
+    /// Every snapshot of an instance, whole, in one request.
+    pub fn list(instance: &str) -> Request {
+        Request::get(format!("{}/snapshots", instance::path(instance))).query("recursion", "1")
+    }
+
+    /// One snapshot.
+    pub fn get(instance: &str, name: &str) -> Request {
+        Request::get(path(instance, name))
+    }
+
+    /// Creates a snapshot.
+    pub fn create(instance: &str, opts: &CreateSnapshot) -> Request {
+        let mut body = json!({ "stateful": opts.stateful });
+        if let Some(name) = &opts.name {
+            body["name"] = name.as_str().into();
+        }
+        if let Some(at) = &opts.expires_at {
+            body["expires_at"] = at.as_str().into();
+        }
+        Request::post(format!("{}/snapshots", instance::path(instance)), body)
+    }
+
+    /// Renames a snapshot.
+    pub fn rename(instance: &str, name: &str, new_name: &str) -> Request {
+        Request::post(path(instance, name), json!({ "name": new_name }))
+    }
+
+    /// Deletes a snapshot.
+    pub fn delete(instance: &str, name: &str) -> Request {
+        Request::delete(path(instance, name))
+    }
+}
+
+/// The snapshots of one instance.
+#[derive(Debug, Clone)]
+pub struct Snapshots {
+    client: Client,
+    instance: String,
+}
+
+impl Snapshots {
+    /// The snapshots of `instance`.
+    pub fn new(client: Client, instance: &str) -> Self {
+        Snapshots {
+            client,
+            instance: instance.to_owned(),
+        }
+    }
+
+    /// Every snapshot, whole.
+    pub async fn all(&self) -> Result<Vec<Map<String, Value>>> {
+        match self
+            .client
+            .call(&requests::list(&self.instance))
+            .await?
+            .into_metadata()
+        {
+            Value::Array(items) => Ok(items
+                .into_iter()
+                .filter_map(|v| match v {
+                    Value::Object(m) => Some(m),
+                    _ => None,
+                })
+                .collect()),
+            other => Err(Error::Decode(format!(
+                "expected a list of snapshots, got {other}"
+            ))),
+        }
+    }
+
+    /// One snapshot; `NotFound` when missing.
+    pub async fn get(&self, name: &str) -> Result<Loaded> {
+        match self
+            .client
+            .call(&requests::get(&self.instance, name))
+            .await?
+        {
+            Answer::Sync {
+                metadata: Value::Object(fields),
+                etag,
+            } => Ok(Loaded { fields, etag }),
+            other => Err(Error::Decode(format!(
+                "expected a snapshot, got {:?}",
+                other.into_metadata()
+            ))),
+        }
+    }
+
+    /// True when the snapshot exists.
+    pub async fn exists(&self, name: &str) -> Result<bool> {
+        match self.get(name).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts creating a snapshot.
+    pub async fn create(&self, opts: &CreateSnapshot) -> Result<Operation> {
+        self.expect_operation(&requests::create(&self.instance, opts))
+            .await
+    }
+
+    /// Starts renaming a snapshot.
+    pub async fn rename(&self, name: &str, new_name: &str) -> Result<Operation> {
+        self.expect_operation(&requests::rename(&self.instance, name, new_name))
+            .await
+    }
+
+    /// Starts deleting a snapshot.
+    pub async fn delete(&self, name: &str) -> Result<Operation> {
+        self.expect_operation(&requests::delete(&self.instance, name))
+            .await
+    }
+
+    async fn expect_operation(&self, req: &Request) -> Result<Operation> {
+        self.client.start(req).await?.ok_or_else(|| {
+            Error::Decode(format!(
+                "{} {} did not start an operation",
+                req.method, req.path
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_sends_only_what_was_given() {
+        let r = requests::create("c1", &CreateSnapshot::default());
+        assert_eq!(r.path, "/1.0/instances/c1/snapshots");
+        assert_eq!(r.body, Some(json!({"stateful": false})));
+        let r = requests::create(
+            "c1",
+            &CreateSnapshot {
+                name: Some("s0".into()),
+                stateful: true,
+                expires_at: Some("2030-01-01T00:00:00Z".into()),
+            },
+        );
+        assert_eq!(
+            r.body,
+            Some(json!({"name": "s0", "stateful": true, "expires_at": "2030-01-01T00:00:00Z"}))
+        );
+    }
+
+    #[test]
+    fn snapshot_paths_escape_names() {
+        assert_eq!(path("c 1", "s/0"), "/1.0/instances/c%201/snapshots/s%2F0");
+    }
+}
