@@ -1,0 +1,19 @@
+//! lxd-script: automate LXD with Rhai scripts.
+//!
+//! # Layout
+//!
+//! Three layers; dependencies point one way (`cli`/`repl` → `script` → `lxd`):
+//!
+//! - [`lxd`]: the async LXD client (transport, TLS pinning, operations, one module per LXD
+//!   object). It knows nothing of Rhai.
+//! - [`script`]: the Rhai bindings: one engine builder, one module per scripted type, the
+//!   blocking bridge into the async client, conversions and errors. It knows nothing of HTTP.
+//! - [`repl`] and [`cli`]: the interactive shell and the command line; `main.rs` only calls
+//!   [`cli::main`].
+//!
+//! The scripting API follows pylxd; its contract is the project's `rhai-api.md`.
+
+pub mod cli;
+pub mod lxd;
+pub mod repl;
+pub mod script;

@@ -1,0 +1,261 @@
+//! `Client`: the scripted handle on one LXD server and project.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::{Array, Dynamic, Engine, Map};
+use serde_json::Value;
+
+use super::convert::object_to_map;
+use super::errors::{RhaiResultOf, invalid_argument, script_error};
+use super::instance::InstanceManager;
+use super::options::{Options, seconds};
+use super::runtime::Bridge;
+use super::session::Session;
+use crate::lxd::config::{ClientConfig, ConnectSpec, Verify, resolve};
+use crate::lxd::instance::InstanceType;
+use crate::lxd::transport::TransportOptions;
+use crate::lxd::{self, ErrorKind};
+
+/// A connected client: the LXD handle, the bridge that runs its calls, and `GET /1.0`.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub(crate) api: lxd::Client,
+    pub(crate) bridge: Bridge,
+    host_info: Arc<Value>,
+}
+
+impl Client {
+    /// Connects as `spec` says and reads `GET /1.0`, so a bad address fails here, clearly.
+    pub fn connect(
+        session: &Session,
+        spec: &ConnectSpec,
+        timeout: Option<Duration>,
+    ) -> RhaiResultOf<Client> {
+        let config = ClientConfig::discover().map_err(super::errors::lxd_error)?;
+        let target = resolve(spec, &config).map_err(super::errors::lxd_error)?;
+        let options = TransportOptions {
+            timeout: timeout.or(session.defaults.timeout),
+            verbose: session.defaults.verbose,
+        };
+        let api = lxd::Client::connect(&target, options).map_err(super::errors::lxd_error)?;
+        Client::from_api(api, session.bridge.clone())
+    }
+
+    /// Wraps a connected handle, loading the server description.
+    pub fn from_api(api: lxd::Client, bridge: Bridge) -> RhaiResultOf<Client> {
+        let host_info = bridge.block_on(api.server())?;
+        Ok(Client {
+            api,
+            bridge,
+            host_info: Arc::new(host_info),
+        })
+    }
+
+    fn extensions(&self) -> impl Iterator<Item = &str> {
+        self.host_info
+            .get("api_extensions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+    }
+
+    /// True when the server has the API extension.
+    pub fn has_api_extension(&self, name: &str) -> bool {
+        self.extensions().any(|e| e == name)
+    }
+
+    fn instances(&self, kind: Option<InstanceType>) -> InstanceManager {
+        InstanceManager::new(self.clone(), kind)
+    }
+}
+
+/// The connection defaults of `Client()`, from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectDefaults {
+    /// `--remote`.
+    pub remote: Option<String>,
+    /// `--endpoint`.
+    pub endpoint: Option<String>,
+    /// `--project`.
+    pub project: Option<String>,
+    /// `--timeout`.
+    pub timeout: Option<Duration>,
+    /// `-v`: log every request.
+    pub verbose: bool,
+}
+
+impl ConnectDefaults {
+    fn spec(&self) -> ConnectSpec {
+        ConnectSpec {
+            remote: self.remote.clone(),
+            endpoint: self.endpoint.clone(),
+            project: self.project.clone(),
+            ..ConnectSpec::default()
+        }
+    }
+}
+
+/// `Client(s)`: a socket path, an `https://` URL or a remote name.
+fn spec_from_string(defaults: &ConnectDefaults, s: &str) -> ConnectSpec {
+    let mut spec = ConnectSpec {
+        project: defaults.project.clone(),
+        ..ConnectSpec::default()
+    };
+    if s.starts_with('/') || s.starts_with("unix:") || s.starts_with("https://") {
+        spec.endpoint = Some(s.to_owned());
+    } else {
+        spec.remote = Some(s.to_owned());
+    }
+    spec
+}
+
+/// `Client(#{endpoint, cert, key, verify, project, timeout, remote})`.
+fn spec_from_map(map: Map) -> RhaiResultOf<(ConnectSpec, Option<Duration>)> {
+    const KEYS: [&str; 7] = [
+        "endpoint", "cert", "key", "verify", "project", "timeout", "remote",
+    ];
+    let opts = Options::new("Client", map.clone(), &KEYS)?;
+    let verify = match map.get("verify") {
+        None => Verify::Pinned,
+        Some(v) if v.is_unit() => Verify::Pinned,
+        Some(v) => match (v.as_bool(), v.clone().into_string()) {
+            (Ok(true), _) => Verify::Pinned,
+            (Ok(false), _) => Verify::Disabled,
+            (_, Ok(path)) => Verify::PinnedFile(PathBuf::from(path)),
+            _ => {
+                return Err(invalid_argument(format!(
+                    "Client: option 'verify' must be true, false or a certificate path, not {}",
+                    v.type_name()
+                )));
+            }
+        },
+    };
+    let spec = ConnectSpec {
+        remote: opts.string("remote")?,
+        endpoint: opts.string("endpoint")?,
+        cert: opts.string("cert")?.map(PathBuf::from),
+        key: opts.string("key")?.map(PathBuf::from),
+        verify,
+        project: opts.string("project")?,
+    };
+    let timeout = opts.seconds("timeout")?.map(Duration::from_secs_f64);
+    Ok((spec, timeout))
+}
+
+/// Registers `Client` and its constructors.
+pub fn register(engine: &mut Engine, session: &Arc<Session>) {
+    engine.register_type_with_name::<Client>("Client");
+
+    let s = session.clone();
+    rhai::FuncRegistration::new("Client")
+        .with_comments(["/// Connects to the default remote: --remote/--endpoint, else lxc's default-remote, else the local unix socket."])
+        .register_into_engine(engine, move || Client::connect(&s, &s.defaults.spec(), None));
+    let s = session.clone();
+    rhai::FuncRegistration::new("Client")
+        .with_params_info(["target: &str", "Client"])
+        .with_comments(["/// Connects to a socket path (`/...`, `unix:...`), an `https://` endpoint, or a remote of the lxc configuration by name."])
+        .register_into_engine(engine, move |target: &str| {
+            Client::connect(&s, &spec_from_string(&s.defaults, target), None)
+        });
+    let s = session.clone();
+    rhai::FuncRegistration::new("Client")
+        .with_params_info(["options: Map", "Client"])
+        .with_comments(["/// Connects explicitly: #{endpoint, cert, key, verify (true, false or a cert path), project, timeout, remote}."])
+        .register_into_engine(engine, move |options: Map| {
+            let (spec, timeout) = spec_from_map(options)?;
+            Client::connect(&s, &spec, timeout)
+        });
+
+    rhai::FuncRegistration::new_getter("host_info")
+        .with_comments(["/// The server description (`GET /1.0`) as a map."])
+        .register_into_engine(engine, |c: &mut Client| match c.host_info.as_ref() {
+            Value::Object(m) => object_to_map(m),
+            _ => Map::new(),
+        });
+    rhai::FuncRegistration::new_getter("trusted")
+        .with_comments(["/// True when the server trusts this client."])
+        .register_into_engine(engine, |c: &mut Client| {
+            c.host_info.get("auth").and_then(Value::as_str) == Some("trusted")
+        });
+    rhai::FuncRegistration::new_getter("server_clustered")
+        .with_comments(["/// True when the server is a cluster member."])
+        .register_into_engine(engine, |c: &mut Client| {
+            c.host_info
+                .pointer("/environment/server_clustered")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        });
+    rhai::FuncRegistration::new_getter("api_extensions")
+        .with_comments(["/// The server's API extensions."])
+        .register_into_engine(engine, |c: &mut Client| {
+            c.extensions()
+                .map(|e| Dynamic::from(e.to_owned()))
+                .collect::<Array>()
+        });
+    rhai::FuncRegistration::new_getter("project")
+        .with_comments(["/// The project every call of this client carries."])
+        .register_into_engine(engine, |c: &mut Client| c.api.project().to_owned());
+    rhai::FuncRegistration::new_getter("endpoint")
+        .with_comments(["/// Where the server is: `unix:/path` or `https://host:port`."])
+        .register_into_engine(engine, |c: &mut Client| c.api.endpoint().to_string());
+    rhai::FuncRegistration::new("has_api_extension")
+        .with_comments(["/// True when the server has the named API extension."])
+        .register_into_engine(engine, |c: &mut Client, name: &str| {
+            c.has_api_extension(name)
+        });
+    rhai::FuncRegistration::new("assert_has_api_extension")
+        .with_comments([
+            "/// Throws ExtensionMissing unless the server has the named API extension.",
+        ])
+        .register_into_engine(engine, |c: &mut Client, name: &str| -> RhaiResultOf<()> {
+            if c.has_api_extension(name) {
+                Ok(())
+            } else {
+                Err(script_error(
+                    ErrorKind::ExtensionMissing,
+                    format!("the server lacks the API extension '{name}'"),
+                    None,
+                    None,
+                    Dynamic::UNIT,
+                ))
+            }
+        });
+    rhai::FuncRegistration::new("with_project")
+        .with_comments(["/// The same server on another project, sharing the connection."])
+        .register_into_engine(engine, |c: &mut Client, project: &str| Client {
+            api: c.api.with_project(project),
+            ..c.clone()
+        });
+    rhai::FuncRegistration::new_getter("instances")
+        .with_comments(["/// The instances of every type."])
+        .register_into_engine(engine, |c: &mut Client| c.instances(None));
+    rhai::FuncRegistration::new_getter("containers")
+        .with_comments(["/// The containers only."])
+        .register_into_engine(engine, |c: &mut Client| {
+            c.instances(Some(InstanceType::Container))
+        });
+    rhai::FuncRegistration::new_getter("virtual_machines")
+        .with_comments(["/// The virtual machines only."])
+        .register_into_engine(engine, |c: &mut Client| {
+            c.instances(Some(InstanceType::VirtualMachine))
+        });
+    engine.register_fn("to_string", |c: &mut Client| describe(c));
+    engine.register_fn("to_debug", |c: &mut Client| describe(c));
+}
+
+fn describe(c: &Client) -> String {
+    format!("Client {} (project {})", c.api.endpoint(), c.api.project())
+}
+
+/// A number of seconds from a script value, for timeouts.
+pub fn duration_arg(call: &str, v: &Dynamic) -> RhaiResultOf<Duration> {
+    seconds(v).map(Duration::from_secs_f64).ok_or_else(|| {
+        invalid_argument(format!(
+            "{call}: the timeout must be a non-negative number of seconds, not {}",
+            v.type_name()
+        ))
+    })
+}

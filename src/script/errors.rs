@@ -1,0 +1,80 @@
+//! Errors as scripts see them: maps `#{kind, message, status_code, operation, details}`,
+//! thrown with `ErrorRuntime` so that `try { } catch (e) { }` receives the map itself.
+
+use rhai::{Dynamic, EvalAltResult, Map, Position};
+
+use crate::lxd::{self, ErrorKind};
+
+/// The result type of every binding (the name makes Rhai's metadata show the plain type).
+pub type RhaiResultOf<T> = Result<T, Box<EvalAltResult>>;
+
+/// The value an interrupted script terminates with (not catchable by the script).
+pub const INTERRUPTED: &str = "interrupted";
+
+/// Builds the error map thrown to scripts.
+pub fn script_error(
+    kind: ErrorKind,
+    message: impl Into<String>,
+    status_code: Option<u16>,
+    operation: Option<&str>,
+    details: Dynamic,
+) -> Box<EvalAltResult> {
+    let mut map = Map::new();
+    map.insert("kind".into(), kind.as_str().into());
+    map.insert("message".into(), message.into().into());
+    map.insert(
+        "status_code".into(),
+        status_code.map_or(Dynamic::UNIT, |c| Dynamic::from_int(i64::from(c))),
+    );
+    map.insert(
+        "operation".into(),
+        operation.map_or(Dynamic::UNIT, |o| o.into()),
+    );
+    map.insert("details".into(), details);
+    EvalAltResult::ErrorRuntime(map.into(), Position::NONE).into()
+}
+
+/// Converts a client error; a cancellation becomes an uncatchable termination.
+pub fn lxd_error(err: lxd::Error) -> Box<EvalAltResult> {
+    if let lxd::Error::Cancelled = err {
+        return interrupted();
+    }
+    let details = match &err {
+        lxd::Error::OperationFailed { metadata, .. } => super::convert::json_to_dynamic(metadata),
+        _ => Dynamic::UNIT,
+    };
+    script_error(
+        err.kind(),
+        err.to_string(),
+        err.status_code(),
+        err.operation(),
+        details,
+    )
+}
+
+/// `InvalidArgument`: a wrong type or value passed to a call.
+pub fn invalid_argument(message: impl Into<String>) -> Box<EvalAltResult> {
+    script_error(
+        ErrorKind::InvalidArgument,
+        message,
+        None,
+        None,
+        Dynamic::UNIT,
+    )
+}
+
+/// `ReadOnly`: assigning a read-only attribute.
+pub fn read_only(type_name: &str, attribute: &str, hint: &str) -> Box<EvalAltResult> {
+    script_error(
+        ErrorKind::ReadOnly,
+        format!("{type_name}.{attribute} is read-only{hint}"),
+        None,
+        None,
+        Dynamic::UNIT,
+    )
+}
+
+/// The uncatchable termination of an interrupted script (Ctrl-C).
+pub fn interrupted() -> Box<EvalAltResult> {
+    EvalAltResult::ErrorTerminated(INTERRUPTED.into(), Position::NONE).into()
+}

@@ -1,0 +1,84 @@
+//! The global functions of contract §7: `env`, `sleep`, local files and JSON
+//! (`ARGS` is a constant in the scope; `exit` is Rhai's own).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::{Blob, Dynamic, Engine};
+
+use super::convert::{dynamic_to_json, json_to_dynamic};
+use super::errors::{RhaiResultOf, invalid_argument};
+use super::options::seconds;
+use super::session::Session;
+
+fn io_error(call: &str, path: &str, err: std::io::Error) -> Box<rhai::EvalAltResult> {
+    invalid_argument(format!("{call}: {path}: {err}"))
+}
+
+/// Registers the global functions.
+pub fn register(engine: &mut Engine, session: &Arc<Session>) {
+    rhai::FuncRegistration::new("env")
+        .with_comments(["/// The environment variable, or () when unset."])
+        .register_into_engine(engine, |name: &str| {
+            std::env::var(name).map_or(Dynamic::UNIT, Dynamic::from)
+        });
+    rhai::FuncRegistration::new("env")
+        .with_comments(["/// The environment variable, or `default` when unset."])
+        .register_into_engine(engine, |name: &str, default: Dynamic| {
+            std::env::var(name).map_or(default, Dynamic::from)
+        });
+
+    let bridge = session.bridge.clone();
+    rhai::FuncRegistration::new("sleep")
+        .with_comments(["/// Sleeps for a number of seconds (int or float); Ctrl-C interrupts it."])
+        .register_into_engine(engine, move |secs: Dynamic| -> RhaiResultOf<()> {
+            let s = seconds(&secs).ok_or_else(|| {
+                invalid_argument(format!(
+                    "sleep: expected a non-negative number of seconds, not {}",
+                    secs.type_name()
+                ))
+            })?;
+            bridge.sleep(Duration::from_secs_f64(s))
+        });
+
+    rhai::FuncRegistration::new("read_file")
+        .with_comments(["/// A local file's text (UTF-8)."])
+        .register_into_engine(engine, |path: &str| -> RhaiResultOf<String> {
+            std::fs::read_to_string(path).map_err(|e| io_error("read_file", path, e))
+        });
+    rhai::FuncRegistration::new("read_blob")
+        .with_comments(["/// A local file's bytes."])
+        .register_into_engine(engine, |path: &str| -> RhaiResultOf<Blob> {
+            std::fs::read(path).map_err(|e| io_error("read_blob", path, e))
+        });
+    rhai::FuncRegistration::new("write_file")
+        .with_comments(["/// Writes text or a blob to a local file, replacing it."])
+        .register_into_engine(engine, |path: &str, data: Dynamic| -> RhaiResultOf<()> {
+            let bytes = if data.is_blob() {
+                data.cast::<Blob>()
+            } else if data.is_string() {
+                data.to_string().into_bytes()
+            } else {
+                return Err(invalid_argument(format!(
+                    "write_file: data must be a string or a blob, not {}",
+                    data.type_name()
+                )));
+            };
+            std::fs::write(path, bytes).map_err(|e| io_error("write_file", path, e))
+        });
+
+    rhai::FuncRegistration::new("to_json")
+        .with_comments(["/// The value as JSON text."])
+        .register_into_engine(engine, |value: Dynamic| -> RhaiResultOf<String> {
+            let json =
+                dynamic_to_json(&value).map_err(|e| invalid_argument(format!("to_json: {e}")))?;
+            Ok(json.to_string())
+        });
+    rhai::FuncRegistration::new("parse_json")
+        .with_comments(["/// Parses JSON text (objects become maps, null becomes ())."])
+        .register_into_engine(engine, |text: &str| -> RhaiResultOf<Dynamic> {
+            let value: serde_json::Value = serde_json::from_str(text)
+                .map_err(|e| invalid_argument(format!("parse_json: {e}")))?;
+            Ok(json_to_dynamic(&value))
+        });
+}

@@ -1,0 +1,638 @@
+//! `client.instances` (and `containers`, `virtual_machines`) and `Instance`.
+
+use std::time::Duration;
+
+use rhai::{Array, Dynamic, Engine, Map};
+use serde_json::Value;
+
+use super::client::{Client, duration_arg};
+use super::convert::{dynamic_to_json, json_to_dynamic, map_to_object, object_to_map};
+use super::errors::{RhaiResultOf, invalid_argument, read_only};
+use super::image::Image;
+use super::options::Options;
+use super::pending::{After, Pending, join_slot};
+use super::snapshot::SnapshotManager;
+use crate::lxd::image::{Publish, PublishSource};
+use crate::lxd::instance::{InstanceType, Instances, Loaded, diff};
+use crate::lxd::response::Operation;
+
+/// A manager of instances (all, or one type).
+#[derive(Debug, Clone)]
+pub struct InstanceManager {
+    client: Client,
+    api: Instances,
+}
+
+impl InstanceManager {
+    /// The manager of `client`'s instances, filtered by `kind`.
+    pub fn new(client: Client, kind: Option<InstanceType>) -> Self {
+        let api = Instances::new(client.api.clone(), kind);
+        InstanceManager { client, api }
+    }
+
+    fn get(&self, name: &str) -> RhaiResultOf<Instance> {
+        let loaded = self.client.bridge.block_on(self.api.get(name))?;
+        Ok(Instance::from_loaded(self, name, loaded))
+    }
+
+    fn all(&self) -> RhaiResultOf<Array> {
+        let items = self.client.bridge.block_on(self.api.all())?;
+        Ok(items
+            .into_iter()
+            .map(|fields| {
+                let name = fields
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                // A list carries no ETag: a save then sends no If-Match (a sync() fetches one).
+                Dynamic::from(Instance::from_loaded(
+                    self,
+                    &name,
+                    Loaded { fields, etag: None },
+                ))
+            })
+            .collect())
+    }
+
+    fn create(&self, config: Map, wait: bool, target: Option<String>) -> RhaiResultOf<Instance> {
+        let body = Value::Object(
+            map_to_object(&config)
+                .map_err(|e| invalid_argument(format!("instances.create: {e}")))?,
+        );
+        let op = self
+            .client
+            .bridge
+            .block_on(self.api.create(body, target.as_deref()))?;
+        let name = config
+            .get("name")
+            .and_then(|n| n.clone().into_string().ok())
+            .or_else(|| created_name(&op))
+            .ok_or_else(|| {
+                invalid_argument("instances.create: LXD did not say which name it picked")
+            })?;
+        let mut fields = serde_json::Map::new();
+        fields.insert("name".into(), name.clone().into());
+        let mut instance = Instance::from_loaded(self, &name, Loaded { fields, etag: None });
+        instance.pending = Some(Pending::new(&op, After::Reload));
+        if wait {
+            instance.join(None)?;
+        }
+        Ok(instance)
+    }
+}
+
+/// The instance name an operation's resources name (when LXD picked it).
+fn created_name(op: &Operation) -> Option<String> {
+    let resources = op.0.get("resources")?;
+    let url = resources
+        .get("instances")
+        .or_else(|| resources.get("containers"))?
+        .as_array()?
+        .first()?
+        .as_str()?;
+    url.rsplit('/').next().map(str::to_owned)
+}
+
+/// One instance: its fields as loaded, local edits, and a pending operation.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub(crate) client: Client,
+    api: Instances,
+    pub(crate) name: String,
+    loaded: serde_json::Map<String, Value>,
+    current: serde_json::Map<String, Value>,
+    etag: Option<String>,
+    pending: Option<Pending>,
+}
+
+/// Arguments of the state changes (`start`, `stop`, ...), with pylxd's defaults.
+struct StateArgs {
+    timeout: i64,
+    force: bool,
+    wait: bool,
+    stateful: bool,
+}
+
+impl Default for StateArgs {
+    fn default() -> Self {
+        StateArgs {
+            timeout: 30,
+            force: true,
+            wait: false,
+            stateful: false,
+        }
+    }
+}
+
+impl StateArgs {
+    fn from_map(call: &str, map: Map) -> RhaiResultOf<Self> {
+        let o = Options::new(call, map, &["timeout", "force", "wait", "stateful"])?;
+        let d = StateArgs::default();
+        Ok(StateArgs {
+            timeout: o.int("timeout")?.unwrap_or(d.timeout),
+            force: o.bool("force")?.unwrap_or(d.force),
+            wait: o.bool("wait")?.unwrap_or(d.wait),
+            stateful: o.bool("stateful")?.unwrap_or(d.stateful),
+        })
+    }
+}
+
+impl Instance {
+    fn from_loaded(manager: &InstanceManager, name: &str, loaded: Loaded) -> Self {
+        Instance {
+            client: manager.client.clone(),
+            api: manager.api.clone(),
+            name: name.to_owned(),
+            current: loaded.fields.clone(),
+            loaded: loaded.fields,
+            etag: loaded.etag,
+            pending: None,
+        }
+    }
+
+    /// Joins the pending operation, if any, and does what it left to do.
+    fn join(&mut self, timeout: Option<Duration>) -> RhaiResultOf<()> {
+        let Some((_, after)) = join_slot(
+            &mut self.pending,
+            &self.client.bridge,
+            &self.client.api,
+            timeout,
+        )?
+        else {
+            return Ok(());
+        };
+        match after {
+            After::Reload => self.reload(),
+            After::Renamed(new_name) => {
+                self.name = new_name;
+                self.reload()
+            }
+            After::Deleted | After::Nothing => Ok(()),
+        }
+    }
+
+    /// Reloads from the server, dropping local edits.
+    fn reload(&mut self) -> RhaiResultOf<()> {
+        let loaded = self.client.bridge.block_on(self.api.get(&self.name))?;
+        self.current = loaded.fields.clone();
+        self.loaded = loaded.fields;
+        self.etag = loaded.etag;
+        Ok(())
+    }
+
+    /// Runs an operation this object started: waits (then `after`) or leaves it pending.
+    fn follow(&mut self, op: Operation, wait: bool, after: After) -> RhaiResultOf<()> {
+        self.pending = Some(Pending::new(&op, after));
+        if wait { self.join(None) } else { Ok(()) }
+    }
+
+    fn field(&mut self, key: &str) -> RhaiResultOf<Dynamic> {
+        self.join(None)?;
+        Ok(self.current.get(key).map_or(Dynamic::UNIT, json_to_dynamic))
+    }
+
+    fn set_field(&mut self, key: &str, value: &Dynamic) -> RhaiResultOf<()> {
+        self.join(None)?;
+        let json =
+            dynamic_to_json(value).map_err(|e| invalid_argument(format!("Instance.{key}: {e}")))?;
+        self.current.insert(key.to_owned(), json);
+        Ok(())
+    }
+
+    fn save(&mut self, wait: bool) -> RhaiResultOf<()> {
+        self.join(None)?;
+        let Some(update) = diff(&self.loaded, &self.current) else {
+            return Ok(());
+        };
+        let op =
+            self.client
+                .bridge
+                .block_on(self.api.save(&self.name, update, self.etag.as_deref()))?;
+        match op {
+            Some(op) => self.follow(op, wait, After::Reload),
+            None => self.reload(),
+        }
+    }
+
+    fn change_state(&mut self, action: &str, args: StateArgs) -> RhaiResultOf<()> {
+        self.join(None)?;
+        let op = self.client.bridge.block_on(self.api.change_state(
+            &self.name,
+            action,
+            args.timeout,
+            args.force,
+            args.stateful,
+        ))?;
+        self.follow(op, args.wait, After::Reload)
+    }
+
+    fn delete(&mut self, wait: bool, force: bool) -> RhaiResultOf<()> {
+        self.join(None)?;
+        if force && self.current.get("status").and_then(Value::as_str) != Some("Stopped") {
+            self.change_state(
+                "stop",
+                StateArgs {
+                    wait: true,
+                    ..StateArgs::default()
+                },
+            )?;
+        }
+        let op = self.client.bridge.block_on(self.api.delete(&self.name))?;
+        self.follow(op, wait, After::Deleted)
+    }
+
+    fn rename(&mut self, new_name: &str, wait: bool) -> RhaiResultOf<()> {
+        self.join(None)?;
+        let op = self
+            .client
+            .bridge
+            .block_on(self.api.rename(&self.name, new_name))?;
+        self.follow(op, wait, After::Renamed(new_name.to_owned()))
+    }
+
+    fn restore_snapshot(&mut self, snapshot: &str, wait: bool, stateful: bool) -> RhaiResultOf<()> {
+        self.join(None)?;
+        let op = self
+            .client
+            .bridge
+            .block_on(self.api.restore(&self.name, snapshot, stateful))?;
+        self.follow(op, wait, After::Reload)
+    }
+
+    fn state(&mut self) -> RhaiResultOf<Dynamic> {
+        self.join(None)?;
+        let state = self.client.bridge.block_on(self.api.state(&self.name))?;
+        Ok(json_to_dynamic(&state))
+    }
+
+    fn publish(&mut self, args: PublishArgs) -> RhaiResultOf<Dynamic> {
+        self.join(None)?;
+        let source = PublishSource::Instance(self.name.clone());
+        publish(&self.client, &mut self.pending, &source, args)
+    }
+
+    fn describe(&self) -> String {
+        let text = |k: &str| {
+            self.current
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        };
+        let mut s = format!("Instance {}", self.name);
+        for part in [text("status"), text("type")] {
+            if !part.is_empty() {
+                s.push(' ');
+                s.push_str(part);
+            }
+        }
+        let location = text("location");
+        if !location.is_empty() && location != "none" {
+            s.push_str(" @");
+            s.push_str(location);
+        }
+        s
+    }
+}
+
+/// Arguments of `publish`, shared by instances and snapshots.
+pub(crate) struct PublishArgs {
+    pub(crate) wait: bool,
+    pub(crate) options: Publish,
+}
+
+impl PublishArgs {
+    pub(crate) fn positional(public: bool, wait: bool) -> Self {
+        PublishArgs {
+            wait,
+            options: Publish {
+                public,
+                ..Publish::default()
+            },
+        }
+    }
+
+    pub(crate) fn from_map(call: &str, map: Map) -> RhaiResultOf<Self> {
+        let o = Options::new(
+            call,
+            map,
+            &[
+                "public",
+                "wait",
+                "aliases",
+                "properties",
+                "compression_algorithm",
+            ],
+        )?;
+        let properties = match o.map("properties")? {
+            Some(m) => map_to_object(&m).map_err(|e| invalid_argument(format!("{call}: {e}")))?,
+            None => serde_json::Map::new(),
+        };
+        Ok(PublishArgs {
+            wait: o.bool("wait")?.unwrap_or(false),
+            options: Publish {
+                public: o.bool("public")?.unwrap_or(false),
+                aliases: o.strings("aliases")?.unwrap_or_default(),
+                properties,
+                compression_algorithm: o.string("compression_algorithm")?,
+            },
+        })
+    }
+}
+
+/// Publishes `source`; returns the Image when waited, else `()` with the operation left pending.
+pub(crate) fn publish(
+    client: &Client,
+    pending: &mut Option<Pending>,
+    source: &PublishSource,
+    args: PublishArgs,
+) -> RhaiResultOf<Dynamic> {
+    let images = crate::lxd::image::Images::new(client.api.clone());
+    let op = client
+        .bridge
+        .block_on(images.publish(source, &args.options))?;
+    if !args.wait {
+        *pending = Some(Pending::new(&op, After::Nothing));
+        return Ok(Dynamic::UNIT);
+    }
+    let done = client
+        .bridge
+        .block_on(client.api.wait_operation(op.id(), None))?;
+    let fingerprint = done
+        .metadata()
+        .get("fingerprint")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid_argument("publish: LXD did not return the image fingerprint"))?;
+    Ok(Dynamic::from(Image::load(client, fingerprint)?))
+}
+
+/// The writable attributes.
+const WRITABLE: [&str; 6] = crate::lxd::instance::WRITABLE;
+/// The read-only attributes, with the hint a failed assignment gives.
+const READ_ONLY: [(&str, &str); 11] = [
+    ("name", "; use rename()"),
+    ("status", "; use start(), stop(), freeze() or unfreeze()"),
+    ("status_code", ""),
+    ("created_at", ""),
+    ("last_used_at", ""),
+    ("location", "; use migrate() with a target"),
+    ("type", ""),
+    ("stateful", ""),
+    ("expanded_config", "; edit config instead"),
+    ("expanded_devices", "; edit devices instead"),
+    ("project", ""),
+];
+
+/// Registers the instance managers and `Instance`.
+pub fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<InstanceManager>("Instances");
+    engine.register_type_with_name::<Instance>("Instance");
+
+    rhai::FuncRegistration::new("exists")
+        .with_comments([
+            "/// True when an instance of this name (and of this manager's type) exists.",
+        ])
+        .register_into_engine(engine, |m: &mut InstanceManager, name: &str| {
+            m.client.bridge.block_on(m.api.exists(name))
+        });
+    rhai::FuncRegistration::new("get")
+        .with_comments(["/// Loads an instance; throws NotFound when missing."])
+        .register_into_engine(engine, |m: &mut InstanceManager, name: &str| m.get(name));
+    rhai::FuncRegistration::new("all")
+        .with_comments(["/// Every instance, fully loaded, in one request."])
+        .register_into_engine(engine, |m: &mut InstanceManager| m.all());
+    rhai::FuncRegistration::new("create")
+        .with_comments(["/// Creates an instance from LXD's create body (name, source, config, devices, profiles, ...); does not wait."])
+        .register_into_engine(engine, |m: &mut InstanceManager, config: Map| {
+            m.create(config, false, None)
+        });
+    rhai::FuncRegistration::new("create")
+        .with_comments(["/// Creates an instance; waits when `wait` is true."])
+        .register_into_engine(
+            engine,
+            |m: &mut InstanceManager, config: Map, wait: bool| m.create(config, wait, None),
+        );
+    rhai::FuncRegistration::new("create")
+        .with_comments(["/// Creates an instance on a cluster member (`target`)."])
+        .register_into_engine(
+            engine,
+            |m: &mut InstanceManager, config: Map, wait: bool, target: &str| {
+                m.create(config, wait, Some(target.to_owned()))
+            },
+        );
+    rhai::FuncRegistration::new("create")
+        .with_comments(["/// Creates an instance with options #{wait, target}."])
+        .register_into_engine(
+            engine,
+            |m: &mut InstanceManager, config: Map, options: Map| {
+                let o = Options::new("instances.create", options, &["wait", "target"])?;
+                m.create(
+                    config,
+                    o.bool("wait")?.unwrap_or(false),
+                    o.string("target")?,
+                )
+            },
+        );
+
+    for key in WRITABLE {
+        rhai::FuncRegistration::new_getter(key)
+            .with_comments([format!(
+                "/// The instance's `{key}` (writable; save() writes it back)."
+            )])
+            .register_into_engine(engine, move |i: &mut Instance| i.field(key));
+        rhai::FuncRegistration::new_setter(key)
+            .with_comments([format!("/// Sets `{key}`; save() writes it back.")])
+            .register_into_engine(engine, move |i: &mut Instance, v: Dynamic| {
+                i.set_field(key, &v)
+            });
+    }
+    for (key, hint) in READ_ONLY {
+        rhai::FuncRegistration::new_getter(key)
+            .with_comments([format!("/// The instance's `{key}` (read-only).")])
+            .register_into_engine(engine, move |i: &mut Instance| {
+                if key == "name" {
+                    i.join(None)?;
+                    return Ok(Dynamic::from(i.name.clone()));
+                }
+                i.field(key)
+            });
+        rhai::FuncRegistration::new_setter(key)
+            .with_comments([format!(
+                "/// `{key}` is read-only: assigning it throws ReadOnly."
+            )])
+            .register_into_engine(
+                engine,
+                move |_: &mut Instance, _: Dynamic| -> RhaiResultOf<()> {
+                    Err(read_only("Instance", key, hint))
+                },
+            );
+    }
+
+    rhai::FuncRegistration::new("to_map")
+        .with_comments(["/// The whole instance as a map, unknown server fields included."])
+        .register_into_engine(engine, |i: &mut Instance| -> RhaiResultOf<Map> {
+            i.join(None)?;
+            Ok(object_to_map(&i.current))
+        });
+    rhai::FuncRegistration::new("save")
+        .with_comments([
+            "/// Writes changed attributes back (only what changed, with If-Match) and waits.",
+        ])
+        .register_into_engine(engine, |i: &mut Instance| i.save(true));
+    rhai::FuncRegistration::new("save")
+        .with_comments(["/// Writes changed attributes back; waits when `wait` is true."])
+        .register_into_engine(engine, |i: &mut Instance, wait: bool| i.save(wait));
+    rhai::FuncRegistration::new("sync")
+        .with_comments(["/// Reloads from the server, dropping unsaved local edits."])
+        .register_into_engine(engine, |i: &mut Instance| -> RhaiResultOf<()> {
+            i.join(None)?;
+            i.reload()
+        });
+    rhai::FuncRegistration::new("wait")
+        .with_comments(["/// Joins the pending operation of a call made without waiting."])
+        .register_into_engine(engine, |i: &mut Instance| i.join(None));
+    rhai::FuncRegistration::new("wait")
+        .with_comments([
+            "/// Joins the pending operation, throwing Timeout after `timeout` seconds.",
+        ])
+        .register_into_engine(engine, |i: &mut Instance, timeout: Dynamic| {
+            let t = duration_arg("Instance.wait", &timeout)?;
+            i.join(Some(t))
+        });
+
+    rhai::FuncRegistration::new("delete")
+        .with_comments(["/// Deletes the instance (does not wait)."])
+        .register_into_engine(engine, |i: &mut Instance| i.delete(false, false));
+    rhai::FuncRegistration::new("delete")
+        .with_comments(["/// Deletes the instance; waits when `wait` is true."])
+        .register_into_engine(engine, |i: &mut Instance, wait: bool| i.delete(wait, false));
+    rhai::FuncRegistration::new("delete")
+        .with_comments([
+            "/// Deletes with options #{wait, force}; `force` stops a running instance first.",
+        ])
+        .register_into_engine(engine, |i: &mut Instance, options: Map| {
+            let o = Options::new("Instance.delete", options, &["wait", "force"])?;
+            i.delete(
+                o.bool("wait")?.unwrap_or(false),
+                o.bool("force")?.unwrap_or(false),
+            )
+        });
+    rhai::FuncRegistration::new("rename")
+        .with_comments(["/// Renames the (stopped) instance (does not wait)."])
+        .register_into_engine(engine, |i: &mut Instance, name: &str| i.rename(name, false));
+    rhai::FuncRegistration::new("rename")
+        .with_comments(["/// Renames the (stopped) instance; waits when `wait` is true."])
+        .register_into_engine(engine, |i: &mut Instance, name: &str, wait: bool| {
+            i.rename(name, wait)
+        });
+
+    for action in ["start", "stop", "restart", "freeze", "unfreeze"] {
+        rhai::FuncRegistration::new(action)
+            .with_comments([format!(
+                "/// {action}: timeout 30, force true, no wait (pylxd's defaults)."
+            )])
+            .register_into_engine(engine, move |i: &mut Instance| {
+                i.change_state(action, StateArgs::default())
+            });
+        rhai::FuncRegistration::new(action)
+            .with_comments([format!("/// {action}; waits when `wait` is true.")])
+            .register_into_engine(engine, move |i: &mut Instance, wait: bool| {
+                i.change_state(
+                    action,
+                    StateArgs {
+                        wait,
+                        ..StateArgs::default()
+                    },
+                )
+            });
+        rhai::FuncRegistration::new(action)
+            .with_comments([format!(
+                "/// {action} with a timeout (seconds), force and wait."
+            )])
+            .register_into_engine(
+                engine,
+                move |i: &mut Instance, timeout: i64, force: bool, wait: bool| {
+                    i.change_state(
+                        action,
+                        StateArgs {
+                            timeout,
+                            force,
+                            wait,
+                            stateful: false,
+                        },
+                    )
+                },
+            );
+        rhai::FuncRegistration::new(action)
+            .with_comments([format!(
+                "/// {action} with options #{{timeout, force, wait, stateful}}."
+            )])
+            .register_into_engine(engine, move |i: &mut Instance, options: Map| {
+                let args = StateArgs::from_map(&format!("Instance.{action}"), options)?;
+                i.change_state(action, args)
+            });
+    }
+
+    rhai::FuncRegistration::new("state")
+        .with_comments([
+            "/// The runtime state: status, cpu, memory, disk, network, pid, processes.",
+        ])
+        .register_into_engine(engine, |i: &mut Instance| i.state());
+    rhai::FuncRegistration::new("restore_snapshot")
+        .with_comments(["/// Restores a snapshot (does not wait)."])
+        .register_into_engine(engine, |i: &mut Instance, name: &str| {
+            i.restore_snapshot(name, false, false)
+        });
+    rhai::FuncRegistration::new("restore_snapshot")
+        .with_comments(["/// Restores a snapshot; waits when `wait` is true."])
+        .register_into_engine(engine, |i: &mut Instance, name: &str, wait: bool| {
+            i.restore_snapshot(name, wait, false)
+        });
+    rhai::FuncRegistration::new("restore_snapshot")
+        .with_comments(["/// Restores a snapshot with options #{wait, stateful}."])
+        .register_into_engine(engine, |i: &mut Instance, name: &str, options: Map| {
+            let o = Options::new("Instance.restore_snapshot", options, &["wait", "stateful"])?;
+            i.restore_snapshot(
+                name,
+                o.bool("wait")?.unwrap_or(false),
+                o.bool("stateful")?.unwrap_or(false),
+            )
+        });
+
+    rhai::FuncRegistration::new("publish")
+        .with_comments(["/// Publishes the (stopped) instance as a private image (does not wait)."])
+        .register_into_engine(engine, |i: &mut Instance| {
+            i.publish(PublishArgs::positional(false, false))
+        });
+    rhai::FuncRegistration::new("publish")
+        .with_comments(["/// Publishes the instance as an image, public or not (does not wait)."])
+        .register_into_engine(engine, |i: &mut Instance, public: bool| {
+            i.publish(PublishArgs::positional(public, false))
+        });
+    rhai::FuncRegistration::new("publish")
+        .with_comments(["/// Publishes the instance; returns the Image when `wait` is true."])
+        .register_into_engine(engine, |i: &mut Instance, public: bool, wait: bool| {
+            i.publish(PublishArgs::positional(public, wait))
+        });
+    rhai::FuncRegistration::new("publish")
+        .with_comments(["/// Publishes with options #{public, wait, aliases, properties, compression_algorithm}."])
+        .register_into_engine(engine, |i: &mut Instance, options: Map| {
+            i.publish(PublishArgs::from_map("Instance.publish", options)?)
+        });
+
+    rhai::FuncRegistration::new_getter("snapshots")
+        .with_comments(["/// The instance's snapshots."])
+        .register_into_engine(
+            engine,
+            |i: &mut Instance| -> RhaiResultOf<SnapshotManager> {
+                i.join(None)?;
+                Ok(SnapshotManager::new(i.client.clone(), &i.name))
+            },
+        );
+
+    engine.register_fn("to_string", |i: &mut Instance| i.describe());
+    engine.register_fn("to_debug", |i: &mut Instance| i.describe());
+    engine.register_fn("to_string", |m: &mut InstanceManager| {
+        format!("Instances of {}", m.client.api.endpoint())
+    });
+}

@@ -1,0 +1,82 @@
+//! Pending operations (contract §0): a call made with `wait: false` leaves its operation on the
+//! object; `obj.wait()` or the object's next call joins it first, so scripts never race.
+
+use std::time::Duration;
+
+use super::errors::RhaiResultOf;
+use super::runtime::Bridge;
+use crate::lxd::{self, response::Operation};
+
+/// What the object must do once its pending operation has ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum After {
+    /// Reload the object from the server.
+    Reload,
+    /// The object now has this name; reload it under the new name.
+    Renamed(String),
+    /// The object is gone.
+    Deleted,
+    /// Nothing to do (a publish: the image is the result, not this object).
+    Nothing,
+}
+
+/// An operation started by an object and not yet joined.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    operation: String,
+    after: After,
+}
+
+impl Pending {
+    /// Remembers `op`, to be followed by `after`.
+    pub fn new(op: &Operation, after: After) -> Self {
+        Pending {
+            operation: op.id().to_owned(),
+            after,
+        }
+    }
+
+    /// Waits for the operation; a failure throws here, at the join.
+    pub fn join(
+        self,
+        bridge: &Bridge,
+        client: &lxd::Client,
+        timeout: Option<Duration>,
+    ) -> RhaiResultOf<(Operation, After)> {
+        let op = bridge.block_on(client.wait_operation(&self.operation, timeout))?;
+        Ok((op, self.after))
+    }
+}
+
+/// Takes the pending operation of `slot` and joins it; `None` when there was none.
+///
+/// On a timeout the operation stays pending, so a later `wait()` can join it again.
+pub fn join_slot(
+    slot: &mut Option<Pending>,
+    bridge: &Bridge,
+    client: &lxd::Client,
+    timeout: Option<Duration>,
+) -> RhaiResultOf<Option<(Operation, After)>> {
+    let Some(pending) = slot.take() else {
+        return Ok(None);
+    };
+    match pending.clone().join(bridge, client, timeout) {
+        Ok(done) => Ok(Some(done)),
+        Err(err) => {
+            if is_timeout(&err) {
+                *slot = Some(pending);
+            }
+            Err(err)
+        }
+    }
+}
+
+fn is_timeout(err: &rhai::EvalAltResult) -> bool {
+    match err {
+        rhai::EvalAltResult::ErrorRuntime(v, _) => v
+            .read_lock::<rhai::Map>()
+            .and_then(|m| m.get("kind").map(|k| k.to_string() == "Timeout"))
+            .unwrap_or(false),
+        _ => false,
+    }
+}

@@ -1,0 +1,167 @@
+//! Compiling and running scripts, and reporting how they ended as an exit status.
+
+use rhai::{AST, Engine, EvalAltResult, Map, ParseError, Position, Scope};
+
+use super::errors::INTERRUPTED;
+
+/// How a script ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// It ran to the end.
+    Finished,
+    /// It called `exit(code)`.
+    Exit(i32),
+    /// An uncaught error; the message says where and what.
+    Failed(String),
+    /// Ctrl-C stopped it.
+    Interrupted,
+    /// It does not compile.
+    Invalid(String),
+}
+
+impl Outcome {
+    /// The process exit status: 0, `exit(n)`, 1 for an error, 2 for a compile error, 130 for Ctrl-C.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Finished => 0,
+            Outcome::Exit(code) => *code,
+            Outcome::Failed(_) => 1,
+            Outcome::Invalid(_) => 2,
+            Outcome::Interrupted => 130,
+        }
+    }
+}
+
+/// Replaces a leading `#!` line by an empty one, keeping line numbers.
+pub fn strip_shebang(source: &str) -> &str {
+    if source.starts_with("#!") {
+        match source.find('\n') {
+            Some(i) => &source[i..],
+            None => "",
+        }
+    } else {
+        source
+    }
+}
+
+/// Compiles a script; the error reads `name:line:column: message`.
+pub fn compile(engine: &Engine, scope: &Scope, name: &str, source: &str) -> Result<AST, String> {
+    engine
+        .compile_with_scope(scope, strip_shebang(source))
+        .map_err(|e| describe_parse_error(name, &e))
+}
+
+/// `name:line:column: message` for a compile error.
+pub fn describe_parse_error(name: &str, err: &ParseError) -> String {
+    located(name, err.position(), &err.err_type().to_string())
+}
+
+/// Runs a compiled script in `scope`.
+pub fn run(engine: &Engine, scope: &mut Scope, ast: &AST, name: &str) -> Outcome {
+    match engine.run_ast_with_scope(scope, ast) {
+        Ok(()) => Outcome::Finished,
+        Err(err) => outcome_of(&err, name),
+    }
+}
+
+/// Classifies a failed evaluation.
+pub fn outcome_of(err: &EvalAltResult, name: &str) -> Outcome {
+    match err.unwrap_inner() {
+        EvalAltResult::Exit(value, _) => Outcome::Exit(exit_status(value)),
+        EvalAltResult::ErrorTerminated(value, _) if value.to_string() == INTERRUPTED => {
+            Outcome::Interrupted
+        }
+        _ => Outcome::Failed(describe_error(err, name)),
+    }
+}
+
+/// `exit()` is 0, `exit(n)` is n (clamped to a status byte), anything else 1.
+fn exit_status(value: &rhai::Dynamic) -> i32 {
+    if value.is_unit() {
+        return 0;
+    }
+    value
+        .as_int()
+        .map(|n| i32::try_from(n.clamp(0, 255)).unwrap_or(1))
+        .unwrap_or(1)
+}
+
+/// `name:line:column: Kind: message` for an uncaught error, at the innermost known position.
+pub fn describe_error(err: &EvalAltResult, name: &str) -> String {
+    let inner = err.unwrap_inner();
+    let position = if inner.position().is_none() {
+        err.position()
+    } else {
+        inner.position()
+    };
+    let message = match inner {
+        EvalAltResult::ErrorRuntime(value, _) => match value.read_lock::<Map>() {
+            Some(map) if map.contains_key("kind") => {
+                let field = |k: &str| map.get(k).map(|v| v.to_string()).unwrap_or_default();
+                format!("{}: {}", field("kind"), field("message"))
+            }
+            _ => format!("uncaught exception: {value}"),
+        },
+        other => {
+            // Rhai appends " (line L, position C)"; the location is printed in front instead.
+            let text = other.to_string();
+            let suffix = format!(" ({})", other.position());
+            text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
+        }
+    };
+    located(name, position, &message)
+}
+
+fn located(name: &str, position: Position, message: &str) -> String {
+    match (position.line(), position.position()) {
+        (Some(line), Some(column)) => format!("{name}:{line}:{column}: {message}"),
+        (Some(line), None) => format!("{name}:{line}: {message}"),
+        _ => format!("{name}: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebangs_are_blanked_keeping_lines() {
+        assert_eq!(
+            strip_shebang("#!/usr/bin/env lxd-script\nlet x = 1;"),
+            "\nlet x = 1;"
+        );
+        assert_eq!(strip_shebang("let x = 1;"), "let x = 1;");
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(Outcome::Finished.exit_code(), 0);
+        assert_eq!(Outcome::Exit(3).exit_code(), 3);
+        assert_eq!(Outcome::Failed(String::new()).exit_code(), 1);
+        assert_eq!(Outcome::Invalid(String::new()).exit_code(), 2);
+        assert_eq!(Outcome::Interrupted.exit_code(), 130);
+    }
+
+    #[test]
+    fn compile_errors_carry_file_line_and_column() {
+        let engine = Engine::new();
+        let err =
+            compile(&engine, &Scope::new(), "x.rhai", "let a = 1;\nlet = 2;").expect_err("bad");
+        assert!(err.starts_with("x.rhai:2:"), "{err}");
+    }
+
+    #[test]
+    fn thrown_error_maps_show_kind_and_message() {
+        let engine = Engine::new();
+        let err = engine
+            .run(
+                r#"let x = 1;
+throw #{kind: "NotFound", message: "Instance not found"};"#,
+            )
+            .expect_err("thrown");
+        assert_eq!(
+            describe_error(&err, "t.rhai"),
+            "t.rhai:2:1: NotFound: Instance not found"
+        );
+    }
+}

@@ -1,0 +1,348 @@
+//! `i.snapshots` and `Snapshot`.
+
+use std::time::Duration;
+
+use rhai::{Array, Dynamic, Engine, Map};
+use serde_json::Value;
+
+use super::client::{Client, duration_arg};
+use super::convert::{json_to_dynamic, object_to_map};
+use super::errors::{RhaiResultOf, read_only};
+use super::instance::{PublishArgs, publish};
+use super::options::Options;
+use super::pending::{After, Pending, join_slot};
+use crate::lxd::image::PublishSource;
+use crate::lxd::instance::Instances;
+use crate::lxd::snapshot::{CreateSnapshot, Snapshots};
+
+/// The snapshots of one instance.
+#[derive(Debug, Clone)]
+pub struct SnapshotManager {
+    client: Client,
+    api: Snapshots,
+    instance: String,
+}
+
+impl SnapshotManager {
+    /// The snapshots of `instance`.
+    pub fn new(client: Client, instance: &str) -> Self {
+        let api = Snapshots::new(client.api.clone(), instance);
+        SnapshotManager {
+            client,
+            api,
+            instance: instance.to_owned(),
+        }
+    }
+
+    fn snapshot(&self, name: &str, fields: serde_json::Map<String, Value>) -> Snapshot {
+        Snapshot {
+            client: self.client.clone(),
+            api: self.api.clone(),
+            instance: self.instance.clone(),
+            name: name.to_owned(),
+            fields,
+            pending: None,
+        }
+    }
+
+    fn get(&self, name: &str) -> RhaiResultOf<Snapshot> {
+        let loaded = self.client.bridge.block_on(self.api.get(name))?;
+        Ok(self.snapshot(name, loaded.fields))
+    }
+
+    fn all(&self) -> RhaiResultOf<Array> {
+        let items = self.client.bridge.block_on(self.api.all())?;
+        Ok(items
+            .into_iter()
+            .map(|fields| {
+                let name = short_name(
+                    fields
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                );
+                Dynamic::from(self.snapshot(&name, fields))
+            })
+            .collect())
+    }
+
+    fn create(&self, opts: CreateSnapshot, wait: bool) -> RhaiResultOf<Snapshot> {
+        let op = self.client.bridge.block_on(self.api.create(&opts))?;
+        let name = opts
+            .name
+            .clone()
+            .or_else(|| created_name(op.0.get("resources")))
+            .unwrap_or_default();
+        let mut snapshot = self.snapshot(&name, serde_json::Map::new());
+        snapshot.pending = Some(Pending::new(&op, After::Reload));
+        if wait {
+            snapshot.join(None)?;
+        }
+        Ok(snapshot)
+    }
+}
+
+/// `c1/snap0` → `snap0`.
+fn short_name(full: &str) -> String {
+    full.rsplit('/').next().unwrap_or(full).to_owned()
+}
+
+/// The snapshot name in an operation's resources (when LXD picked it).
+fn created_name(resources: Option<&Value>) -> Option<String> {
+    let urls = resources?.as_object()?;
+    urls.values()
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(Value::as_str)
+        .find(|u| u.contains("/snapshots/"))
+        .map(short_name)
+}
+
+/// One snapshot.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    client: Client,
+    api: Snapshots,
+    instance: String,
+    name: String,
+    fields: serde_json::Map<String, Value>,
+    pending: Option<Pending>,
+}
+
+impl Snapshot {
+    fn join(&mut self, timeout: Option<Duration>) -> RhaiResultOf<()> {
+        let Some((_, after)) = join_slot(
+            &mut self.pending,
+            &self.client.bridge,
+            &self.client.api,
+            timeout,
+        )?
+        else {
+            return Ok(());
+        };
+        match after {
+            After::Reload => self.reload(),
+            After::Renamed(name) => {
+                self.name = name;
+                self.reload()
+            }
+            After::Deleted | After::Nothing => Ok(()),
+        }
+    }
+
+    fn reload(&mut self) -> RhaiResultOf<()> {
+        self.fields = self
+            .client
+            .bridge
+            .block_on(self.api.get(&self.name))?
+            .fields;
+        Ok(())
+    }
+
+    fn field(&mut self, key: &str) -> RhaiResultOf<Dynamic> {
+        self.join(None)?;
+        Ok(match key {
+            "name" => self.name.clone().into(),
+            "instance" => self.instance.clone().into(),
+            _ => self.fields.get(key).map_or(Dynamic::UNIT, json_to_dynamic),
+        })
+    }
+
+    fn rename(&mut self, new_name: &str, wait: bool) -> RhaiResultOf<()> {
+        self.join(None)?;
+        let op = self
+            .client
+            .bridge
+            .block_on(self.api.rename(&self.name, new_name))?;
+        self.pending = Some(Pending::new(&op, After::Renamed(new_name.to_owned())));
+        if wait { self.join(None) } else { Ok(()) }
+    }
+
+    fn delete(&mut self, wait: bool) -> RhaiResultOf<()> {
+        self.join(None)?;
+        let op = self.client.bridge.block_on(self.api.delete(&self.name))?;
+        self.pending = Some(Pending::new(&op, After::Deleted));
+        if wait { self.join(None) } else { Ok(()) }
+    }
+
+    fn restore(&mut self, wait: bool) -> RhaiResultOf<()> {
+        self.join(None)?;
+        let instances = Instances::new(self.client.api.clone(), None);
+        let stateful = self
+            .fields
+            .get("stateful")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let op =
+            self.client
+                .bridge
+                .block_on(instances.restore(&self.instance, &self.name, stateful))?;
+        self.pending = Some(Pending::new(&op, After::Nothing));
+        if wait { self.join(None) } else { Ok(()) }
+    }
+
+    fn publish(&mut self, args: PublishArgs) -> RhaiResultOf<Dynamic> {
+        self.join(None)?;
+        let source = PublishSource::Snapshot {
+            instance: self.instance.clone(),
+            snapshot: self.name.clone(),
+        };
+        publish(&self.client, &mut self.pending, &source, args)
+    }
+}
+
+/// Snapshot attributes (all read-only).
+const ATTRIBUTES: [&str; 7] = [
+    "name",
+    "created_at",
+    "stateful",
+    "expires_at",
+    "description",
+    "size",
+    "instance",
+];
+
+/// Registers the snapshot manager and `Snapshot`.
+pub fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<SnapshotManager>("Snapshots");
+    engine.register_type_with_name::<Snapshot>("Snapshot");
+
+    rhai::FuncRegistration::new("all")
+        .with_comments(["/// Every snapshot of the instance, fully loaded, in one request."])
+        .register_into_engine(engine, |m: &mut SnapshotManager| m.all());
+    rhai::FuncRegistration::new("get")
+        .with_comments(["/// Loads a snapshot; throws NotFound when missing."])
+        .register_into_engine(engine, |m: &mut SnapshotManager, name: &str| m.get(name));
+    rhai::FuncRegistration::new("exists")
+        .with_comments(["/// True when the snapshot exists."])
+        .register_into_engine(engine, |m: &mut SnapshotManager, name: &str| {
+            m.client.bridge.block_on(m.api.exists(name))
+        });
+    let create = |name: &str, stateful: bool| CreateSnapshot {
+        name: Some(name.to_owned()),
+        stateful,
+        expires_at: None,
+    };
+    rhai::FuncRegistration::new("create")
+        .with_comments(["/// Creates a stateless snapshot (does not wait)."])
+        .register_into_engine(engine, move |m: &mut SnapshotManager, name: &str| {
+            m.create(create(name, false), false)
+        });
+    rhai::FuncRegistration::new("create")
+        .with_comments(["/// Creates a snapshot, stateful (CRIU) or not (does not wait)."])
+        .register_into_engine(
+            engine,
+            move |m: &mut SnapshotManager, name: &str, stateful: bool| {
+                m.create(create(name, stateful), false)
+            },
+        );
+    rhai::FuncRegistration::new("create")
+        .with_comments(["/// Creates a snapshot; waits when `wait` is true."])
+        .register_into_engine(
+            engine,
+            move |m: &mut SnapshotManager, name: &str, stateful: bool, wait: bool| {
+                m.create(create(name, stateful), wait)
+            },
+        );
+    rhai::FuncRegistration::new("create")
+        .with_comments(["/// Creates a snapshot with options #{stateful, wait, expires_at}."])
+        .register_into_engine(
+            engine,
+            |m: &mut SnapshotManager, name: &str, options: Map| {
+                let o = Options::new(
+                    "snapshots.create",
+                    options,
+                    &["stateful", "wait", "expires_at"],
+                )?;
+                let opts = CreateSnapshot {
+                    name: Some(name.to_owned()),
+                    stateful: o.bool("stateful")?.unwrap_or(false),
+                    expires_at: o.string("expires_at")?,
+                };
+                m.create(opts, o.bool("wait")?.unwrap_or(false))
+            },
+        );
+
+    for key in ATTRIBUTES {
+        rhai::FuncRegistration::new_getter(key)
+            .with_comments([format!("/// The snapshot's `{key}`.")])
+            .register_into_engine(engine, move |s: &mut Snapshot| s.field(key));
+        rhai::FuncRegistration::new_setter(key)
+            .with_comments([format!(
+                "/// `{key}` is read-only: assigning it throws ReadOnly."
+            )])
+            .register_into_engine(
+                engine,
+                move |_: &mut Snapshot, _: Dynamic| -> RhaiResultOf<()> {
+                    Err(read_only(
+                        "Snapshot",
+                        key,
+                        if key == "name" { "; use rename()" } else { "" },
+                    ))
+                },
+            );
+    }
+    rhai::FuncRegistration::new("to_map")
+        .with_comments(["/// The whole snapshot as a map."])
+        .register_into_engine(engine, |s: &mut Snapshot| -> RhaiResultOf<Map> {
+            s.join(None)?;
+            Ok(object_to_map(&s.fields))
+        });
+    rhai::FuncRegistration::new("rename")
+        .with_comments(["/// Renames the snapshot (does not wait)."])
+        .register_into_engine(engine, |s: &mut Snapshot, name: &str| s.rename(name, false));
+    rhai::FuncRegistration::new("rename")
+        .with_comments(["/// Renames the snapshot; waits when `wait` is true."])
+        .register_into_engine(engine, |s: &mut Snapshot, name: &str, wait: bool| {
+            s.rename(name, wait)
+        });
+    rhai::FuncRegistration::new("delete")
+        .with_comments(["/// Deletes the snapshot (does not wait)."])
+        .register_into_engine(engine, |s: &mut Snapshot| s.delete(false));
+    rhai::FuncRegistration::new("delete")
+        .with_comments(["/// Deletes the snapshot; waits when `wait` is true."])
+        .register_into_engine(engine, |s: &mut Snapshot, wait: bool| s.delete(wait));
+    rhai::FuncRegistration::new("restore")
+        .with_comments(["/// Restores the instance to this snapshot (does not wait)."])
+        .register_into_engine(engine, |s: &mut Snapshot| s.restore(false));
+    rhai::FuncRegistration::new("restore")
+        .with_comments(["/// Restores the instance to this snapshot; waits when `wait` is true."])
+        .register_into_engine(engine, |s: &mut Snapshot, wait: bool| s.restore(wait));
+    rhai::FuncRegistration::new("publish")
+        .with_comments(["/// Publishes the snapshot as a private image (does not wait)."])
+        .register_into_engine(engine, |s: &mut Snapshot| {
+            s.publish(PublishArgs::positional(false, false))
+        });
+    rhai::FuncRegistration::new("publish")
+        .with_comments(["/// Publishes the snapshot, public or not (does not wait)."])
+        .register_into_engine(engine, |s: &mut Snapshot, public: bool| {
+            s.publish(PublishArgs::positional(public, false))
+        });
+    rhai::FuncRegistration::new("publish")
+        .with_comments(["/// Publishes the snapshot; returns the Image when `wait` is true."])
+        .register_into_engine(engine, |s: &mut Snapshot, public: bool, wait: bool| {
+            s.publish(PublishArgs::positional(public, wait))
+        });
+    rhai::FuncRegistration::new("publish")
+        .with_comments(["/// Publishes with options #{public, wait, aliases, properties, compression_algorithm}."])
+        .register_into_engine(engine, |s: &mut Snapshot, options: Map| {
+            s.publish(PublishArgs::from_map("Snapshot.publish", options)?)
+        });
+    rhai::FuncRegistration::new("wait")
+        .with_comments(["/// Joins the pending operation of a call made without waiting."])
+        .register_into_engine(engine, |s: &mut Snapshot| s.join(None));
+    rhai::FuncRegistration::new("wait")
+        .with_comments([
+            "/// Joins the pending operation, throwing Timeout after `timeout` seconds.",
+        ])
+        .register_into_engine(engine, |s: &mut Snapshot, timeout: Dynamic| {
+            let t = duration_arg("Snapshot.wait", &timeout)?;
+            s.join(Some(t))
+        });
+    engine.register_fn("to_string", |s: &mut Snapshot| {
+        format!("Snapshot {}/{}", s.instance, s.name)
+    });
+    engine.register_fn("to_debug", |s: &mut Snapshot| {
+        format!("Snapshot {}/{}", s.instance, s.name)
+    });
+}
