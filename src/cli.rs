@@ -1,0 +1,244 @@
+//! The command line: parses arguments, sets up the runtime and Ctrl-C, and runs a command.
+//! Returns the process exit status.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::repl;
+use crate::script::client::ConnectDefaults;
+use crate::script::run::{self, Outcome};
+use crate::script::runtime::{Bridge, Interrupt};
+use crate::script::{Session, build_engine, new_scope};
+
+const EXAMPLES: &str = "\
+Examples:
+  lxd-script run scripts/tour.rhai              run a script against the default LXD
+  lxd-script --remote second run deploy.rhai a  run it against a remote of the lxc configuration
+  lxd-script eval 'print(Client().instances.all().len())'
+  lxd-script check deploy.rhai                  compile only: errors as file:line:column
+  lxd-script repl                               explore a server interactively
+  ./deploy.rhai                                 with `#!/usr/bin/env lxd-script` as its first line
+
+Exit status: 0 success, 1 uncaught script error, 2 usage or compile error,
+exit(n) gives n, 130 after Ctrl-C.";
+
+/// Automate LXD with Rhai scripts: a pylxd-style API, a REPL, real errors.
+#[derive(Debug, Parser)]
+#[command(name = "lxd-script", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalOptions,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Options that apply to every command.
+#[derive(Debug, Args)]
+struct GlobalOptions {
+    /// Use this remote of the lxc client configuration for Client()
+    #[arg(long, global = true, value_name = "NAME")]
+    remote: Option<String>,
+    /// Connect Client() to this https:// URL or unix socket path
+    #[arg(long, global = true, value_name = "URL|SOCKET")]
+    endpoint: Option<String>,
+    /// Make every call in this LXD project
+    #[arg(long, global = true, value_name = "NAME")]
+    project: Option<String>,
+    /// Fail any single LXD request that takes longer than this many seconds
+    #[arg(long, global = true, value_name = "SECS")]
+    timeout: Option<f64>,
+    /// Never show progress bars
+    #[arg(long, global = true)]
+    no_progress: bool,
+    /// Log each LXD request on stderr (secrets are masked)
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    /// Stop a script after this many operations (0: no limit), against runaway loops
+    #[arg(long, global = true, value_name = "N", default_value_t = 0)]
+    max_operations: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a script file; ARGS are the script's `ARGS`
+    Run {
+        /// The script (.rhai)
+        script: PathBuf,
+        /// Arguments for the script
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run code given on the command line
+    Eval {
+        /// The code
+        code: String,
+        /// Arguments for the code (`ARGS`)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Compile scripts without running them; errors as file:line:column: message
+    Check {
+        /// The scripts
+        #[arg(required = true)]
+        scripts: Vec<PathBuf>,
+    },
+    /// Explore a server interactively (the default on a terminal)
+    Repl,
+}
+
+const SUBCOMMANDS: [&str; 5] = ["run", "eval", "check", "repl", "help"];
+
+/// `lxd-script FILE ...` (as a `#!` interpreter) means `lxd-script run FILE ...`.
+fn with_implicit_run(mut args: Vec<String>) -> Vec<String> {
+    if let Some(first) = args.get(1)
+        && !first.starts_with('-')
+        && !SUBCOMMANDS.contains(&first.as_str())
+        && Path::new(first).is_file()
+    {
+        args.insert(1, "run".to_owned());
+    }
+    args
+}
+
+/// Runs the command line and returns the exit status.
+pub fn main(args: Vec<String>) -> i32 {
+    let cli = Cli::parse_from(with_implicit_run(args));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lxd-script: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let interrupt = Interrupt::default();
+    runtime.spawn(forward_ctrl_c(interrupt.clone()));
+    let timeout = match cli.global.timeout {
+        Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
+        Some(secs) => {
+            eprintln!("lxd-script: --timeout must be a positive number of seconds, not {secs}");
+            return 2;
+        }
+        None => None,
+    };
+    let session = |args: Vec<String>, script_dir: Option<PathBuf>| {
+        Arc::new(Session {
+            bridge: Bridge::new(runtime.handle().clone(), interrupt.clone()),
+            defaults: ConnectDefaults {
+                remote: cli.global.remote.clone(),
+                endpoint: cli.global.endpoint.clone(),
+                project: cli.global.project.clone(),
+                timeout,
+                verbose: cli.global.verbose,
+            },
+            args,
+            script_dir,
+            max_operations: cli.global.max_operations,
+            progress: !cli.global.no_progress,
+        })
+    };
+    let code = match cli.command {
+        Some(Command::Run { script, args }) => match std::fs::read_to_string(&script) {
+            Ok(source) => {
+                let dir = script.parent().map(Path::to_path_buf);
+                run_source(&session(args, dir), &script.display().to_string(), &source)
+            }
+            Err(e) => {
+                eprintln!("lxd-script: cannot read {}: {e}", script.display());
+                2
+            }
+        },
+        Some(Command::Eval { code, args }) => run_source(&session(args, None), "<eval>", &code),
+        Some(Command::Check { scripts }) => check(&session(Vec::new(), None), &scripts),
+        Some(Command::Repl) => repl::run(&session(Vec::new(), None)),
+        None if std::io::stdin().is_terminal() => repl::run(&session(Vec::new(), None)),
+        None => {
+            let mut source = String::new();
+            match std::io::stdin().read_to_string(&mut source) {
+                Ok(_) => run_source(&session(Vec::new(), None), "<stdin>", &source),
+                Err(e) => {
+                    eprintln!("lxd-script: cannot read the script from stdin: {e}");
+                    2
+                }
+            }
+        }
+    };
+    // Do not wait for in-flight requests that Ctrl-C abandoned.
+    runtime.shutdown_background();
+    code
+}
+
+/// The first Ctrl-C interrupts the script (blocked calls return at once); a second one exits.
+async fn forward_ctrl_c(interrupt: Interrupt) {
+    while tokio::signal::ctrl_c().await.is_ok() {
+        if interrupt.is_triggered() {
+            std::process::exit(130);
+        }
+        interrupt.trigger();
+    }
+}
+
+/// Compiles and runs one script, printing an uncaught error, and returns the exit status.
+fn run_source(session: &Arc<Session>, name: &str, source: &str) -> i32 {
+    let engine = build_engine(session);
+    let mut scope = new_scope(session);
+    let outcome = match run::compile(&engine, &scope, name, source) {
+        Ok(ast) => run::run(&engine, &mut scope, &ast, name),
+        Err(message) => Outcome::Invalid(message),
+    };
+    match &outcome {
+        Outcome::Failed(message) | Outcome::Invalid(message) => eprintln!("{message}"),
+        Outcome::Interrupted => eprintln!("{name}: interrupted"),
+        Outcome::Finished | Outcome::Exit(_) => {}
+    }
+    outcome.exit_code()
+}
+
+/// Compiles scripts without running them.
+fn check(session: &Arc<Session>, scripts: &[PathBuf]) -> i32 {
+    let engine = build_engine(session);
+    let scope = new_scope(session);
+    let mut status = 0;
+    for script in scripts {
+        let name = script.display().to_string();
+        let result = std::fs::read_to_string(script)
+            .map_err(|e| format!("{name}: cannot read: {e}"))
+            .and_then(|source| run::compile(&engine, &scope, &name, &source).map(|_| ()));
+        if let Err(message) = result {
+            eprintln!("{message}");
+            status = 2;
+        }
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_as_first_argument_means_run() {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        let path = file.path().display().to_string();
+        let args = vec!["lxd-script".to_owned(), path.clone(), "a".to_owned()];
+        assert_eq!(
+            with_implicit_run(args),
+            vec!["lxd-script", "run", &path, "a"]
+        );
+        let args = vec!["lxd-script".to_owned(), "eval".to_owned(), "1".to_owned()];
+        assert_eq!(with_implicit_run(args.clone()), args);
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
