@@ -72,9 +72,7 @@ pub fn dynamic_to_json(value: &Dynamic) -> Result<Value, String> {
             .read_lock::<rhai::Blob>()
             .map(|b| b.clone())
             .unwrap_or_default();
-        return Ok(Value::Array(
-            blob.into_iter().map(Value::from).collect(),
-        ));
+        return Ok(Value::Array(blob.into_iter().map(Value::from).collect()));
     }
     Err(format!(
         "a {} has no JSON form; use its to_map() or one of its attributes",

@@ -64,7 +64,7 @@ pub fn invalid_argument(message: impl Into<String>) -> Box<EvalAltResult> {
 }
 
 /// `ReadOnly`: assigning a read-only attribute.
-pub fn read_only(type_name: &str, attribute: &str, hint: &str) -> Box<EvalAltResult> {
+fn read_only(type_name: &str, attribute: &str, hint: &str) -> Box<EvalAltResult> {
     script_error(
         ErrorKind::ReadOnly,
         format!("{type_name}.{attribute} is read-only{hint}"),
@@ -72,6 +72,29 @@ pub fn read_only(type_name: &str, attribute: &str, hint: &str) -> Box<EvalAltRes
         None,
         Dynamic::UNIT,
     )
+}
+
+/// The setter of a read-only attribute: Rhai writes a property back after a method call on it
+/// (`img.aliases.map(...)`), so an unchanged value is accepted; a changed one is `ReadOnly`.
+pub fn reject_change(
+    type_name: &str,
+    attribute: &str,
+    hint: &str,
+    current: &Dynamic,
+    assigned: &Dynamic,
+) -> RhaiResultOf<()> {
+    let same = match (
+        super::convert::dynamic_to_json(current),
+        super::convert::dynamic_to_json(assigned),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(read_only(type_name, attribute, hint))
+    }
 }
 
 /// The uncatchable termination of an interrupted script (Ctrl-C).

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::client::Client;
 use super::convert::{json_to_dynamic, object_to_map};
-use super::errors::{RhaiResultOf, read_only};
+use super::errors::{RhaiResultOf, reject_change};
 use crate::lxd::image::Images;
 
 /// One image.
@@ -65,12 +65,10 @@ pub fn register(engine: &mut Engine) {
             .with_comments([format!(
                 "/// `{key}` is read-only here: assigning it throws ReadOnly."
             )])
-            .register_into_engine(
-                engine,
-                move |_: &mut Image, _: Dynamic| -> RhaiResultOf<()> {
-                    Err(read_only("Image", key, ""))
-                },
-            );
+            .register_into_engine(engine, move |i: &mut Image, v: Dynamic| {
+                let current = i.fields.get(key).map_or(Dynamic::UNIT, json_to_dynamic);
+                reject_change("Image", key, "", &current, &v)
+            });
     }
     rhai::FuncRegistration::new("to_map")
         .with_comments(["/// The whole image as a map."])

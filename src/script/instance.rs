@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::client::{Client, duration_arg};
 use super::convert::{dynamic_to_json, json_to_dynamic, map_to_object, object_to_map};
-use super::errors::{RhaiResultOf, invalid_argument, read_only};
+use super::errors::{RhaiResultOf, invalid_argument, reject_change};
 use super::image::Image;
 use super::options::Options;
 use super::pending::{After, Pending, join_slot};
@@ -460,12 +460,14 @@ pub fn register(engine: &mut Engine) {
             .with_comments([format!(
                 "/// `{key}` is read-only: assigning it throws ReadOnly."
             )])
-            .register_into_engine(
-                engine,
-                move |_: &mut Instance, _: Dynamic| -> RhaiResultOf<()> {
-                    Err(read_only("Instance", key, hint))
-                },
-            );
+            .register_into_engine(engine, move |i: &mut Instance, v: Dynamic| {
+                let current = if key == "name" {
+                    Dynamic::from(i.name.clone())
+                } else {
+                    i.current.get(key).map_or(Dynamic::UNIT, json_to_dynamic)
+                };
+                reject_change("Instance", key, hint, &current, &v)
+            });
     }
 
     rhai::FuncRegistration::new("to_map")

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::client::{Client, duration_arg};
 use super::convert::{json_to_dynamic, object_to_map};
-use super::errors::{RhaiResultOf, read_only};
+use super::errors::{RhaiResultOf, reject_change};
 use super::instance::{PublishArgs, publish};
 use super::options::Options;
 use super::pending::{After, Pending, join_slot};
@@ -271,16 +271,10 @@ pub fn register(engine: &mut Engine) {
             .with_comments([format!(
                 "/// `{key}` is read-only: assigning it throws ReadOnly."
             )])
-            .register_into_engine(
-                engine,
-                move |_: &mut Snapshot, _: Dynamic| -> RhaiResultOf<()> {
-                    Err(read_only(
-                        "Snapshot",
-                        key,
-                        if key == "name" { "; use rename()" } else { "" },
-                    ))
-                },
-            );
+            .register_into_engine(engine, move |s: &mut Snapshot, v: Dynamic| {
+                let hint = if key == "name" { "; use rename()" } else { "" };
+                reject_change("Snapshot", key, hint, &s.field(key)?, &v)
+            });
     }
     rhai::FuncRegistration::new("to_map")
         .with_comments(["/// The whole snapshot as a map."])
