@@ -97,6 +97,10 @@ pub fn reject_change(
     }
 }
 
+/// What `exit(code)` terminates the script with: uncatchable, carried to the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitRequest(pub i32);
+
 /// The uncatchable termination of an interrupted script (Ctrl-C).
 pub fn interrupted() -> Box<EvalAltResult> {
     EvalAltResult::ErrorTerminated(INTERRUPTED.into(), Position::NONE).into()

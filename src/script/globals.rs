@@ -7,16 +7,45 @@ use std::time::Duration;
 use rhai::{Blob, Dynamic, Engine};
 
 use super::convert::{dynamic_to_json, json_to_dynamic};
-use super::errors::{RhaiResultOf, invalid_argument};
+use super::errors::{ExitRequest, RhaiResultOf, invalid_argument};
 use super::options::seconds;
+use super::runtime::Bridge;
 use super::session::Session;
 
 fn io_error(call: &str, path: &str, err: std::io::Error) -> Box<rhai::EvalAltResult> {
     invalid_argument(format!("{call}: {path}: {err}"))
 }
 
+/// Ends the script with an exit status (not catchable, like Ctrl-C).
+fn exit_with(code: i32) -> RhaiResultOf<()> {
+    Err(rhai::EvalAltResult::ErrorTerminated(
+        Dynamic::from(ExitRequest(code)),
+        rhai::Position::NONE,
+    )
+    .into())
+}
+
+fn interruptible_sleep(bridge: &Bridge, secs: Dynamic) -> RhaiResultOf<()> {
+    let s = seconds(&secs).ok_or_else(|| {
+        invalid_argument(format!(
+            "sleep: expected a non-negative number of seconds, not {secs}"
+        ))
+    })?;
+    bridge.sleep(Duration::from_secs_f64(s))
+}
+
 /// Registers the global functions.
 pub fn register(engine: &mut Engine, session: &Arc<Session>) {
+    // Rhai's own `exit` makes its value the script's result, which cannot carry a status.
+    rhai::FuncRegistration::new("exit")
+        .with_comments(["/// Ends the script with status 0."])
+        .register_into_engine(engine, || exit_with(0));
+    rhai::FuncRegistration::new("exit")
+        .with_comments(["/// Ends the script with this status (0-255)."])
+        .register_into_engine(engine, |code: i64| {
+            exit_with(i32::try_from(code.clamp(0, 255)).unwrap_or(255))
+        });
+
     rhai::FuncRegistration::new("env")
         .with_comments(["/// The environment variable, or () when unset."])
         .register_into_engine(engine, |name: &str| {
@@ -28,17 +57,18 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             std::env::var(name).map_or(default, Dynamic::from)
         });
 
+    // Rhai's own sleep(INT)/sleep(FLOAT) cannot be interrupted; these replace them.
     let bridge = session.bridge.clone();
     rhai::FuncRegistration::new("sleep")
-        .with_comments(["/// Sleeps for a number of seconds (int or float); Ctrl-C interrupts it."])
-        .register_into_engine(engine, move |secs: Dynamic| -> RhaiResultOf<()> {
-            let s = seconds(&secs).ok_or_else(|| {
-                invalid_argument(format!(
-                    "sleep: expected a non-negative number of seconds, not {}",
-                    secs.type_name()
-                ))
-            })?;
-            bridge.sleep(Duration::from_secs_f64(s))
+        .with_comments(["/// Sleeps for a number of seconds; Ctrl-C interrupts it."])
+        .register_into_engine(engine, move |secs: rhai::INT| {
+            interruptible_sleep(&bridge, Dynamic::from_int(secs))
+        });
+    let bridge = session.bridge.clone();
+    rhai::FuncRegistration::new("sleep")
+        .with_comments(["/// Sleeps for a fractional number of seconds; Ctrl-C interrupts it."])
+        .register_into_engine(engine, move |secs: rhai::FLOAT| {
+            interruptible_sleep(&bridge, Dynamic::from_float(secs))
         });
 
     rhai::FuncRegistration::new("read_file")

@@ -2,7 +2,7 @@
 
 use rhai::{AST, Engine, EvalAltResult, Map, ParseError, Position, Scope};
 
-use super::errors::INTERRUPTED;
+use super::errors::{ExitRequest, INTERRUPTED};
 
 /// How a script ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,23 +67,13 @@ pub fn run(engine: &Engine, scope: &mut Scope, ast: &AST, name: &str) -> Outcome
 /// Classifies a failed evaluation.
 pub fn outcome_of(err: &EvalAltResult, name: &str) -> Outcome {
     match err.unwrap_inner() {
-        EvalAltResult::Exit(value, _) => Outcome::Exit(exit_status(value)),
-        EvalAltResult::ErrorTerminated(value, _) if value.to_string() == INTERRUPTED => {
-            Outcome::Interrupted
-        }
+        EvalAltResult::ErrorTerminated(value, _) => match value.clone().try_cast::<ExitRequest>() {
+            Some(ExitRequest(code)) => Outcome::Exit(code),
+            None if value.to_string() == INTERRUPTED => Outcome::Interrupted,
+            None => Outcome::Failed(describe_error(err, name)),
+        },
         _ => Outcome::Failed(describe_error(err, name)),
     }
-}
-
-/// `exit()` is 0, `exit(n)` is n (clamped to a status byte), anything else 1.
-fn exit_status(value: &rhai::Dynamic) -> i32 {
-    if value.is_unit() {
-        return 0;
-    }
-    value
-        .as_int()
-        .map(|n| i32::try_from(n.clamp(0, 255)).unwrap_or(1))
-        .unwrap_or(1)
 }
 
 /// `name:line:column: Kind: message` for an uncaught error, at the innermost known position.

@@ -1,0 +1,146 @@
+//! What every integration test shares: the test bed's environment, the binary, unique names and
+//! clean-up of what a test created.
+#![allow(dead_code)] // each test binary uses part of this module
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The test bed's addresses, read from the environment `scripts/testbed env` prints.
+pub struct Testbed {
+    /// `$LXD_DIR` of `main`.
+    pub main_dir: PathBuf,
+    /// The lxc client configuration with the remotes `main`, `second`, `cluster`.
+    pub conf: PathBuf,
+    /// `main`'s unix socket.
+    pub main_socket: PathBuf,
+    /// `main`'s HTTPS address.
+    pub main_url: String,
+    /// `second`'s HTTPS address.
+    pub second_url: String,
+    /// `second`'s unix socket.
+    pub second_socket: PathBuf,
+    /// The cluster members' unix sockets.
+    pub m1_socket: PathBuf,
+    /// See `m1_socket`.
+    pub m2_socket: PathBuf,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "${name} is not set: the integration tests need the real LXD test bed. \
+             Run `scripts/testbed up && eval \"$(scripts/testbed env)\"` first \
+             (scripts/test does both)."
+        )
+    })
+}
+
+/// The test bed; panics with what to run when its environment is missing.
+pub fn testbed() -> Testbed {
+    Testbed {
+        main_dir: var("LXD_DIR").into(),
+        conf: var("LXD_CONF").into(),
+        main_socket: var("LXD_TESTBED_MAIN_SOCKET").into(),
+        main_url: var("LXD_TESTBED_MAIN"),
+        second_url: var("LXD_TESTBED_SECOND"),
+        second_socket: var("LXD_TESTBED_SECOND_SOCKET").into(),
+        m1_socket: var("LXD_TESTBED_M1_SOCKET").into(),
+        m2_socket: var("LXD_TESTBED_M2_SOCKET").into(),
+    }
+}
+
+/// A name no other test (or earlier run) uses: `t-<what>-<pid>-<n>`.
+pub fn unique(what: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "t-{what}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// What a run of the binary did.
+#[derive(Debug)]
+pub struct Run {
+    /// The exit status (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// The `lxd-script` binary under test.
+pub fn binary() -> Command {
+    let _ = testbed();
+    Command::new(env!("CARGO_BIN_EXE_lxd-script"))
+}
+
+/// Runs `lxd-script ARGS...` against the test bed.
+pub fn lxd_script(args: &[&str]) -> Run {
+    binary().args(args).output().expect("run lxd-script").into()
+}
+
+/// Helpers prepended to every test script.
+const PRELUDE: &str = r#"
+fn check(cond, what) { if !cond { throw `check failed: ${what}`; } }
+fn check_eq(a, b, what) { if a != b { throw `check failed: ${what}: ${a} != ${b}`; } }
+fn error_of(f) { try { f.call(); } catch (e) { return e; } throw "expected an error, got none"; }
+"#;
+
+/// Runs a script (with `check`, `check_eq` and `error_of` defined) and expects success;
+/// returns its standard output.
+pub fn script_ok(source: &str) -> String {
+    let run = script(source);
+    assert_eq!(
+        run.code, 0,
+        "script failed ({}):\n--- stderr\n{}\n--- stdout\n{}",
+        run.code, run.stderr, run.stdout
+    );
+    run.stdout
+}
+
+/// Runs a script (with the prelude) and returns what happened.
+pub fn script(source: &str) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("test.rhai");
+    std::fs::write(&path, format!("{PRELUDE}{source}")).expect("write script");
+    lxd_script(&["run", path.to_str().expect("utf-8 path")])
+}
+
+/// Force-deletes instances when dropped, so a failing test leaves nothing behind.
+pub struct Cleanup {
+    remote: &'static str,
+    names: Vec<String>,
+}
+
+impl Cleanup {
+    /// Instances on a remote of the test bed's lxc configuration (`main`, `second`, `cluster`).
+    pub fn new(remote: &'static str, names: &[&str]) -> Self {
+        Cleanup {
+            remote,
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = Command::new("lxc")
+                .args(["delete", "--force", &format!("{}:{name}", self.remote)])
+                .output();
+        }
+    }
+}
