@@ -276,6 +276,29 @@ impl Instances {
         self.client.start(&requests::save(name, update, etag)).await
     }
 
+    /// The ETag to save an object loaded without one (from a list): fetched now, and only if the
+    /// server's writable fields still equal what was loaded; otherwise `PreconditionFailed`.
+    pub async fn current_etag(
+        &self,
+        name: &str,
+        loaded: &Map<String, Value>,
+    ) -> Result<Option<String>> {
+        let now = self.get(name).await?;
+        let changed = WRITABLE
+            .iter()
+            .any(|k| now.fields.get(*k) != loaded.get(*k));
+        if changed {
+            return Err(Error::Api {
+                status: 412,
+                message: format!(
+                    "instance '{name}' changed on the server since it was loaded; sync() it and make the change again"
+                ),
+                operation: None,
+            });
+        }
+        Ok(now.etag)
+    }
+
     /// Starts deleting an instance.
     pub async fn delete(&self, name: &str) -> Result<Operation> {
         self.expect_operation(&requests::delete(name)).await

@@ -205,6 +205,13 @@ impl Instance {
         let Some(update) = diff(&self.loaded, &self.current) else {
             return Ok(());
         };
+        if self.etag.is_none() {
+            // Loaded by all(): no ETag yet. Take the server's, if nothing changed there since.
+            self.etag = self
+                .client
+                .bridge
+                .block_on(self.api.current_etag(&self.name, &self.loaded))?;
+        }
         let op =
             self.client
                 .bridge

@@ -1,0 +1,381 @@
+//! Client, instance managers and Instance (contract §1–3 without exec and files), against `main`,
+//! `second` over HTTPS and the cluster.
+
+mod common;
+
+use common::{Cleanup, script_ok, unique};
+
+/// Replaces `NAME` in a script by a unique instance name, with clean-up on `remote`.
+fn named(remote: &'static str, what: &str, source: &str) -> (String, Cleanup, String) {
+    let name = unique(what);
+    let cleanup = Cleanup::new(remote, &[name.as_str()]);
+    let source = source.replace("NAME", &name);
+    (name, cleanup, source)
+}
+
+/// The Client's properties and methods.
+#[test]
+fn client_properties() {
+    let tb = common::testbed();
+    let out = script_ok(
+        r#"
+        let c = Client();
+        check(c.trusted, "trusted");
+        check(!c.server_clustered, "main is standalone");
+        check(c.api_extensions.len() > 100, "extensions");
+        check(c.has_api_extension("instances"), "has instances");
+        check(!c.has_api_extension("no_such_extension"), "lacks a made-up one");
+        check_eq(error_of(|| c.assert_has_api_extension("no_such_extension")).kind, "ExtensionMissing", "assert");
+        check_eq(c.host_info.environment.server_version, "5.0.2", "host_info");
+        check_eq(c.project, "default", "project");
+        let p = c.with_project("other");
+        check_eq(p.project, "other", "with_project");
+        check_eq(c.project, "default", "the original keeps its project");
+        print(c.endpoint);
+        "#,
+    );
+    assert_eq!(out.trim(), format!("unix:{}", tb.main_socket.display()));
+}
+
+/// create → get → exists → all → state changes → state() → rename → delete, with the type
+/// filters of `containers` and `virtual_machines`.
+#[test]
+fn instance_life_cycle() {
+    let renamed = unique("renamed");
+    let (_, _cleanup, source) = named(
+        "main",
+        "life",
+        &r#"
+        let c = Client();
+        check(!c.instances.exists("NAME"), "not there yet");
+        let i = c.instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"}}, true);
+        check_eq(i.name, "NAME", "name");
+        check_eq(i.status, "Stopped", "created stopped");
+        check_eq(i.type, "container", "type");
+        check(c.instances.exists("NAME"), "exists");
+        check(c.containers.exists("NAME"), "a container");
+        check(!c.virtual_machines.exists("NAME"), "not a VM");
+        check_eq(error_of(|| c.virtual_machines.get("NAME")).kind, "NotFound", "VM manager");
+        check(c.instances.all().some(|x| x.name == "NAME"), "in all()");
+        check(c.virtual_machines.all().all(|x| x.type == "virtual-machine"), "all() filters");
+
+        i.start(true);
+        check_eq(i.status, "Running", "started (reloaded after the wait)");
+        check_eq(i.status_code, 103, "status_code");
+        let st = i.state();
+        check_eq(st.status, "Running", "state().status");
+        check(st.pid > 0, "state().pid");
+        check(type_of(st.network) == "map" && "lo" in st.network, "state().network");
+        i.freeze(true);
+        check_eq(i.status, "Frozen", "frozen");
+        i.unfreeze(#{wait: true});
+        check_eq(i.status, "Running", "unfrozen");
+        i.restart(30, true, true);
+        check_eq(i.status, "Running", "restarted");
+        i.stop(#{wait: true, force: true, timeout: 10});
+        check_eq(i.status, "Stopped", "stopped");
+
+        i.rename("RENAMED", true);
+        check_eq(i.name, "RENAMED", "renamed");
+        check(!c.instances.exists("NAME"), "old name gone");
+        i.delete(true);
+        check(!c.instances.exists("RENAMED"), "deleted");
+        print("ok");
+        "#
+        .replace("RENAMED", &renamed),
+    );
+    let _cleanup_renamed = Cleanup::new("main", &[renamed.as_str()]);
+    assert_eq!(script_ok(&source).trim(), "ok");
+}
+
+/// wait=false leaves the operation pending; the next call (or wait()) joins it.
+#[test]
+fn pending_operations_are_joined() {
+    let (name, _cleanup, source) = named(
+        "main",
+        "pending",
+        r#"
+        let c = Client();
+        let i = c.instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"}});
+        i.start();                 // joins the create first, then leaves the start pending
+        i.wait(30);
+        check_eq(i.status, "Running", "joined start");
+        i.stop();
+        check_eq(i.status, "Stopped", "a property read joins too");
+        // An empty container cannot start: the start fails in the background.
+        let j = c.instances.create(#{name: "NAME-x", source: #{type: "none"}}, true);
+        j.start();
+        let e = error_of(|| j.wait());
+        check_eq(e.kind, "OperationFailed", "a failed pending operation throws at the join");
+        check(e.operation != (), "with its operation id");
+        j.delete(true);
+        i.delete();
+        i.wait();
+        check(!c.instances.exists("NAME"), "deleted after the join");
+        print("ok");
+        "#,
+    );
+    let _cleanup_empty = Cleanup::new("main", &[format!("{name}-x").as_str()]);
+    assert_eq!(script_ok(&source).trim(), "ok");
+}
+
+/// Attributes: writable ones saved (also by in-place edits), read-only ones refused, unknown
+/// server fields kept, saves send only what changed.
+#[test]
+fn attributes_and_saves() {
+    let (name, _cleanup, source) = named(
+        "main",
+        "attrs",
+        r#"
+        let c = Client();
+        let i = c.instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"},
+                                     config: #{"user.a": "1", "user.gone": "x"}}, true);
+        i.config["user.a"] = "2";              // in place
+        i.config.remove("user.gone");          // a removal (sent as a whole PUT)
+        i.description = "described";
+        i.ephemeral = false;
+        i.profiles = ["default"];
+        i.save();
+        let again = c.instances.get("NAME");
+        check_eq(again.config["user.a"], "2", "in-place edit saved");
+        check(!("user.gone" in again.config), "removed key saved");
+        check_eq(again.description, "described", "description saved");
+
+        i.config["user.b"] = "3";
+        i.sync();                               // drops the unsaved edit
+        check(!("user.b" in i.config), "sync drops local edits");
+
+        let e = error_of(|| { i.name = "other"; });
+        check_eq(e.kind, "ReadOnly", "name is read-only");
+        check(e.message.contains("rename()"), "says what to do");
+        check_eq(error_of(|| { i.status = "Running"; }).kind, "ReadOnly", "status");
+        check_eq(error_of(|| { i.expanded_config["x"] = "y"; }).kind, "ReadOnly", "in-place on read-only");
+        check(i.expanded_config.keys().len() > 0, "reading through a method is fine");
+
+        let m = i.to_map();
+        for key in ["name", "status", "config", "devices", "expanded_devices", "created_at", "last_used_at", "location", "project", "stateful"] {
+            check(key in m, `to_map has ${key}`);
+        }
+        print(to_json(m.keys()));
+        "#,
+    );
+    let out = script_ok(&source);
+    // Every field LXD sends is kept, including ones the API does not name.
+    let mut keys: Vec<String> = serde_json::from_str(out.trim()).expect("keys");
+    let raw = std::process::Command::new("lxc")
+        .args(["query", &format!("/1.0/instances/{name}")])
+        .output()
+        .expect("lxc query");
+    let raw: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&raw.stdout).expect("instance JSON");
+    let mut expected: Vec<String> = raw.keys().cloned().collect();
+    keys.sort();
+    expected.sort();
+    assert_eq!(keys, expected);
+}
+
+/// Two copies saved in turn: the second is refused with PreconditionFailed, also for objects
+/// that came from all() (which carry no ETag). LXD's ETag covers config, devices, profiles,
+/// ephemeral and architecture (not the description), so the copies race on config.
+#[test]
+fn stale_copies_are_refused() {
+    let (_, _cleanup, source) = named(
+        "main",
+        "stale",
+        r#"
+        let c = Client();
+        c.instances.create(#{name: "NAME", source: #{type: "none"}}, true);
+        let a = c.instances.get("NAME");
+        let b = c.instances.get("NAME");
+        let listed = c.instances.all().filter(|x| x.name == "NAME")[0];
+        a.config["user.who"] = "first";
+        a.save();
+        b.config["user.who"] = "second";
+        let e = error_of(|| b.save());
+        check_eq(e.kind, "PreconditionFailed", "stale copy");
+        check_eq(e.status_code, 412, "status 412");
+        listed.config["user.who"] = "third";
+        check_eq(error_of(|| listed.save()).kind, "PreconditionFailed", "stale listed copy");
+        b.sync();
+        b.config["user.who"] = "second";
+        b.save();
+        check_eq(c.instances.get("NAME").config["user.who"], "second", "after sync the save works");
+        let fresh = c.instances.all().filter(|x| x.name == "NAME")[0];
+        fresh.config["user.who"] = "listed";
+        fresh.save();
+        check_eq(c.instances.get("NAME").config["user.who"], "listed", "a fresh listed copy saves");
+        c.instances.get("NAME").delete(true);
+        print("ok");
+        "#,
+    );
+    assert_eq!(script_ok(&source).trim(), "ok");
+}
+
+/// A name that is taken: LXD 5.0 refuses a create in its operation (OperationFailed, its message
+/// verbatim) and a rename at once (Conflict, 409). LXD picks a name when none is given.
+#[test]
+fn conflicts_and_generated_names() {
+    let (_, _cleanup, source) = named(
+        "main",
+        "conflict",
+        r#"
+        let c = Client();
+        c.instances.create(#{name: "NAME", source: #{type: "none"}}, true);
+        let e = error_of(|| c.instances.create(#{name: "NAME", source: #{type: "none"}}, true));
+        check_eq(e.kind, "OperationFailed", "duplicate create");
+        check(e.message.contains("already exists"), e.message);
+        let anon = c.instances.create(#{source: #{type: "none"}}, true);
+        check(anon.name.len() > 0, "LXD picked a name");
+        check(c.instances.exists(anon.name), "and it exists");
+        let e = error_of(|| anon.rename("NAME", true));
+        check_eq(e.kind, "Conflict", "rename onto a taken name");
+        check_eq(e.status_code, 409, "409");
+        check(e.message.contains("already in use"), e.message);
+        anon.delete(true);
+        c.instances.get("NAME").delete(true);
+        print("ok");
+        "#,
+    );
+    assert_eq!(script_ok(&source).trim(), "ok");
+}
+
+/// delete(#{force: true}) stops a running instance first; a plain delete of a running one is
+/// LXD's error, verbatim.
+#[test]
+fn forced_delete_stops_first() {
+    let (_, _cleanup, source) = named(
+        "main",
+        "force",
+        r#"
+        let c = Client();
+        let i = c.instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"}}, true);
+        i.start(true);
+        let e = error_of(|| i.delete(true));
+        check(e.kind == "ApiError" || e.kind == "OperationFailed", `running delete: ${e.kind}`);
+        check(e.message.to_lower().contains("running"), `LXD says why: ${e.message}`);
+        i.delete(#{wait: true, force: true});
+        check(!c.instances.exists("NAME"), "gone");
+        print("ok");
+        "#,
+    );
+    assert_eq!(script_ok(&source).trim(), "ok");
+}
+
+/// Options maps: unknown keys and wrong types are InvalidArgument naming the parameter.
+#[test]
+fn bad_options_are_invalid_arguments() {
+    let out = script_ok(
+        r#"
+        let c = Client();
+        let e = error_of(|| c.instances.create(#{name: "x"}, #{wiat: true}));
+        check_eq(e.kind, "InvalidArgument", "unknown key");
+        check(e.message.contains("wiat") && e.message.contains("wait, target"), e.message);
+        let e = error_of(|| Client(#{endpoint: "/x", timeout: "soon"}));
+        check_eq(e.kind, "InvalidArgument", "wrong type");
+        check(e.message.contains("'timeout'"), e.message);
+        let e = error_of(|| Client(#{endpoint: "http://plain"}));
+        check_eq(e.kind, "InvalidArgument", "bad scheme");
+        print(e.message);
+        "#,
+    );
+    assert!(out.contains("https://host:port"), "{out}");
+}
+
+/// A missing socket is a Connection error that names it.
+#[test]
+fn missing_socket_is_a_connection_error() {
+    let out = script_ok(
+        r#"
+        let e = error_of(|| Client("/nonexistent/lxd/unix.socket"));
+        check_eq(e.kind, "Connection", "kind");
+        print(e.message);
+        "#,
+    );
+    assert!(out.contains("/nonexistent/lxd/unix.socket"), "{out}");
+}
+
+/// HTTPS through the lxc configuration (`second`), and a pinned certificate that does not match
+/// is refused with both fingerprints.
+#[test]
+fn https_remotes_and_pinning() {
+    let tb = common::testbed();
+    let (_, _cleanup, source) = named(
+        "second",
+        "https",
+        &r#"
+        let s = Client("second");
+        check_eq(s.endpoint, "SECOND", "endpoint");
+        check(s.trusted, "trusted over HTTPS");
+        let i = s.instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"}}, true);
+        i.start(true);
+        check_eq(i.status, "Running", "running on second");
+        i.delete(#{wait: true, force: true});
+
+        // The main daemon's certificate pinned for the second daemon: refused.
+        let e = error_of(|| Client(#{endpoint: "SECOND", verify: "CONF/servercerts/main.crt"}));
+        check_eq(e.kind, "Tls", "pin mismatch");
+        print(e.message);
+
+        // The right certificate given explicitly works, as does the remote's own pin.
+        let ok = Client(#{endpoint: "SECOND", verify: "CONF/servercerts/second.crt"});
+        check(ok.trusted, "explicit pin");
+        let by_url = Client("SECOND");
+        check(by_url.trusted, "the pin of the remote with that address");
+        "#
+        .replace("SECOND", &tb.second_url)
+        .replace("CONF", &tb.conf.display().to_string()),
+    );
+    let out = script_ok(&source);
+    assert!(
+        out.contains("expected SHA-256") && out.contains("presented"),
+        "{out}"
+    );
+    let fingerprints: Vec<&str> = out
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .filter(|w| w.len() == 64)
+        .collect();
+    assert_eq!(fingerprints.len(), 2, "{out}");
+    assert_ne!(fingerprints[0], fingerprints[1]);
+}
+
+/// An HTTPS address with no pinned certificate is refused, never trusted silently;
+/// `verify: false` is the explicit way out.
+#[test]
+fn unpinned_https_needs_an_explicit_choice() {
+    let out = script_ok(
+        r#"
+        // m2 has no remote of its own in the lxc configuration, so nothing pins its certificate.
+        let e = error_of(|| Client("https://127.0.0.2:18445"));
+        check_eq(e.kind, "Tls", "refused");
+        print(e.message);
+        let insecure = Client(#{endpoint: "https://127.0.0.2:18445", verify: false});
+        check(insecure.server_clustered, "m2 answered when verification was turned off explicitly");
+        "#,
+    );
+    assert!(
+        out.contains("no pinned certificate for https://127.0.0.2:18445"),
+        "{out}"
+    );
+}
+
+/// Placement on a cluster member with `target`, and `location`.
+#[test]
+fn cluster_placement() {
+    let (_, _cleanup, source) = named(
+        "cluster",
+        "placed",
+        r#"
+        let c = Client("cluster");
+        check(c.server_clustered, "clustered");
+        let i = c.instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"}}, true, "m2");
+        check_eq(i.location, "m2", "placed on m2");
+        i.start(true);
+        check(i.to_string().ends_with("@m2"), i.to_string());
+        let i2 = c.instances.get("NAME");
+        check_eq(i2.location, "m2", "location reported");
+        i.delete(#{wait: true, force: true});
+        print("ok");
+        "#,
+    );
+    assert_eq!(script_ok(&source).trim(), "ok");
+}
