@@ -379,3 +379,40 @@ fn cluster_placement() {
     );
     assert_eq!(script_ok(&source).trim(), "ok");
 }
+
+/// `all()` is one request whatever the number of instances, and `-v` logs each request.
+#[test]
+fn all_is_one_request() {
+    let names: Vec<String> = (0..3).map(|_| unique("many")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let _cleanup = Cleanup::new("main", &refs);
+    let creates: String = names
+        .iter()
+        .map(|n| {
+            format!("c.instances.create(#{{name: \"{n}\", source: #{{type: \"none\"}}}}, true);")
+        })
+        .collect();
+    script_ok(&format!("let c = Client(); {creates}"));
+    let run = common::lxd_script(&[
+        "-v",
+        "eval",
+        "let all = Client().instances.all(); print(all.len()); print(all.map(|i| i.config).len());",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let requests: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("lxd: "))
+        .collect();
+    assert_eq!(requests.len(), 2, "GET /1.0 and one list: {requests:?}");
+    assert!(requests[1].contains("GET ") && requests[1].contains("/1.0/instances?recursion=1"));
+    assert!(requests[1].ends_with(" ms)"), "{}", requests[1]);
+    let count: usize = run
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or("0")
+        .parse()
+        .expect("count");
+    assert!(count >= 3);
+}

@@ -242,8 +242,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         .register_into_engine(engine, |c: &mut Client| {
             c.instances(Some(InstanceType::VirtualMachine))
         });
-    engine.register_fn("to_string", |c: &mut Client| describe(c));
-    engine.register_fn("to_debug", |c: &mut Client| describe(c));
+    super::register_display(engine, describe);
 }
 
 fn describe(c: &Client) -> String {

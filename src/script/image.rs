@@ -79,10 +79,5 @@ pub fn register(engine: &mut Engine) {
     rhai::FuncRegistration::new("delete")
         .with_comments(["/// Deletes the image; waits when `wait` is true."])
         .register_into_engine(engine, |i: &mut Image, wait: bool| i.delete(wait));
-    engine.register_fn("to_string", |i: &mut Image| {
-        format!("Image {}", i.fingerprint)
-    });
-    engine.register_fn("to_debug", |i: &mut Image| {
-        format!("Image {}", i.fingerprint)
-    });
+    super::register_display(engine, |i: &Image| format!("Image {}", i.fingerprint));
 }

@@ -638,10 +638,12 @@ pub fn register(engine: &mut Engine) {
                 Ok(SnapshotManager::new(i.client.clone(), &i.name))
             },
         );
-
-    engine.register_fn("to_string", |i: &mut Instance| i.describe());
-    engine.register_fn("to_debug", |i: &mut Instance| i.describe());
-    engine.register_fn("to_string", |m: &mut InstanceManager| {
-        format!("Instances of {}", m.client.api.endpoint())
+    super::register_display(engine, Instance::describe);
+    super::register_display(engine, |m: &InstanceManager| {
+        let kind = m.api.kind().map_or("instances", |k| match k {
+            InstanceType::Container => "containers",
+            InstanceType::VirtualMachine => "virtual machines",
+        });
+        format!("The {kind} of {}", m.client.api.endpoint())
     });
 }

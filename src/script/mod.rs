@@ -76,6 +76,18 @@ pub fn build_engine(session: &Arc<Session>) -> Engine {
     engine
 }
 
+/// Registers `to_string` and `to_debug` (used by `print`, `${}` and the REPL) for a type.
+pub(crate) fn register_display<T: rhai::Variant + Clone>(
+    engine: &mut Engine,
+    describe: fn(&T) -> String,
+) {
+    for name in ["to_string", "to_debug"] {
+        rhai::FuncRegistration::new(name)
+            .with_comments(["/// The object in one line: what it is, its name and its state."])
+            .register_into_engine(engine, move |value: &mut T| describe(value));
+    }
+}
+
 /// True for a reserved word that is a plain identifier (not a symbol like `:=`).
 fn is_plain_word(word: &str) -> bool {
     word.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
@@ -88,4 +100,58 @@ pub fn new_scope(session: &Session) -> Scope<'static> {
     let args: Array = session.args.iter().cloned().map(Dynamic::from).collect();
     scope.push_constant("ARGS", args);
     scope
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::client::ConnectDefaults;
+    use crate::script::runtime::{Bridge, Interrupt};
+
+    fn session(runtime: &tokio::runtime::Runtime) -> Arc<Session> {
+        Arc::new(Session {
+            bridge: Bridge::new(runtime.handle().clone(), Interrupt::default()),
+            defaults: ConnectDefaults::default(),
+            args: vec!["a".into()],
+            script_dir: None,
+            max_operations: 0,
+            progress: false,
+        })
+    }
+
+    /// Every function we register carries a doc comment (they feed `lxd-script api` and the REPL).
+    #[test]
+    fn every_registered_function_is_documented() {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let engine = build_engine(&session(&runtime));
+        let json = engine.gen_fn_metadata_to_json(false).expect("metadata");
+        let meta: serde_json::Value = serde_json::from_str(&json).expect("json");
+        let functions = meta["functions"].as_array().expect("functions");
+        assert!(functions.len() > 100, "only {} functions?", functions.len());
+        let undocumented: Vec<String> = functions
+            .iter()
+            .filter(|f| f["docComments"].as_array().is_none_or(|d| d.is_empty()))
+            .map(|f| f["signature"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert!(undocumented.is_empty(), "undocumented: {undocumented:#?}");
+    }
+
+    /// Rhai's reserved words that pylxd uses parse as identifiers.
+    #[test]
+    fn pylxd_words_parse() {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let engine = build_engine(&session(&runtime));
+        let map: rhai::Map = engine
+            .eval("#{public: true, default: 1, new: 2, shared: 3, static: 4, sync: 5}")
+            .expect("reserved words as keys");
+        assert_eq!(map.len(), 6);
+        assert!(engine.compile("fn f(i) { i.sync(); i.public }").is_ok());
+        assert_eq!(
+            engine.eval::<rhai::INT>("ARGS.len()").ok(),
+            None,
+            "ARGS is in the scope, not the engine"
+        );
+        let scope = new_scope(&session(&runtime));
+        assert_eq!(scope.get_value::<Array>("ARGS").map(|a| a.len()), Some(1));
+    }
 }

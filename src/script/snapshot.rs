@@ -333,10 +333,10 @@ pub fn register(engine: &mut Engine) {
             let t = duration_arg("Snapshot.wait", &timeout)?;
             s.join(Some(t))
         });
-    engine.register_fn("to_string", |s: &mut Snapshot| {
+    super::register_display(engine, |s: &Snapshot| {
         format!("Snapshot {}/{}", s.instance, s.name)
     });
-    engine.register_fn("to_debug", |s: &mut Snapshot| {
-        format!("Snapshot {}/{}", s.instance, s.name)
+    super::register_display(engine, |m: &SnapshotManager| {
+        format!("Snapshots of {}", m.instance)
     });
 }
