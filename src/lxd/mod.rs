@@ -5,12 +5,14 @@
 //!   decodes LXD's envelope and operations.
 //! - [`config`] resolves where to connect (socket discovery, the `lxc` client configuration).
 //! - [`client`] is the cheap-to-clone handle scripts hold; it waits for operations.
-//! - One module per LXD object: [`instance`], [`snapshot`], [`image`].
+//! - One module per LXD object: [`instance`], [`snapshot`], [`image`]; [`exec`] runs commands
+//!   over [`websocket`]s.
 //! - [`error`] is the one error type.
 
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod exec;
 pub mod image;
 pub mod instance;
 pub mod request;
@@ -18,6 +20,7 @@ pub mod response;
 pub mod snapshot;
 pub mod tls;
 pub mod transport;
+pub mod websocket;
 
 pub use client::Client;
 pub use error::{Error, ErrorKind, Result};

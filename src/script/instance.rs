@@ -172,6 +172,11 @@ impl Instance {
         }
     }
 
+    /// Joins the pending operation, if any (before any call that needs the instance settled).
+    pub(crate) fn join_pending(&mut self) -> RhaiResultOf<()> {
+        self.join(None)
+    }
+
     /// Reloads from the server, dropping local edits.
     fn reload(&mut self) -> RhaiResultOf<()> {
         let loaded = self.client.bridge.block_on(self.api.get(&self.name))?;

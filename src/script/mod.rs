@@ -4,12 +4,14 @@
 //! - [`session`]: what the bindings of one engine share; [`runtime`]: the blocking bridge and
 //!   the Ctrl-C interrupt; [`errors`], [`convert`], [`options`]: error maps, JSON ↔ Rhai values,
 //!   strict options maps; [`pending`]: operations left running by `wait: false`.
-//! - Scripted types: [`client`], [`instance`], [`snapshot`], [`image`]; globals: [`globals`].
+//! - Scripted types: [`client`], [`instance`], [`snapshot`], [`image`], [`exec`]; globals:
+//!   [`globals`].
 //! - [`run`]: compiling and running scripts, and how their failures are reported.
 
 pub mod client;
 pub mod convert;
 pub mod errors;
+pub mod exec;
 pub mod globals;
 pub mod image;
 pub mod instance;
@@ -72,6 +74,7 @@ pub fn build_engine(session: &Arc<Session>) -> Engine {
     client::register(&mut engine, session);
     instance::register(&mut engine);
     snapshot::register(&mut engine);
+    exec::register(&mut engine);
     image::register(&mut engine);
     engine
 }

@@ -86,6 +86,21 @@ impl Bridge {
         })
     }
 
+    /// Starts a task on the runtime (for work whose progress the script thread consumes).
+    pub fn spawn<F>(&self, fut: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(fut)
+    }
+
+    /// Waits for a future without racing it against the interrupt: only for futures that obey
+    /// the interrupt themselves (an exec sends SIGINT to its command first, then ends).
+    pub fn wait<F: Future>(&self, fut: F) -> F::Output {
+        self.handle.block_on(fut)
+    }
+
     /// Sleeps, interruptibly.
     pub fn sleep(&self, duration: std::time::Duration) -> RhaiResultOf<()> {
         self.block_on(async {

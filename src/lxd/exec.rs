@@ -1,0 +1,489 @@
+//! Exec: `POST /1.0/instances/<name>/exec` and its websockets.
+//!
+//! The protocol (LXD's `shared/ws` and `lxd/instance_exec.go`): every socket must connect within
+//! 5 s, so all four connect at once. Data travels in binary frames; an empty *text* frame ends a
+//! stream. Stdin gets that barrier as soon as the input ends (at once when there is none). Stdout
+//! and stderr are read until their barrier; LXD then drops the connection without a close
+//! handshake, which is not an error. Nothing is ever written to stdout/stderr sockets, and the
+//! control socket stays open until the command has ended (closing it kills the command). The exit
+//! code is the operation's `metadata.return`, read even when the operation failed (126/127).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_util::sync::CancellationToken;
+
+use super::client::Client;
+use super::error::{Error, Result};
+use super::instance;
+use super::request::Request;
+use super::response::Operation;
+use super::websocket::{self, Socket};
+
+/// What to run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecOptions {
+    /// The command and its arguments (no shell is started).
+    pub command: Vec<String>,
+    /// Extra environment variables.
+    pub environment: BTreeMap<String, String>,
+    /// The working directory.
+    pub cwd: Option<String>,
+    /// The uid to run as.
+    pub user: Option<u32>,
+    /// The gid to run as.
+    pub group: Option<u32>,
+    /// A PTY session (stdout and stderr merged on one socket).
+    pub interactive: bool,
+    /// The terminal size of a PTY session (columns, rows).
+    pub size: Option<(u16, u16)>,
+}
+
+/// The request that starts an exec whose sockets the caller connects.
+pub fn request(instance_name: &str, opts: &ExecOptions) -> Request {
+    let mut body = json!({
+        "command": opts.command,
+        "environment": opts.environment,
+        "wait-for-websocket": true,
+        "interactive": opts.interactive,
+        "record-output": false,
+    });
+    if let Some(cwd) = &opts.cwd {
+        body["cwd"] = cwd.as_str().into();
+    }
+    if let Some(user) = opts.user {
+        body["user"] = user.into();
+    }
+    if let Some(group) = opts.group {
+        body["group"] = group.into();
+    }
+    if let Some((width, height)) = opts.size {
+        body["width"] = width.into();
+        body["height"] = height.into();
+    }
+    Request::post(format!("{}/exec", instance::path(instance_name)), body)
+}
+
+/// A chunk of output, as it arrived.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// From stdout (or the PTY).
+    Stdout(Bytes),
+    /// From stderr.
+    Stderr(Bytes),
+}
+
+/// Standard input of a command.
+pub enum Input {
+    /// No input: EOF at once.
+    Empty,
+    /// These bytes, then EOF.
+    Bytes(Bytes),
+    /// Everything this reader gives, streamed, then EOF.
+    Reader(Box<dyn AsyncRead + Send + Unpin>),
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Empty => f.write_str("Empty"),
+            Input::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            Input::Reader(_) => f.write_str("Reader"),
+        }
+    }
+}
+
+/// A message for the control socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Send this signal to the command.
+    Signal(i32),
+    /// Resize the PTY (columns, rows).
+    Resize(u16, u16),
+}
+
+impl Control {
+    fn to_json(self) -> Value {
+        match self {
+            Control::Signal(signal) => json!({ "command": "signal", "signal": signal }),
+            // LXD wants the sizes as strings.
+            Control::Resize(width, height) => json!({
+                "command": "window-resize",
+                "args": { "width": width.to_string(), "height": height.to_string() },
+            }),
+        }
+    }
+}
+
+/// How a run may be stopped early.
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    /// Kill the command (SIGKILL) after this long and fail with `Timeout`.
+    pub timeout: Option<Duration>,
+    /// On cancellation (Ctrl-C) send SIGINT, let the command end, then fail with `Cancelled`.
+    pub cancel: Option<CancellationToken>,
+}
+
+/// Size of the frames stdin is sent in.
+const STDIN_FRAME: usize = 64 * 1024;
+/// How long a killed or interrupted command may take to end before we stop waiting.
+const GRACE: Duration = Duration::from_secs(10);
+/// The signals of `timeout` and Ctrl-C.
+const SIGKILL: i32 = 9;
+const SIGINT: i32 = 2;
+
+/// Runs a command: streams `stdin` in, sends output chunks to `output` as they arrive (a bounded
+/// channel: a slow consumer slows the command, memory stays flat), forwards `control` messages,
+/// and returns the exit code once every output chunk has been delivered.
+pub async fn run(
+    client: &Client,
+    instance_name: &str,
+    opts: &ExecOptions,
+    stdin: Input,
+    output: mpsc::Sender<Output>,
+    mut control: mpsc::Receiver<Control>,
+    limits: Limits,
+) -> Result<i64> {
+    let op = client
+        .start(&request(instance_name, opts))
+        .await?
+        .ok_or_else(|| Error::Decode("exec did not start an operation".into()))?;
+    let transport = client.transport();
+    let (p0, pc) = (fd_path(&op, "0")?, fd_path(&op, "control")?);
+
+    // Connect every socket at once: LXD gives up on the command after 5 s.
+    let (sockets, mut ctl) = if opts.interactive {
+        let (pty, ctl) = tokio::try_join!(
+            websocket::connect(transport, &p0),
+            websocket::connect(transport, &pc),
+        )?;
+        (Sockets::Pty(Box::new(pty)), ctl)
+    } else {
+        let (p1, p2) = (fd_path(&op, "1")?, fd_path(&op, "2")?);
+        let (s0, s1, s2, ctl) = tokio::try_join!(
+            websocket::connect(transport, &p0),
+            websocket::connect(transport, &p1),
+            websocket::connect(transport, &p2),
+            websocket::connect(transport, &pc),
+        )?;
+        (Sockets::Pipes(Box::new([s0, s1, s2])), ctl)
+    };
+
+    let streams = async {
+        match sockets {
+            Sockets::Pipes(pipes) => {
+                let [s0, stdout, stderr] = *pipes;
+                let pump = tokio::spawn(pump_stdin(s0, stdin));
+                let (out, err) = tokio::join!(
+                    read_stream(stdout, &output, Output::Stdout),
+                    read_stream(stderr, &output, Output::Stderr),
+                );
+                pump.abort();
+                out.and(err)
+            }
+            Sockets::Pty(pty) => pty_session(*pty, stdin, &output).await,
+        }
+    };
+    let wait = client.wait_operation(op.id(), None);
+    tokio::pin!(streams, wait);
+
+    let cancel = limits.cancel.unwrap_or_default();
+    let far = Duration::from_secs(365 * 24 * 3600);
+    let deadline = tokio::time::sleep(limits.timeout.unwrap_or(far));
+    tokio::pin!(deadline);
+    let mut streams_done: Option<Result<()>> = None;
+    let mut finished: Option<Result<Operation>> = None;
+    let mut stopped: Option<Error> = None;
+    let mut control_open = true;
+    let mut ctl_open = true;
+
+    while streams_done.is_none() || finished.is_none() {
+        tokio::select! {
+            r = &mut streams, if streams_done.is_none() => streams_done = Some(r),
+            r = &mut wait, if finished.is_none() => finished = Some(r),
+            c = control.recv(), if control_open => match c {
+                Some(c) => send_control(&mut ctl, c).await?,
+                None => control_open = false,
+            },
+            // Keep reading control so its pings are answered; LXD sends nothing else on it.
+            m = ctl.next(), if ctl_open => if m.is_none_or(|m| m.is_err()) { ctl_open = false },
+            // The time-out (kill), or the end of the grace period after a kill or interrupt.
+            _ = &mut deadline, if limits.timeout.is_some() || stopped.is_some() => {
+                if stopped.is_some() {
+                    break;
+                }
+                send_control(&mut ctl, Control::Signal(SIGKILL)).await?;
+                stopped = Some(Error::Timeout {
+                    what: format!("command {:?}", opts.command),
+                    seconds: limits.timeout.map(|t| t.as_secs_f64()).unwrap_or_default(),
+                    operation: Some(op.id().to_owned()),
+                });
+                deadline.as_mut().reset(tokio::time::Instant::now() + GRACE);
+            },
+            _ = cancel.cancelled(), if stopped.is_none() => {
+                send_control(&mut ctl, Control::Signal(SIGINT)).await?;
+                stopped = Some(Error::Cancelled);
+                deadline.as_mut().reset(tokio::time::Instant::now() + GRACE);
+            },
+        }
+    }
+    // The command has ended: closing control now kills nothing.
+    let _ = ctl.close(None).await;
+    if let Some(err) = stopped {
+        return Err(err);
+    }
+    if let Some(Err(e)) = streams_done {
+        return Err(e);
+    }
+    match finished {
+        Some(Ok(op)) => exit_code(op.metadata()),
+        // 126/127 (not executable, not found) fail the operation but still carry `return`.
+        Some(Err(Error::OperationFailed {
+            metadata,
+            message,
+            operation,
+            status_code,
+        })) => {
+            if metadata.get("return").is_some() {
+                exit_code(&metadata)
+            } else {
+                Err(Error::OperationFailed {
+                    message,
+                    operation,
+                    status_code,
+                    metadata,
+                })
+            }
+        }
+        Some(Err(e)) => Err(e),
+        None => Err(Error::Decode("the exec operation never ended".into())),
+    }
+}
+
+/// The websocket path of one of an exec operation's file descriptors.
+fn fd_path(op: &Operation, fd: &str) -> Result<String> {
+    op.metadata()
+        .get("fds")
+        .and_then(|fds| fds.get(fd))
+        .and_then(Value::as_str)
+        .map(|secret| websocket::operation_socket_path(op.id(), secret))
+        .ok_or_else(|| Error::Decode(format!("exec operation has no websocket for fd {fd}")))
+}
+
+/// The sockets of a session: three pipes, or one PTY.
+enum Sockets {
+    Pipes(Box<[Socket; 3]>),
+    Pty(Box<Socket>),
+}
+
+fn exit_code(metadata: &Value) -> Result<i64> {
+    metadata
+        .get("return")
+        .and_then(|r| r.as_i64().or_else(|| r.as_f64().map(|f| f as i64)))
+        .ok_or_else(|| Error::Decode(format!("exec ended without an exit code: {metadata}")))
+}
+
+async fn send_control(ctl: &mut Socket, c: Control) -> Result<()> {
+    ctl.send(Message::text(c.to_json().to_string()))
+        .await
+        .map_err(ws_error)
+}
+
+fn ws_error(e: WsError) -> Error {
+    Error::Connection {
+        endpoint: "exec websocket".into(),
+        message: e.to_string(),
+    }
+}
+
+/// True for the ways LXD ends a stream without a close handshake.
+fn is_end(e: &WsError) -> bool {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    matches!(
+        e,
+        WsError::ConnectionClosed
+            | WsError::AlreadyClosed
+            | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+    )
+}
+
+/// Sends stdin in binary frames, then the empty text frame that means EOF. The socket is kept
+/// open afterwards (returned), as LXD's own client does.
+async fn pump_stdin(mut ws: Socket, input: Input) -> Result<Socket> {
+    match input {
+        Input::Empty => {}
+        Input::Bytes(bytes) => {
+            for chunk in bytes.chunks(STDIN_FRAME) {
+                ws.send(Message::binary(bytes.slice_ref(chunk)))
+                    .await
+                    .map_err(ws_error)?;
+            }
+        }
+        Input::Reader(mut reader) => {
+            let mut buf = vec![0u8; STDIN_FRAME];
+            loop {
+                let n = reader
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| Error::InvalidArgument(format!("cannot read stdin: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                ws.send(Message::binary(Bytes::copy_from_slice(&buf[..n])))
+                    .await
+                    .map_err(ws_error)?;
+            }
+        }
+    }
+    ws.send(Message::text("")).await.map_err(ws_error)?;
+    Ok(ws)
+}
+
+/// Reads one output stream until its barrier, passing each chunk on as it comes.
+async fn read_stream(
+    mut ws: Socket,
+    output: &mpsc::Sender<Output>,
+    wrap: fn(Bytes) -> Output,
+) -> Result<()> {
+    while let Some(message) = ws.next().await {
+        let data = match message {
+            Ok(Message::Binary(data)) => data,
+            Ok(Message::Text(text)) if text.is_empty() => break,
+            Ok(Message::Text(text)) => Bytes::from(text.as_str().to_owned()),
+            Ok(Message::Close(_)) => break,
+            Ok(_) => continue,
+            Err(e) if is_end(&e) => break,
+            Err(e) => return Err(ws_error(e)),
+        };
+        // A consumer that went away (the script stopped) does not stop the drain.
+        let _ = output.send(wrap(data)).await;
+    }
+    Ok(())
+}
+
+/// A PTY session: input in binary frames (a local EOF becomes ^D, since a barrier would hang
+/// up the PTY), output until the socket ends.
+async fn pty_session(pty: Socket, input: Input, output: &mpsc::Sender<Output>) -> Result<()> {
+    let (mut sink, mut stream) = pty.split();
+    let pump = tokio::spawn(async move {
+        let mut reader: Box<dyn AsyncRead + Send + Unpin> = match input {
+            Input::Empty => Box::new(tokio::io::empty()),
+            Input::Bytes(b) => Box::new(std::io::Cursor::new(b)),
+            Input::Reader(r) => r,
+        };
+        let mut buf = vec![0u8; 4096];
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    let _ = sink
+                        .send(Message::binary(Bytes::from_static(b"\x04")))
+                        .await;
+                    break;
+                }
+                Ok(n) => {
+                    if sink
+                        .send(Message::binary(Bytes::copy_from_slice(&buf[..n])))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        // Keep the socket half alive until the session ends.
+        std::future::pending::<()>().await;
+    });
+    let result = async {
+        while let Some(message) = stream.next().await {
+            match message {
+                Ok(Message::Binary(data)) => {
+                    let _ = output.send(Output::Stdout(data)).await;
+                }
+                Ok(Message::Text(text)) if text.is_empty() => break,
+                Ok(Message::Text(text)) => {
+                    let _ = output
+                        .send(Output::Stdout(Bytes::from(text.as_str().to_owned())))
+                        .await;
+                }
+                Ok(Message::Close(_)) => break,
+                Ok(_) => {}
+                Err(e) if is_end(&e) => break,
+                Err(e) => return Err(ws_error(e)),
+            }
+        }
+        Ok(())
+    }
+    .await;
+    pump.abort();
+    result
+}
+
+/// The websocket paths of an interactive exec that the caller connects itself, as pylxd's
+/// `raw_interactive_execute` returns them: `(ws, control)`.
+pub async fn start_raw_interactive(
+    client: &Client,
+    instance_name: &str,
+    opts: &ExecOptions,
+) -> Result<(String, String)> {
+    let mut opts = opts.clone();
+    opts.interactive = true;
+    let op = client
+        .start(&request(instance_name, &opts))
+        .await?
+        .ok_or_else(|| Error::Decode("exec did not start an operation".into()))?;
+    Ok((fd_path(&op, "0")?, fd_path(&op, "control")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_requests_wait_for_websockets_and_carry_options() {
+        let opts = ExecOptions {
+            command: vec!["ls".into(), "-l".into()],
+            environment: BTreeMap::from([("A".to_owned(), "1".to_owned())]),
+            cwd: Some("/tmp".into()),
+            user: Some(1000),
+            group: Some(1000),
+            interactive: true,
+            size: Some((80, 24)),
+        };
+        let r = request("c1", &opts);
+        assert_eq!(r.path, "/1.0/instances/c1/exec");
+        assert_eq!(
+            r.body,
+            Some(json!({
+                "command": ["ls", "-l"], "environment": {"A": "1"}, "wait-for-websocket": true,
+                "interactive": true, "record-output": false, "cwd": "/tmp", "user": 1000,
+                "group": 1000, "width": 80, "height": 24
+            }))
+        );
+    }
+
+    #[test]
+    fn control_messages_are_lxds_json() {
+        assert_eq!(
+            Control::Signal(9).to_json(),
+            json!({"command": "signal", "signal": 9})
+        );
+        assert_eq!(
+            Control::Resize(100, 40).to_json(),
+            json!({"command": "window-resize", "args": {"width": "100", "height": "40"}})
+        );
+    }
+
+    #[test]
+    fn exit_codes_come_from_return() {
+        assert_eq!(exit_code(&json!({"return": 127})).ok(), Some(127));
+        assert_eq!(exit_code(&json!({"return": 1.0})).ok(), Some(1));
+        assert!(exit_code(&json!({})).is_err());
+    }
+}

@@ -1,0 +1,358 @@
+//! `Instance.execute`, `raw_interactive_execute` and `ExecResult`.
+//!
+//! The command runs as a task on the runtime; its output comes back to the script thread through
+//! a bounded channel, so a callback sees each chunk as it arrives and memory stays flat whatever
+//! the size of the output.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use encoding_rs::{Decoder, Encoding, UTF_8};
+use rhai::{Blob, Dynamic, Engine, FnPtr, Map, NativeCallContext};
+use tokio::sync::mpsc;
+
+use super::errors::{RhaiResultOf, invalid_argument, lxd_error};
+use super::instance::Instance;
+use super::options::Options;
+use crate::lxd::exec::{self, ExecOptions, Input, Limits, Output};
+
+/// The result of `execute`: the exit code and what the command wrote.
+#[derive(Debug, Clone)]
+pub struct ExecResult {
+    exit_code: i64,
+    stdout: Dynamic,
+    stderr: Dynamic,
+}
+
+/// How many output chunks may wait for the script before the command is slowed down.
+const OUTPUT_QUEUE: usize = 16;
+
+/// Turns `cmd` into argv: an array of strings as is, a string split by POSIX shell rules.
+pub fn command_words(call: &str, cmd: &Dynamic) -> RhaiResultOf<Vec<String>> {
+    let words = if cmd.is_string() {
+        shell_words::split(&cmd.to_string())
+            .map_err(|e| invalid_argument(format!("{call}: cannot split the command: {e}")))?
+    } else {
+        super::options::strings(cmd).ok_or_else(|| {
+            invalid_argument(format!(
+                "{call}: the command must be an array of strings or a string, not {}",
+                cmd.type_name()
+            ))
+        })?
+    };
+    if words.is_empty() {
+        return Err(invalid_argument(format!("{call}: the command is empty")));
+    }
+    Ok(words)
+}
+
+/// Where one output stream goes: a callback or the result; decoded or raw.
+struct Sink {
+    callback: Option<FnPtr>,
+    decoder: Option<Decoder>,
+    text: String,
+    bytes: Vec<u8>,
+}
+
+impl Sink {
+    fn new(callback: Option<FnPtr>, encoding: Option<&'static Encoding>) -> Self {
+        Sink {
+            callback,
+            decoder: encoding.map(|e| e.new_decoder_without_bom_handling()),
+            text: String::new(),
+            bytes: Vec::new(),
+        }
+    }
+
+    /// Takes a chunk; a decoder keeps a character split across chunks for the next one.
+    fn push(&mut self, ctx: &NativeCallContext, chunk: &[u8], last: bool) -> RhaiResultOf<()> {
+        match (&mut self.decoder, &self.callback) {
+            (Some(decoder), callback) => {
+                let mut text = String::with_capacity(
+                    decoder
+                        .max_utf8_buffer_length(chunk.len())
+                        .unwrap_or(chunk.len() * 3),
+                );
+                let _ = decoder.decode_to_string(chunk, &mut text, last);
+                match callback {
+                    Some(f) if !text.is_empty() => {
+                        let _ = f.call_within_context::<Dynamic>(ctx, (text,))?;
+                    }
+                    Some(_) => {}
+                    None => self.text.push_str(&text),
+                }
+            }
+            (None, Some(f)) if !chunk.is_empty() => {
+                let _ = f.call_within_context::<Dynamic>(ctx, (Blob::from(chunk),))?;
+            }
+            (None, Some(_)) => {}
+            (None, None) => self.bytes.extend_from_slice(chunk),
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, ctx: &NativeCallContext) -> RhaiResultOf<Dynamic> {
+        self.push(ctx, &[], true)?;
+        Ok(match self.decoder {
+            Some(_) => self.text.into(),
+            None => Dynamic::from_blob(self.bytes),
+        })
+    }
+}
+
+/// Options of `execute`, parsed.
+struct ExecArgs {
+    options: ExecOptions,
+    stdin: Input,
+    stdout: Option<FnPtr>,
+    stderr: Option<FnPtr>,
+    encoding: Option<&'static Encoding>,
+    timeout: Option<Duration>,
+}
+
+const EXEC_KEYS: [&str; 10] = [
+    "environment",
+    "cwd",
+    "user",
+    "group",
+    "stdin",
+    "stdout",
+    "stderr",
+    "decode",
+    "encoding",
+    "timeout",
+];
+
+fn fn_option(map: &Map, key: &str) -> RhaiResultOf<Option<FnPtr>> {
+    match map.get(key) {
+        None => Ok(None),
+        Some(v) if v.is_unit() => Ok(None),
+        Some(v) => v.clone().try_cast::<FnPtr>().map(Some).ok_or_else(|| {
+            invalid_argument(format!(
+                "Instance.execute: option '{key}' must be a function, not {}",
+                v.type_name()
+            ))
+        }),
+    }
+}
+
+fn id_option(o: &Options, key: &str) -> RhaiResultOf<Option<u32>> {
+    o.int(key)?
+        .map(|v| {
+            u32::try_from(v).map_err(|_| {
+                invalid_argument(format!(
+                    "Instance.execute: option '{key}' must be a uid/gid, not {v}"
+                ))
+            })
+        })
+        .transpose()
+}
+
+fn parse_args(command: Vec<String>, map: Map) -> RhaiResultOf<ExecArgs> {
+    let o = Options::new("Instance.execute", map.clone(), &EXEC_KEYS)?;
+    let environment: BTreeMap<String, String> = o
+        .map("environment")?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let stdin = match map.get("stdin") {
+        None => Input::Empty,
+        Some(v) if v.is_unit() => Input::Empty,
+        Some(v) if v.is_string() => Input::Bytes(Bytes::from(v.to_string())),
+        Some(v) if v.is_blob() => Input::Bytes(Bytes::from(v.clone().cast::<Blob>())),
+        Some(v) => {
+            return Err(invalid_argument(format!(
+                "Instance.execute: option 'stdin' must be a string or a blob, not {}",
+                v.type_name()
+            )));
+        }
+    };
+    let decode = o.bool("decode")?.unwrap_or(true);
+    let encoding = match (decode, o.string("encoding")?) {
+        (false, _) => None,
+        (true, None) => Some(UTF_8),
+        (true, Some(label)) => Some(Encoding::for_label(label.as_bytes()).ok_or_else(|| {
+            invalid_argument(format!(
+                "Instance.execute: unknown encoding '{label}' (try utf-8, latin1, utf-16le, shift_jis, ...)"
+            ))
+        })?),
+    };
+    Ok(ExecArgs {
+        options: ExecOptions {
+            command,
+            environment,
+            cwd: o.string("cwd")?,
+            user: id_option(&o, "user")?,
+            group: id_option(&o, "group")?,
+            interactive: false,
+            size: None,
+        },
+        stdin,
+        stdout: fn_option(&map, "stdout")?,
+        stderr: fn_option(&map, "stderr")?,
+        encoding,
+        timeout: o.seconds("timeout")?.map(Duration::from_secs_f64),
+    })
+}
+
+/// Runs a command in the instance and collects or streams its output.
+fn execute(
+    ctx: &NativeCallContext,
+    instance: &mut Instance,
+    cmd: &Dynamic,
+    options: Map,
+) -> RhaiResultOf<ExecResult> {
+    let command = command_words("Instance.execute", cmd)?;
+    let args = parse_args(command, options)?;
+    instance.join_pending()?;
+    let bridge = instance.client.bridge.clone();
+    let api = instance.client.api.clone();
+    let name = instance.name.clone();
+    let (tx, mut rx) = mpsc::channel(OUTPUT_QUEUE);
+    let (_control_tx, control_rx) = mpsc::channel(1);
+    let limits = Limits {
+        timeout: args.timeout,
+        cancel: Some(bridge.interrupt().token()),
+    };
+    let opts = args.options;
+    let stdin = args.stdin;
+    let task = bridge
+        .spawn(async move { exec::run(&api, &name, &opts, stdin, tx, control_rx, limits).await });
+
+    let mut stdout = Sink::new(args.stdout, args.encoding);
+    let mut stderr = Sink::new(args.stderr, args.encoding);
+    let mut failed = None;
+    while let Some(chunk) = bridge.wait(rx.recv()) {
+        let pushed = match &chunk {
+            Output::Stdout(b) => stdout.push(ctx, b, false),
+            Output::Stderr(b) => stderr.push(ctx, b, false),
+        };
+        if let Err(e) = pushed {
+            // A callback threw: stop listening (the rest is drained and dropped), report it
+            // once the command has ended.
+            failed = Some(e);
+            rx.close();
+            break;
+        }
+    }
+    let outcome = bridge.wait(task);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let exit_code = outcome
+        .map_err(|e| invalid_argument(format!("the exec task failed: {e}")))?
+        .map_err(lxd_error)?;
+    Ok(ExecResult {
+        exit_code,
+        stdout: stdout.finish(ctx)?,
+        stderr: stderr.finish(ctx)?,
+    })
+}
+
+fn raw_interactive(instance: &mut Instance, cmd: &Dynamic, options: Map) -> RhaiResultOf<Map> {
+    let command = command_words("Instance.raw_interactive_execute", cmd)?;
+    let o = Options::new(
+        "Instance.raw_interactive_execute",
+        options,
+        &["environment", "cwd", "user", "group"],
+    )?;
+    let opts = ExecOptions {
+        command,
+        environment: o
+            .map("environment")?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        cwd: o.string("cwd")?,
+        user: id_option(&o, "user")?,
+        group: id_option(&o, "group")?,
+        interactive: true,
+        size: None,
+    };
+    instance.join_pending()?;
+    let (ws, control) = instance
+        .client
+        .bridge
+        .block_on(exec::start_raw_interactive(
+            &instance.client.api,
+            &instance.name,
+            &opts,
+        ))?;
+    let mut map = Map::new();
+    map.insert("ws".into(), ws.into());
+    map.insert("control".into(), control.into());
+    Ok(map)
+}
+
+/// Registers `execute`, `raw_interactive_execute` and `ExecResult`.
+pub fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<ExecResult>("ExecResult");
+    rhai::FuncRegistration::new("execute")
+        .with_comments(["/// Runs a command (array of strings, or a string split like a shell would) and returns an ExecResult."])
+        .register_into_engine(engine, |ctx: NativeCallContext, i: &mut Instance, cmd: Dynamic| {
+            execute(&ctx, i, &cmd, Map::new())
+        });
+    rhai::FuncRegistration::new("execute")
+        .with_comments(["/// Runs a command with options #{environment, cwd, user, group, stdin, stdout, stderr, decode, encoding, timeout}."])
+        .register_into_engine(
+            engine,
+            |ctx: NativeCallContext, i: &mut Instance, cmd: Dynamic, options: Map| {
+                execute(&ctx, i, &cmd, options)
+            },
+        );
+    rhai::FuncRegistration::new("raw_interactive_execute")
+        .with_comments(["/// Starts an interactive command and returns #{ws, control}: the websocket paths to connect to yourself."])
+        .register_into_engine(engine, |i: &mut Instance, cmd: Dynamic| {
+            raw_interactive(i, &cmd, Map::new())
+        });
+    rhai::FuncRegistration::new("raw_interactive_execute")
+        .with_comments(["/// Starts an interactive command with options #{environment, cwd, user, group}; returns #{ws, control}."])
+        .register_into_engine(engine, |i: &mut Instance, cmd: Dynamic, options: Map| {
+            raw_interactive(i, &cmd, options)
+        });
+
+    rhai::FuncRegistration::new_getter("exit_code")
+        .with_comments(["/// The command's exit code (a non-zero code is a result, not an error)."])
+        .register_into_engine(engine, |r: &mut ExecResult| r.exit_code);
+    rhai::FuncRegistration::new_getter("stdout")
+        .with_comments(["/// What the command wrote to stdout (empty when a callback took it)."])
+        .register_into_engine(engine, |r: &mut ExecResult| r.stdout.clone());
+    rhai::FuncRegistration::new_getter("stderr")
+        .with_comments(["/// What the command wrote to stderr (empty when a callback took it)."])
+        .register_into_engine(engine, |r: &mut ExecResult| r.stderr.clone());
+    rhai::FuncRegistration::new_index_getter()
+        .with_comments(["/// pylxd's tuple: r[0] is the exit code, r[1] stdout, r[2] stderr."])
+        .register_into_engine(engine, |r: &mut ExecResult, index: rhai::INT| match index {
+            0 => Ok(Dynamic::from_int(r.exit_code)),
+            1 => Ok(r.stdout.clone()),
+            2 => Ok(r.stderr.clone()),
+            _ => Err(invalid_argument(format!(
+                "ExecResult has indexes 0 to 2, not {index}"
+            ))),
+        });
+    super::register_display(engine, |r: &ExecResult| {
+        format!(
+            "ExecResult(exit_code: {}, stdout: {:?}, stderr: {:?})",
+            r.exit_code,
+            r.stdout.to_string(),
+            r.stderr.to_string()
+        )
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_commands_split_like_a_shell() {
+        let words = command_words("t", &Dynamic::from("echo 'a b' \"c d\" e\\ f")).expect("split");
+        assert_eq!(words, ["echo", "a b", "c d", "e f"]);
+        assert!(command_words("t", &Dynamic::from("echo 'unterminated")).is_err());
+        assert!(command_words("t", &Dynamic::from("")).is_err());
+        assert!(command_words("t", &Dynamic::from(42_i64)).is_err());
+    }
+}
