@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::lxd::config::ConnectSpec;
 use crate::repl;
-use crate::script::client::ConnectDefaults;
+use crate::script::client::{Client, ConnectDefaults};
+use crate::script::exec;
 use crate::script::run::{self, Outcome};
 use crate::script::runtime::{Bridge, Interrupt};
 use crate::script::{Session, build_engine, new_scope};
@@ -88,9 +90,17 @@ enum Command {
     },
     /// Explore a server interactively (the default on a terminal)
     Repl,
+    /// Open a login shell (or run CMD) in an instance, attached to this terminal
+    Shell {
+        /// The instance, optionally on a remote: [REMOTE:]INSTANCE
+        target: String,
+        /// The command to run instead of the login shell
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
 }
 
-const SUBCOMMANDS: [&str; 5] = ["run", "eval", "check", "repl", "help"];
+const SUBCOMMANDS: [&str; 6] = ["run", "eval", "check", "repl", "shell", "help"];
 
 /// `lxd-script FILE ...` (as a `#!` interpreter) means `lxd-script run FILE ...`.
 fn with_implicit_run(mut args: Vec<String>) -> Vec<String> {
@@ -158,6 +168,9 @@ pub fn main(args: Vec<String>) -> i32 {
         Some(Command::Eval { code, args }) => run_source(&session(args, None), "<eval>", &code),
         Some(Command::Check { scripts }) => check(&session(Vec::new(), None), &scripts),
         Some(Command::Repl) => repl::run(&session(Vec::new(), None)),
+        Some(Command::Shell { target, command }) => {
+            shell(&session(Vec::new(), None), &target, command)
+        }
         None if std::io::stdin().is_terminal() => repl::run(&session(Vec::new(), None)),
         None => {
             let mut source = String::new();
@@ -199,6 +212,39 @@ fn run_source(session: &Arc<Session>, name: &str, source: &str) -> i32 {
         Outcome::Finished | Outcome::Exit(_) => {}
     }
     outcome.exit_code()
+}
+
+/// `lxd-script shell [REMOTE:]INSTANCE [-- CMD...]`: the command's exit status, 1 on an error.
+fn shell(session: &Arc<Session>, target: &str, command: Vec<String>) -> i32 {
+    let (remote, instance) = match target.split_once(':') {
+        Some((remote, instance)) => (Some(remote.to_owned()), instance),
+        None => (None, target),
+    };
+    let spec = ConnectSpec {
+        remote: remote.clone().or_else(|| session.defaults.remote.clone()),
+        endpoint: if remote.is_some() {
+            None
+        } else {
+            session.defaults.endpoint.clone()
+        },
+        project: session.defaults.project.clone(),
+        ..ConnectSpec::default()
+    };
+    let result = Client::connect(session, &spec, None).and_then(|client| {
+        let command = (!command.is_empty()).then_some(command);
+        exec::interactive(&client, instance, command, rhai::Map::new())
+    });
+    match result {
+        Ok(code) => i32::try_from(code).unwrap_or(1),
+        Err(err) => match run::outcome_of(&err, "lxd-script shell") {
+            Outcome::Interrupted => 130,
+            Outcome::Failed(message) => {
+                eprintln!("{message}");
+                1
+            }
+            other => other.exit_code(),
+        },
+    }
 }
 
 /// Compiles scripts without running them.

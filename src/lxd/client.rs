@@ -67,6 +67,17 @@ impl Client {
         self.transport.call(req, self.project.as_deref()).await
     }
 
+    /// Sends a request in this client's project and returns the raw response (file bodies).
+    pub async fn send(
+        &self,
+        req: &Request,
+        body: Option<reqwest::Body>,
+    ) -> Result<reqwest::Response> {
+        self.transport
+            .send(req, self.project.as_deref(), body)
+            .await
+    }
+
     /// `GET path`, returning the sync metadata.
     pub async fn get(&self, path: &str) -> Result<Value> {
         Ok(self.call(&Request::get(path)).await?.into_metadata())

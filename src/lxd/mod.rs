@@ -5,14 +5,15 @@
 //!   decodes LXD's envelope and operations.
 //! - [`config`] resolves where to connect (socket discovery, the `lxc` client configuration).
 //! - [`client`] is the cheap-to-clone handle scripts hold; it waits for operations.
-//! - One module per LXD object: [`instance`], [`snapshot`], [`image`]; [`exec`] runs commands
-//!   over [`websocket`]s.
+//! - One module per LXD object: [`instance`], [`snapshot`], [`image`], [`files`]; [`exec`] runs
+//!   commands over [`websocket`]s.
 //! - [`error`] is the one error type.
 
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod files;
 pub mod image;
 pub mod instance;
 pub mod request;

@@ -24,6 +24,7 @@ pub struct Client {
     pub(crate) api: lxd::Client,
     pub(crate) bridge: Bridge,
     host_info: Arc<Value>,
+    progress: bool,
 }
 
 impl Client {
@@ -40,17 +41,18 @@ impl Client {
             verbose: session.defaults.verbose,
         };
         let api = lxd::Client::connect(&target, options).map_err(super::errors::lxd_error)?;
-        Client::from_api(api, session.bridge.clone())
-    }
-
-    /// Wraps a connected handle, loading the server description.
-    pub fn from_api(api: lxd::Client, bridge: Bridge) -> RhaiResultOf<Client> {
-        let host_info = bridge.block_on(api.server())?;
+        let host_info = session.bridge.block_on(api.server())?;
         Ok(Client {
             api,
-            bridge,
+            bridge: session.bridge.clone(),
             host_info: Arc::new(host_info),
+            progress: session.progress,
         })
+    }
+
+    /// Whether long transfers may show a progress bar (not with `--no-progress`).
+    pub fn progress_allowed(&self) -> bool {
+        self.progress
     }
 
     fn extensions(&self) -> impl Iterator<Item = &str> {

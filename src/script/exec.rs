@@ -12,10 +12,12 @@ use encoding_rs::{Decoder, Encoding, UTF_8};
 use rhai::{Blob, Dynamic, Engine, FnPtr, Map, NativeCallContext};
 use tokio::sync::mpsc;
 
+use super::client::Client;
 use super::errors::{RhaiResultOf, invalid_argument, lxd_error};
 use super::instance::Instance;
 use super::options::Options;
-use crate::lxd::exec::{self, ExecOptions, Input, Limits, Output};
+use super::terminal;
+use crate::lxd::exec::{self, Control, ExecOptions, Input, Limits, Output};
 
 /// The result of `execute`: the exit code and what the command wrote.
 #[derive(Debug, Clone)]
@@ -251,6 +253,98 @@ fn execute(
     })
 }
 
+/// `lxc shell`'s login shell: root's, through `su -l`.
+const LOGIN_SHELL: [&str; 2] = ["su", "-l"];
+
+/// Attaches the caller's terminal to a PTY session in the instance (raw mode, the terminal's
+/// size, resizes on SIGWINCH) and returns the command's exit code. The terminal is restored on
+/// every exit path.
+pub fn interactive(
+    client: &Client,
+    instance_name: &str,
+    command: Option<Vec<String>>,
+    options: Map,
+) -> RhaiResultOf<i64> {
+    use std::io::{IsTerminal, Write};
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let o = Options::new(
+        "Instance.interactive",
+        options,
+        &["environment", "cwd", "user", "group"],
+    )?;
+    let mut environment: BTreeMap<String, String> = o
+        .map("environment")?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    // LXD sets no TERM; pass the caller's, as lxc does.
+    environment
+        .entry("TERM".to_owned())
+        .or_insert_with(|| std::env::var("TERM").unwrap_or_else(|_| "xterm".to_owned()));
+    let opts = ExecOptions {
+        command: command.unwrap_or_else(|| LOGIN_SHELL.iter().map(|s| (*s).to_owned()).collect()),
+        environment,
+        cwd: o.string("cwd")?,
+        user: id_option(&o, "user")?,
+        group: id_option(&o, "group")?,
+        interactive: true,
+        size: Some(terminal::size().unwrap_or((80, 24))),
+    };
+    let bridge = client.bridge.clone();
+    let api = client.api.clone();
+    let name = instance_name.to_owned();
+    let (tx, mut rx) = mpsc::channel(OUTPUT_QUEUE);
+    let (control_tx, control_rx) = mpsc::channel(4);
+    let limits = Limits {
+        timeout: None,
+        cancel: Some(bridge.interrupt().token()),
+    };
+    let tty = std::io::stdin().is_terminal();
+    // Restored when dropped: at the end below, or by unwinding on any early exit.
+    let raw = if tty {
+        terminal::RawMode::enable()
+    } else {
+        None
+    };
+    let task = bridge.spawn(async move {
+        let input = if tty {
+            match terminal::TerminalInput::new() {
+                Ok(reader) => Input::Reader(Box::new(reader)),
+                Err(_) => Input::Reader(Box::new(tokio::io::stdin())),
+            }
+        } else {
+            Input::Reader(Box::new(tokio::io::stdin()))
+        };
+        exec::run(&api, &name, &opts, input, tx, control_rx, limits).await
+    });
+    let resizes = bridge.spawn(async move {
+        let Ok(mut winch) = signal(SignalKind::window_change()) else {
+            return;
+        };
+        while winch.recv().await.is_some() {
+            if let Some((w, h)) = terminal::size()
+                && control_tx.send(Control::Resize(w, h)).await.is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut stdout = std::io::stdout().lock();
+    while let Some(chunk) = bridge.wait(rx.recv()) {
+        let (Output::Stdout(bytes) | Output::Stderr(bytes)) = chunk;
+        let _ = stdout.write_all(&bytes);
+        let _ = stdout.flush();
+    }
+    let outcome = bridge.wait(task);
+    resizes.abort();
+    drop(raw);
+    outcome
+        .map_err(|e| invalid_argument(format!("the session task failed: {e}")))?
+        .map_err(lxd_error)
+}
+
 fn raw_interactive(instance: &mut Instance, cmd: &Dynamic, options: Map) -> RhaiResultOf<Map> {
     let command = command_words("Instance.raw_interactive_execute", cmd)?;
     let o = Options::new(
@@ -314,6 +408,28 @@ pub fn register(engine: &mut Engine) {
             raw_interactive(i, &cmd, options)
         });
 
+    rhai::FuncRegistration::new("interactive")
+        .with_comments([
+            "/// Attaches your terminal to the instance's login shell; returns its exit code.",
+        ])
+        .register_into_engine(engine, |i: &mut Instance| {
+            i.join_pending()?;
+            interactive(&i.client, &i.name, None, Map::new())
+        });
+    rhai::FuncRegistration::new("interactive")
+        .with_comments(["/// Attaches your terminal to a command in a PTY (raw mode, resizes); returns its exit code."])
+        .register_into_engine(engine, |i: &mut Instance, cmd: Dynamic| {
+            let command = command_words("Instance.interactive", &cmd)?;
+            i.join_pending()?;
+            interactive(&i.client, &i.name, Some(command), Map::new())
+        });
+    rhai::FuncRegistration::new("interactive")
+        .with_comments(["/// Attaches your terminal to a command with options #{environment, cwd, user, group}."])
+        .register_into_engine(engine, |i: &mut Instance, cmd: Dynamic, options: Map| {
+            let command = command_words("Instance.interactive", &cmd)?;
+            i.join_pending()?;
+            interactive(&i.client, &i.name, Some(command), options)
+        });
     rhai::FuncRegistration::new_getter("exit_code")
         .with_comments(["/// The command's exit code (a non-zero code is a result, not an error)."])
         .register_into_engine(engine, |r: &mut ExecResult| r.exit_code);

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::client::{Client, duration_arg};
 use super::convert::{dynamic_to_json, json_to_dynamic, map_to_object, object_to_map};
 use super::errors::{RhaiResultOf, invalid_argument, reject_change};
+use super::files::FileManager;
 use super::image::Image;
 use super::options::Options;
 use super::pending::{After, Pending, join_slot};
@@ -634,6 +635,12 @@ pub fn register(engine: &mut Engine) {
             i.publish(PublishArgs::from_map("Instance.publish", options)?)
         });
 
+    rhai::FuncRegistration::new_getter("files")
+        .with_comments(["/// The instance's files."])
+        .register_into_engine(engine, |i: &mut Instance| -> RhaiResultOf<FileManager> {
+            i.join(None)?;
+            Ok(FileManager::new(i.client.clone(), &i.name))
+        });
     rhai::FuncRegistration::new_getter("snapshots")
         .with_comments(["/// The instance's snapshots."])
         .register_into_engine(

@@ -4,14 +4,15 @@
 //! - [`session`]: what the bindings of one engine share; [`runtime`]: the blocking bridge and
 //!   the Ctrl-C interrupt; [`errors`], [`convert`], [`options`]: error maps, JSON ↔ Rhai values,
 //!   strict options maps; [`pending`]: operations left running by `wait: false`.
-//! - Scripted types: [`client`], [`instance`], [`snapshot`], [`image`], [`exec`]; globals:
-//!   [`globals`].
+//! - Scripted types: [`client`], [`instance`], [`snapshot`], [`image`], [`exec`], [`files`];
+//!   globals: [`globals`].
 //! - [`run`]: compiling and running scripts, and how their failures are reported.
 
 pub mod client;
 pub mod convert;
 pub mod errors;
 pub mod exec;
+pub mod files;
 pub mod globals;
 pub mod image;
 pub mod instance;
@@ -21,6 +22,7 @@ pub mod run;
 pub mod runtime;
 pub mod session;
 pub mod snapshot;
+pub mod terminal;
 
 use std::sync::Arc;
 
@@ -75,6 +77,7 @@ pub fn build_engine(session: &Arc<Session>) -> Engine {
     instance::register(&mut engine);
     snapshot::register(&mut engine);
     exec::register(&mut engine);
+    files::register(&mut engine);
     image::register(&mut engine);
     engine
 }

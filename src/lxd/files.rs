@@ -1,0 +1,742 @@
+//! Instance files: `/1.0/instances/<name>/files?path=...`, streamed both ways.
+//!
+//! File bodies are raw HTTP bodies with `X-LXD-*` headers. Nothing is buffered whole: pushes
+//! stream the local file, pulls stream into a temporary file beside the destination that is
+//! renamed into place only when complete. Recursive pulls never follow a symlink, never write
+//! through one, and refuse entry names that could leave the destination.
+
+use std::collections::VecDeque;
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt, stream};
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use tokio::io::AsyncWriteExt;
+
+use super::client::Client;
+use super::error::{Error, Result};
+use super::instance;
+use super::request::Request;
+use super::response;
+
+/// Transfers in flight at once in recursive operations (the sweet spot on a 2-core machine).
+pub const PARALLEL_TRANSFERS: usize = 4;
+
+/// What a path is in the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileType {
+    /// A regular file.
+    File,
+    /// A directory.
+    Directory,
+    /// A symbolic link.
+    Symlink,
+}
+
+impl FileType {
+    fn as_str(self) -> &'static str {
+        match self {
+            FileType::File => "file",
+            FileType::Directory => "directory",
+            FileType::Symlink => "symlink",
+        }
+    }
+}
+
+/// A path's type and owner, from the `X-LXD-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileInfo {
+    /// File, directory or symlink.
+    pub kind: FileType,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// Permission bits.
+    pub mode: u32,
+}
+
+/// Owner and mode of something written; unset means LXD's default (root, 0644 / 0750).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteAttrs {
+    /// Permission bits.
+    pub mode: Option<u32>,
+    /// Owner uid.
+    pub uid: Option<u32>,
+    /// Owner gid.
+    pub gid: Option<u32>,
+    /// Append instead of overwriting (the file must exist).
+    pub append: bool,
+}
+
+/// Reports transferred bytes (for progress bars).
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// Requests of the files API, as pure functions.
+pub mod requests {
+    use super::*;
+
+    /// A request on `path` in the instance.
+    pub fn on(method: Method, instance_name: &str, path: &str) -> Request {
+        Request::new(method, format!("{}/files", instance::path(instance_name))).query("path", path)
+    }
+
+    /// A write of `kind` at `path`; the body is sent by the caller.
+    pub fn write(instance_name: &str, path: &str, kind: FileType, attrs: &WriteAttrs) -> Request {
+        let mut r = on(Method::POST, instance_name, path).header("X-LXD-type", kind.as_str());
+        if let Some(mode) = attrs.mode {
+            // LXD parses the mode with base detection: without the leading 0 it would be decimal.
+            r = r.header("X-LXD-mode", format!("0{mode:o}"));
+        }
+        if let Some(uid) = attrs.uid {
+            r = r.header("X-LXD-uid", uid.to_string());
+        }
+        if let Some(gid) = attrs.gid {
+            r = r.header("X-LXD-gid", gid.to_string());
+        }
+        r.header(
+            "X-LXD-write",
+            if attrs.append { "append" } else { "overwrite" },
+        )
+    }
+}
+
+/// Reads the `X-LXD-*` headers of a file answer.
+pub fn parse_info(headers: &HeaderMap) -> Result<FileInfo> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let number = |name: &str, radix: u32| -> Result<u32> {
+        let raw = text(name).ok_or_else(|| Error::Decode(format!("file answer without {name}")))?;
+        let digits = if radix == 8 {
+            raw.trim_start_matches("0o")
+        } else {
+            raw
+        };
+        u32::from_str_radix(digits, radix)
+            .map_err(|e| Error::Decode(format!("bad {name} '{raw}': {e}")))
+    };
+    let kind = match text("X-LXD-type") {
+        Some("directory") => FileType::Directory,
+        Some("symlink") => FileType::Symlink,
+        Some("file") | None => FileType::File,
+        Some(other) => return Err(Error::Decode(format!("unknown file type '{other}'"))),
+    };
+    Ok(FileInfo {
+        kind,
+        uid: number("X-LXD-uid", 10)?,
+        gid: number("X-LXD-gid", 10)?,
+        mode: number("X-LXD-mode", 8)?,
+    })
+}
+
+/// True when `name`, as listed by the instance, is a single safe path component.
+pub fn is_safe_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\0')
+}
+
+/// The files of one instance.
+#[derive(Debug, Clone)]
+pub struct Files {
+    client: Client,
+    instance: String,
+}
+
+static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl Files {
+    /// The files of `instance`.
+    pub fn new(client: Client, instance: &str) -> Self {
+        Files {
+            client,
+            instance: instance.to_owned(),
+        }
+    }
+
+    /// GETs a path; errors (404, ...) are decoded from LXD's envelope.
+    async fn open(&self, path: &str) -> Result<(FileInfo, reqwest::Response)> {
+        let req = requests::on(Method::GET, &self.instance, path);
+        let resp = self.client.send(&req, None).await?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| self.client.transport().map_error(e, &req))?;
+            return Err(match response::parse(status, &body, None) {
+                Err(e) => e,
+                Ok(_) => Error::Api {
+                    status,
+                    message: format!("HTTP {status}"),
+                    operation: None,
+                },
+            });
+        }
+        Ok((parse_info(resp.headers())?, resp))
+    }
+
+    async fn body(&self, path: &str, resp: reqwest::Response) -> Result<Bytes> {
+        let req = requests::on(Method::GET, &self.instance, path);
+        resp.bytes()
+            .await
+            .map_err(|e| self.client.transport().map_error(e, &req))
+    }
+
+    /// A file's exact bytes.
+    pub async fn get(&self, path: &str) -> Result<Bytes> {
+        let (info, resp) = self.open(path).await?;
+        if info.kind == FileType::Directory {
+            return Err(Error::InvalidArgument(format!(
+                "{path} is a directory: use list() or recursive_get()"
+            )));
+        }
+        self.body(path, resp).await
+    }
+
+    /// The names in a directory.
+    pub async fn list(&self, path: &str) -> Result<Vec<String>> {
+        let (info, resp) = self.open(path).await?;
+        if info.kind != FileType::Directory {
+            return Err(Error::InvalidArgument(format!("{path} is not a directory")));
+        }
+        let body = self.body(path, resp).await?;
+        listing(&body)
+    }
+
+    /// The type and owner of a path; `None` when it does not exist.
+    pub async fn stat(&self, path: &str) -> Result<Option<FileInfo>> {
+        let req = requests::on(Method::HEAD, &self.instance, path);
+        let resp = self.client.send(&req, None).await?;
+        match resp.status().as_u16() {
+            404 => Ok(None),
+            s if (200..300).contains(&s) => Ok(Some(parse_info(resp.headers())?)),
+            s => Err(Error::Api {
+                status: s,
+                message: format!("cannot stat {path}: HTTP {s}"),
+                operation: None,
+            }),
+        }
+    }
+
+    /// Writes `body` at `path`.
+    pub async fn put(&self, path: &str, body: reqwest::Body, attrs: &WriteAttrs) -> Result<()> {
+        self.write(
+            requests::write(&self.instance, path, FileType::File, attrs),
+            body,
+        )
+        .await
+    }
+
+    async fn write(&self, req: Request, body: reqwest::Body) -> Result<()> {
+        let resp = self.client.send(&req, Some(body)).await?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| self.client.transport().map_error(e, &req))?;
+        response::parse(status, &bytes, None).map(|_| ())
+    }
+
+    /// Creates a directory (and, with `parents`, its missing parents).
+    pub async fn mk_dir(&self, path: &str, attrs: &WriteAttrs, parents: bool) -> Result<()> {
+        let mut targets = Vec::new();
+        if parents {
+            let mut prefix = String::new();
+            for part in path.split('/').filter(|p| !p.is_empty()) {
+                prefix.push('/');
+                prefix.push_str(part);
+                targets.push(prefix.clone());
+            }
+        } else {
+            targets.push(path.to_owned());
+        }
+        let last = targets.len().saturating_sub(1);
+        for (n, dir) in targets.iter().enumerate() {
+            // Creating a directory that exists succeeds; parents get LXD's default mode.
+            let a = if n == last {
+                *attrs
+            } else {
+                WriteAttrs {
+                    mode: None,
+                    ..*attrs
+                }
+            };
+            if n != last
+                && self
+                    .stat(dir)
+                    .await?
+                    .is_some_and(|i| i.kind == FileType::Directory)
+            {
+                continue;
+            }
+            self.write(
+                requests::write(&self.instance, dir, FileType::Directory, &a),
+                reqwest::Body::from(Vec::new()),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Creates a symlink at `path` pointing at `target`.
+    pub async fn symlink(&self, path: &str, target: &str, attrs: &WriteAttrs) -> Result<()> {
+        let req = requests::write(&self.instance, path, FileType::Symlink, attrs);
+        self.write(req, reqwest::Body::from(target.to_owned()))
+            .await
+    }
+
+    /// Deletes a path.
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        let req = requests::on(Method::DELETE, &self.instance, path);
+        self.client.call(&req).await.map(|_| ())
+    }
+
+    /// Streams a local file into the instance; its mode is kept unless `attrs.mode` is set.
+    pub async fn push(
+        &self,
+        local: &Path,
+        path: &str,
+        attrs: &WriteAttrs,
+        progress: Option<Progress>,
+    ) -> Result<u64> {
+        let file = tokio::fs::File::open(local)
+            .await
+            .map_err(|e| Error::InvalidArgument(format!("cannot read {}: {e}", local.display())))?;
+        let meta = file
+            .metadata()
+            .await
+            .map_err(|e| Error::InvalidArgument(format!("cannot stat {}: {e}", local.display())))?;
+        if meta.is_dir() {
+            return Err(Error::InvalidArgument(format!(
+                "{} is a directory: use recursive_put()",
+                local.display()
+            )));
+        }
+        let attrs = WriteAttrs {
+            mode: attrs.mode.or(Some(meta.permissions().mode() & 0o7777)),
+            ..*attrs
+        };
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = sent.clone();
+        let body = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).inspect_ok(
+            move |chunk| {
+                let total =
+                    counter.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+                if let Some(p) = &progress {
+                    p(total);
+                }
+            },
+        );
+        self.put(path, reqwest::Body::wrap_stream(body), &attrs)
+            .await?;
+        Ok(sent.load(Ordering::Relaxed))
+    }
+
+    /// Streams a file of the instance to a local path. The bytes go to a temporary file beside
+    /// it, renamed into place only when complete: a failed pull leaves no partial file behind.
+    pub async fn pull(&self, path: &str, local: &Path, progress: Option<Progress>) -> Result<u64> {
+        let (info, resp) = self.open(path).await?;
+        match info.kind {
+            FileType::File => self.stream_to(path, resp, local, info.mode, progress).await,
+            FileType::Directory => Err(Error::InvalidArgument(format!(
+                "{path} is a directory: use recursive_get()"
+            ))),
+            FileType::Symlink => Err(Error::InvalidArgument(format!("{path} is a symlink"))),
+        }
+    }
+
+    async fn stream_to(
+        &self,
+        path: &str,
+        resp: reqwest::Response,
+        local: &Path,
+        mode: u32,
+        progress: Option<Progress>,
+    ) -> Result<u64> {
+        let local_error = |e: std::io::Error, what: &Path| {
+            Error::InvalidArgument(format!("cannot write {}: {e}", what.display()))
+        };
+        let name = local
+            .file_name()
+            .unwrap_or(OsStr::new("file"))
+            .to_string_lossy();
+        let temp = local.with_file_name(format!(
+            ".{name}.{}-{}.partial",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = async {
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .mode(0o600)
+                .open(&temp)
+                .await
+                .map_err(|e| local_error(e, &temp))?;
+            let req = requests::on(Method::GET, &self.instance, path);
+            let mut body = resp.bytes_stream();
+            let mut total = 0u64;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| self.client.transport().map_error(e, &req))?;
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| local_error(e, &temp))?;
+                total += chunk.len() as u64;
+                if let Some(p) = &progress {
+                    p(total);
+                }
+            }
+            file.flush().await.map_err(|e| local_error(e, &temp))?;
+            tokio::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode & 0o7777))
+                .await
+                .map_err(|e| local_error(e, &temp))?;
+            // rename() replaces a symlink at `local` itself; it never writes through it.
+            tokio::fs::rename(&temp, local)
+                .await
+                .map_err(|e| local_error(e, local))?;
+            Ok(total)
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&temp).await;
+        }
+        result
+    }
+
+    /// Pushes a local tree: directories first, then files and symlinks (as symlinks), a few at a
+    /// time. `attrs.mode` applies to files; directories keep their local mode.
+    pub async fn recursive_put(&self, local: &Path, path: &str, attrs: &WriteAttrs) -> Result<u64> {
+        let root_meta = std::fs::symlink_metadata(local)
+            .map_err(|e| Error::InvalidArgument(format!("cannot read {}: {e}", local.display())))?;
+        if !root_meta.is_dir() {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not a directory",
+                local.display()
+            )));
+        }
+        let mut dirs = vec![(
+            local.to_owned(),
+            path.trim_end_matches('/').to_owned(),
+            root_meta.permissions().mode(),
+        )];
+        let mut leaves: Vec<(PathBuf, String, std::fs::Metadata)> = Vec::new();
+        let mut queue = VecDeque::from([(local.to_owned(), path.trim_end_matches('/').to_owned())]);
+        while let Some((dir, remote)) = queue.pop_front() {
+            let entries = std::fs::read_dir(&dir).map_err(|e| {
+                Error::InvalidArgument(format!("cannot read {}: {e}", dir.display()))
+            })?;
+            for entry in entries {
+                let entry = entry.map_err(|e| {
+                    Error::InvalidArgument(format!("cannot read {}: {e}", dir.display()))
+                })?;
+                let name = entry.file_name();
+                let name = name.to_str().ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "{}: LXD's file API cannot carry a non-UTF-8 name",
+                        entry.path().display()
+                    ))
+                })?;
+                let meta = std::fs::symlink_metadata(entry.path()).map_err(|e| {
+                    Error::InvalidArgument(format!("cannot read {}: {e}", entry.path().display()))
+                })?;
+                let child = format!("{remote}/{name}");
+                if meta.is_dir() {
+                    dirs.push((entry.path(), child.clone(), meta.permissions().mode()));
+                    queue.push_back((entry.path(), child));
+                } else {
+                    leaves.push((entry.path(), child, meta));
+                }
+            }
+        }
+        for (_, remote, mode) in &dirs {
+            let a = WriteAttrs {
+                mode: Some(mode & 0o7777),
+                append: false,
+                ..*attrs
+            };
+            self.mk_dir(remote, &a, false).await?;
+        }
+        let sent: Vec<u64> =
+            stream::iter(leaves.into_iter().map(|(local, remote, meta)| async move {
+                if meta.file_type().is_symlink() {
+                    let target = std::fs::read_link(&local).map_err(|e| {
+                        Error::InvalidArgument(format!("cannot read {}: {e}", local.display()))
+                    })?;
+                    let a = WriteAttrs {
+                        mode: None,
+                        append: false,
+                        ..*attrs
+                    };
+                    self.symlink(&remote, &target.to_string_lossy(), &a)
+                        .await
+                        .map(|_| 0)
+                } else if meta.is_file() {
+                    self.push(
+                        &local,
+                        &remote,
+                        &WriteAttrs {
+                            append: false,
+                            ..*attrs
+                        },
+                        None,
+                    )
+                    .await
+                } else {
+                    Ok(0) // sockets, fifos and devices are not files LXD can hold
+                }
+            }))
+            .buffer_unordered(PARALLEL_TRANSFERS)
+            .try_collect()
+            .await?;
+        Ok(sent.iter().sum())
+    }
+
+    /// Pulls a tree into `local` (created if missing). One GET per entry tells its type and
+    /// carries its content. Symlinks are recreated, never followed; nothing is written outside
+    /// `local`, even where `local` already holds symlinks.
+    pub async fn recursive_get(&self, path: &str, local: &Path) -> Result<u64> {
+        let (info, resp) = self.open(path).await?;
+        if info.kind != FileType::Directory {
+            return Err(Error::InvalidArgument(format!(
+                "{path} is not a directory: use pull()"
+            )));
+        }
+        let names = listing(&self.body(path, resp).await?)?;
+        ensure_real_dir(local, info.mode)?;
+        let root = path.trim_end_matches('/').to_owned();
+        let mut queue = VecDeque::from([(root.clone(), local.to_owned(), names)]);
+        let mut total = 0;
+        while let Some((remote_dir, local_dir, names)) = queue.pop_front() {
+            for name in &names {
+                if !is_safe_name(name) {
+                    return Err(Error::InvalidArgument(format!(
+                        "refusing the entry {name:?} of {remote_dir}: not a single path component"
+                    )));
+                }
+            }
+            let results: Vec<Option<(String, PathBuf, Vec<String>)>> =
+                stream::iter(names.into_iter().map(|name| {
+                    let remote = format!("{remote_dir}/{name}");
+                    let target = local_dir.join(&name);
+                    let root = root.as_str();
+                    async move {
+                        self.get_entry(root, &remote, &target)
+                            .await
+                            .map(|sub| sub.map(|names| (remote, target, names)))
+                    }
+                }))
+                .buffer_unordered(PARALLEL_TRANSFERS)
+                .try_collect()
+                .await?;
+            total += results.len() as u64;
+            queue.extend(results.into_iter().flatten());
+        }
+        Ok(total)
+    }
+
+    /// Fetches one entry of the tree at `root` to `target`; for a directory, returns its names.
+    async fn get_entry(
+        &self,
+        root: &str,
+        remote: &str,
+        target: &Path,
+    ) -> Result<Option<Vec<String>>> {
+        let (info, resp) = self.open(remote).await?;
+        match info.kind {
+            FileType::Directory => {
+                let names = listing(&self.body(remote, resp).await?)?;
+                ensure_real_dir(target, info.mode)?;
+                Ok(Some(names))
+            }
+            FileType::Symlink => {
+                let link = self.body(remote, resp).await?;
+                let link = relative_link(root, remote, &String::from_utf8_lossy(&link));
+                remove_non_dir(target)?;
+                std::os::unix::fs::symlink(&link, target).map_err(|e| {
+                    Error::InvalidArgument(format!(
+                        "cannot create the symlink {}: {e}",
+                        target.display()
+                    ))
+                })?;
+                Ok(None)
+            }
+            FileType::File => {
+                if std::fs::symlink_metadata(target).is_ok_and(|m| m.is_dir()) {
+                    return Err(Error::InvalidArgument(format!(
+                        "{} is a local directory, {remote} a file",
+                        target.display()
+                    )));
+                }
+                self.stream_to(remote, resp, target, info.mode, None)
+                    .await
+                    .map(|_| None)
+            }
+        }
+    }
+}
+
+/// LXD reports a symlink's target resolved to an absolute path; a target inside the pulled tree
+/// becomes relative again, so the local copy points into itself.
+fn relative_link(root: &str, link: &str, target: &str) -> String {
+    let inside = |p: &str| p == root || p.starts_with(&format!("{root}/"));
+    if !inside(target) || !inside(link) {
+        return target.to_owned();
+    }
+    let parent: Vec<&str> = link
+        .rsplit_once('/')
+        .map_or("", |(d, _)| d)
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let to: Vec<&str> = target.split('/').filter(|s| !s.is_empty()).collect();
+    let common = parent.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<&str> = vec![".."; parent.len() - common];
+    parts.extend(&to[common..]);
+    if parts.is_empty() {
+        ".".to_owned()
+    } else {
+        parts.join("/")
+    }
+}
+
+/// Parses a directory listing (a sync envelope whose metadata is a list of names).
+fn listing(body: &[u8]) -> Result<Vec<String>> {
+    let names = response::parse(200, body, None)?.into_metadata();
+    serde_json::from_value(names).map_err(|e| Error::Decode(format!("bad directory listing: {e}")))
+}
+
+/// Makes `dir` a real directory: a symlink (or file) there is replaced, never followed.
+fn ensure_real_dir(dir: &Path, mode: u32) -> Result<()> {
+    let local_error =
+        |e: std::io::Error| Error::InvalidArgument(format!("cannot create {}: {e}", dir.display()));
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => std::fs::remove_file(dir).map_err(local_error)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(local_error(e)),
+    }
+    std::fs::create_dir(dir).map_err(local_error)?;
+    std::fs::set_permissions(
+        dir,
+        std::fs::Permissions::from_mode((mode & 0o7777) | 0o700),
+    )
+    .map_err(local_error)
+}
+
+/// Removes whatever non-directory is at `path` (a symlink is removed, not followed).
+fn remove_non_dir(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Err(Error::InvalidArgument(format!(
+            "{} is a local directory",
+            path.display()
+        ))),
+        Ok(_) => std::fs::remove_file(path)
+            .map_err(|e| Error::InvalidArgument(format!("cannot replace {}: {e}", path.display()))),
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn modes_are_sent_octal_with_a_leading_zero() {
+        let r = requests::write(
+            "c1",
+            "/tmp/x",
+            FileType::File,
+            &WriteAttrs {
+                mode: Some(0o644),
+                uid: Some(1),
+                gid: Some(2),
+                append: true,
+            },
+        );
+        assert_eq!(
+            r.path_and_query(None),
+            "/1.0/instances/c1/files?path=%2Ftmp%2Fx"
+        );
+        assert_eq!(
+            r.headers,
+            vec![
+                ("X-LXD-type", "file".to_owned()),
+                ("X-LXD-mode", "0644".to_owned()),
+                ("X-LXD-uid", "1".to_owned()),
+                ("X-LXD-gid", "2".to_owned()),
+                ("X-LXD-write", "append".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn file_headers_parse() {
+        let mut h = HeaderMap::new();
+        h.insert("x-lxd-type", HeaderValue::from_static("directory"));
+        h.insert("x-lxd-uid", HeaderValue::from_static("0"));
+        h.insert("x-lxd-gid", HeaderValue::from_static("1000"));
+        h.insert("x-lxd-mode", HeaderValue::from_static("0750"));
+        assert_eq!(
+            parse_info(&h).expect("info"),
+            FileInfo {
+                kind: FileType::Directory,
+                uid: 0,
+                gid: 1000,
+                mode: 0o750
+            }
+        );
+        h.insert("x-lxd-mode", HeaderValue::from_static("rwx"));
+        assert!(parse_info(&h).is_err());
+    }
+
+    #[test]
+    fn links_inside_the_tree_become_relative() {
+        assert_eq!(
+            relative_link("/srv/t", "/srv/t/link", "/srv/t/a.txt"),
+            "a.txt"
+        );
+        assert_eq!(
+            relative_link("/srv/t", "/srv/t/sub/link", "/srv/t/a.txt"),
+            "../a.txt"
+        );
+        assert_eq!(
+            relative_link("/srv/t", "/srv/t/link", "/srv/t/sub/b"),
+            "sub/b"
+        );
+        assert_eq!(relative_link("/srv/t", "/srv/t/link", "/srv/t"), ".");
+        assert_eq!(
+            relative_link("/srv/t", "/srv/t/link", "/etc/passwd"),
+            "/etc/passwd"
+        );
+        assert_eq!(
+            relative_link("/srv/t", "/srv/t/link", "/srv/tree"),
+            "/srv/tree"
+        );
+    }
+
+    #[test]
+    fn only_single_components_are_safe() {
+        for bad in ["", ".", "..", "a/b", "/etc", "a\0b"] {
+            assert!(!is_safe_name(bad), "{bad:?}");
+        }
+        for good in ["a", ".hidden", "with space", "new\nline", "...", "é"] {
+            assert!(is_safe_name(good), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn local_symlinks_are_replaced_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        let link = dir.path().join("sub");
+        std::os::unix::fs::symlink(outside.path(), &link).expect("symlink");
+        ensure_real_dir(&link, 0o755).expect("replaced");
+        assert!(std::fs::symlink_metadata(&link).expect("meta").is_dir());
+        assert!(outside.path().exists());
+    }
+}

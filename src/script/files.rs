@@ -1,0 +1,324 @@
+//! `i.files`: the Files manager (contract §5).
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use indicatif::{ProgressBar, ProgressStyle};
+use rhai::{Array, Blob, Dynamic, Engine, Map};
+
+use super::client::Client;
+use super::errors::{RhaiResultOf, invalid_argument, script_error};
+use super::options::Options;
+use crate::lxd::ErrorKind;
+use crate::lxd::files::{Files, Progress, WriteAttrs};
+
+/// The files of one instance.
+#[derive(Debug, Clone)]
+pub struct FileManager {
+    client: Client,
+    api: Files,
+    instance: String,
+}
+
+impl FileManager {
+    /// The files of `instance`.
+    pub fn new(client: Client, instance: &str) -> Self {
+        let api = Files::new(client.api.clone(), instance);
+        FileManager {
+            client,
+            api,
+            instance: instance.to_owned(),
+        }
+    }
+
+    fn block_on<T>(
+        &self,
+        fut: impl std::future::Future<Output = crate::lxd::Result<T>>,
+    ) -> RhaiResultOf<T> {
+        self.client.bridge.block_on(fut)
+    }
+
+    /// A byte-counting progress bar, drawn only on a terminal, once a transfer lasts over 1 s.
+    fn progress(&self, what: String, total: Option<u64>) -> Option<Progress> {
+        if !self.client.progress_allowed() || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let started = Instant::now();
+        let bar: Arc<Mutex<Option<ProgressBar>>> = Arc::new(Mutex::new(None));
+        let report: Progress = Arc::new(move |done| {
+            if started.elapsed() < Duration::from_secs(1) {
+                return;
+            }
+            let Ok(mut slot) = bar.lock() else { return };
+            let bar = slot.get_or_insert_with(|| {
+                let b = total.map_or_else(ProgressBar::no_length, ProgressBar::new);
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                b.set_message(what.clone());
+                b
+            });
+            bar.set_position(done);
+        });
+        Some(report)
+    }
+}
+
+/// A mode from an int (`0o644`) or an octal string (`"0644"`, `"644"`).
+pub fn parse_mode(call: &str, v: &Dynamic) -> RhaiResultOf<u32> {
+    let mode = if let Ok(n) = v.as_int() {
+        u32::try_from(n).ok()
+    } else if v.is_string() {
+        let text = v.to_string();
+        let digits = text.trim_start_matches("0o");
+        u32::from_str_radix(digits, 8).ok()
+    } else {
+        None
+    };
+    mode.filter(|m| *m <= 0o7777).ok_or_else(|| {
+        invalid_argument(format!(
+            "{call}: a mode is an int like 0o644 or an octal string like \"0644\", not {v}"
+        ))
+    })
+}
+
+fn id(call: &str, key: &str, v: i64) -> RhaiResultOf<u32> {
+    u32::try_from(v)
+        .map_err(|_| invalid_argument(format!("{call}: {key} must be a uid/gid, not {v}")))
+}
+
+/// `#{mode, uid, gid[, append][, parents]}`.
+fn attrs_from_map(call: &str, map: Map, allowed: &[&str]) -> RhaiResultOf<(WriteAttrs, bool)> {
+    let o = Options::new(call, map.clone(), allowed)?;
+    let mode = match map.get("mode") {
+        Some(v) if !v.is_unit() => Some(parse_mode(call, v)?),
+        _ => None,
+    };
+    let attrs = WriteAttrs {
+        mode,
+        uid: o.int("uid")?.map(|v| id(call, "uid", v)).transpose()?,
+        gid: o.int("gid")?.map(|v| id(call, "gid", v)).transpose()?,
+        append: o.bool("append")?.unwrap_or(false),
+    };
+    Ok((attrs, o.bool("parents")?.unwrap_or(false)))
+}
+
+fn data_bytes(call: &str, data: &Dynamic) -> RhaiResultOf<Bytes> {
+    if data.is_blob() {
+        Ok(Bytes::from(data.clone().cast::<Blob>()))
+    } else if data.is_string() {
+        Ok(Bytes::from(data.to_string()))
+    } else {
+        Err(invalid_argument(format!(
+            "{call}: data must be a string or a blob, not {}",
+            data.type_name()
+        )))
+    }
+}
+
+impl FileManager {
+    fn put(&mut self, path: &str, data: &Dynamic, attrs: WriteAttrs) -> RhaiResultOf<()> {
+        let bytes = data_bytes("files.put", data)?;
+        self.block_on(self.api.put(path, reqwest::Body::from(bytes), &attrs))
+    }
+
+    fn push(&mut self, local: &str, path: &str, attrs: WriteAttrs) -> RhaiResultOf<i64> {
+        let size = std::fs::metadata(local).ok().map(|m| m.len());
+        let progress = self.progress(format!("push {local}"), size);
+        let sent = self.block_on(self.api.push(Path::new(local), path, &attrs, progress))?;
+        Ok(i64::try_from(sent).unwrap_or(i64::MAX))
+    }
+
+    fn pull(&mut self, path: &str, local: &str) -> RhaiResultOf<i64> {
+        let progress = self.progress(format!("pull {path}"), None);
+        let got = self.block_on(self.api.pull(path, Path::new(local), progress))?;
+        Ok(i64::try_from(got).unwrap_or(i64::MAX))
+    }
+
+    fn mk_dir(&mut self, path: &str, attrs: WriteAttrs, parents: bool) -> RhaiResultOf<()> {
+        self.block_on(self.api.mk_dir(path, &attrs, parents))
+    }
+
+    fn delete(&mut self, path: &str) -> RhaiResultOf<()> {
+        if !self.client.has_api_extension("file_delete") {
+            return Err(script_error(
+                ErrorKind::ExtensionMissing,
+                "the server lacks the API extension 'file_delete' that files.delete() needs",
+                None,
+                None,
+                Dynamic::UNIT,
+            ));
+        }
+        self.block_on(self.api.delete(path))
+    }
+}
+
+/// Registers `Files`.
+pub fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<FileManager>("Files");
+
+    rhai::FuncRegistration::new("put")
+        .with_comments(["/// Writes a string or blob to a file in the instance (root-owned, LXD's default mode)."])
+        .register_into_engine(engine, |f: &mut FileManager, path: &str, data: Dynamic| {
+            f.put(path, &data, WriteAttrs::default())
+        });
+    rhai::FuncRegistration::new("put")
+        .with_comments(["/// Writes a file with a mode (int 0o644 or octal string \"0644\")."])
+        .register_into_engine(
+            engine,
+            |f: &mut FileManager, path: &str, data: Dynamic, mode: Dynamic| {
+                let mode = parse_mode("files.put", &mode)?;
+                f.put(
+                    path,
+                    &data,
+                    WriteAttrs {
+                        mode: Some(mode),
+                        ..WriteAttrs::default()
+                    },
+                )
+            },
+        );
+    rhai::FuncRegistration::new("put")
+        .with_comments(["/// Writes a file with a mode, uid and gid."])
+        .register_into_engine(
+            engine,
+            |f: &mut FileManager, path: &str, data: Dynamic, mode: Dynamic, uid: i64, gid: i64| {
+                let attrs = WriteAttrs {
+                    mode: Some(parse_mode("files.put", &mode)?),
+                    uid: Some(id("files.put", "uid", uid)?),
+                    gid: Some(id("files.put", "gid", gid)?),
+                    append: false,
+                };
+                f.put(path, &data, attrs)
+            },
+        );
+    rhai::FuncRegistration::new("put")
+        .with_comments(["/// Writes a file with options #{mode, uid, gid, append}; append needs an existing file."])
+        .register_into_engine(engine, |f: &mut FileManager, path: &str, data: Dynamic, options: Map| {
+            let (attrs, _) = attrs_from_map("files.put", options, &["mode", "uid", "gid", "append"])?;
+            f.put(path, &data, attrs)
+        });
+    rhai::FuncRegistration::new("get")
+        .with_comments(["/// A file's exact bytes, as a blob (`.as_string()` makes it text)."])
+        .register_into_engine(
+            engine,
+            |f: &mut FileManager, path: &str| -> RhaiResultOf<Blob> {
+                Ok(f.block_on(f.api.get(path))?.to_vec())
+            },
+        );
+    rhai::FuncRegistration::new("push")
+        .with_comments(["/// Streams a local file into the instance (any size, constant memory), keeping its mode; returns the bytes sent."])
+        .register_into_engine(engine, |f: &mut FileManager, local: &str, path: &str| {
+            f.push(local, path, WriteAttrs::default())
+        });
+    rhai::FuncRegistration::new("push")
+        .with_comments([
+            "/// Streams a local file into the instance with options #{mode, uid, gid}.",
+        ])
+        .register_into_engine(
+            engine,
+            |f: &mut FileManager, local: &str, path: &str, options: Map| {
+                let (attrs, _) = attrs_from_map("files.push", options, &["mode", "uid", "gid"])?;
+                f.push(local, path, attrs)
+            },
+        );
+    rhai::FuncRegistration::new("pull")
+        .with_comments(["/// Streams a file of the instance to a local path (any size, constant memory; no partial file on failure); returns the bytes received."])
+        .register_into_engine(engine, |f: &mut FileManager, path: &str, local: &str| f.pull(path, local));
+    rhai::FuncRegistration::new("mk_dir")
+        .with_comments(["/// Creates a directory (its parent must exist)."])
+        .register_into_engine(engine, |f: &mut FileManager, path: &str| {
+            f.mk_dir(path, WriteAttrs::default(), false)
+        });
+    rhai::FuncRegistration::new("mk_dir")
+        .with_comments(["/// Creates a directory with a mode."])
+        .register_into_engine(engine, |f: &mut FileManager, path: &str, mode: Dynamic| {
+            let mode = parse_mode("files.mk_dir", &mode)?;
+            f.mk_dir(
+                path,
+                WriteAttrs {
+                    mode: Some(mode),
+                    ..WriteAttrs::default()
+                },
+                false,
+            )
+        });
+    rhai::FuncRegistration::new("mk_dir")
+        .with_comments(["/// Creates a directory with options #{mode, uid, gid, parents}; parents: true creates missing parents."])
+        .register_into_engine(engine, |f: &mut FileManager, path: &str, options: Map| {
+            let (attrs, parents) = attrs_from_map("files.mk_dir", options, &["mode", "uid", "gid", "parents"])?;
+            f.mk_dir(path, attrs, parents)
+        });
+    rhai::FuncRegistration::new("recursive_put")
+        .with_comments(["/// Pushes a local directory tree (symlinks as symlinks, modes kept), a few files at a time."])
+        .register_into_engine(engine, |f: &mut FileManager, local: &str, path: &str| {
+            f.block_on(f.api.recursive_put(Path::new(local), path, &WriteAttrs::default())).map(|_| ())
+        });
+    rhai::FuncRegistration::new("recursive_put")
+        .with_comments([
+            "/// Pushes a local directory tree with options #{mode (for files), uid, gid}.",
+        ])
+        .register_into_engine(
+            engine,
+            |f: &mut FileManager, local: &str, path: &str, options: Map| {
+                let (attrs, _) =
+                    attrs_from_map("files.recursive_put", options, &["mode", "uid", "gid"])?;
+                f.block_on(f.api.recursive_put(Path::new(local), path, &attrs))
+                    .map(|_| ())
+            },
+        );
+    rhai::FuncRegistration::new("recursive_get")
+        .with_comments(["/// Pulls a directory tree; symlinks stay symlinks and nothing is written outside the local directory."])
+        .register_into_engine(engine, |f: &mut FileManager, path: &str, local: &str| {
+            f.block_on(f.api.recursive_get(path, Path::new(local))).map(|_| ())
+        });
+    rhai::FuncRegistration::new("list")
+        .with_comments(["/// The names in a directory of the instance."])
+        .register_into_engine(
+            engine,
+            |f: &mut FileManager, path: &str| -> RhaiResultOf<Array> {
+                Ok(f.block_on(f.api.list(path))?
+                    .into_iter()
+                    .map(Dynamic::from)
+                    .collect())
+            },
+        );
+    rhai::FuncRegistration::new("exists")
+        .with_comments(["/// True when the path exists in the instance."])
+        .register_into_engine(engine, |f: &mut FileManager, path: &str| {
+            f.block_on(f.api.stat(path)).map(|s| s.is_some())
+        });
+    rhai::FuncRegistration::new("delete")
+        .with_comments([
+            "/// Deletes a path; throws ExtensionMissing where the server lacks file_delete.",
+        ])
+        .register_into_engine(engine, |f: &mut FileManager, path: &str| f.delete(path));
+    rhai::FuncRegistration::new("delete_available")
+        .with_comments(["/// True when the server can delete files (the file_delete extension)."])
+        .register_into_engine(engine, |f: &mut FileManager| {
+            f.client.has_api_extension("file_delete")
+        });
+    super::register_display(engine, |f: &FileManager| format!("Files of {}", f.instance));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_accept_ints_and_octal_strings() {
+        assert_eq!(parse_mode("t", &Dynamic::from_int(0o644)).ok(), Some(0o644));
+        assert_eq!(parse_mode("t", &Dynamic::from("0644")).ok(), Some(0o644));
+        assert_eq!(parse_mode("t", &Dynamic::from("755")).ok(), Some(0o755));
+        assert_eq!(parse_mode("t", &Dynamic::from("0o600")).ok(), Some(0o600));
+        assert!(parse_mode("t", &Dynamic::from("rw-")).is_err());
+        assert!(parse_mode("t", &Dynamic::from("999")).is_err());
+        assert!(parse_mode("t", &Dynamic::from_int(-1)).is_err());
+    }
+}
