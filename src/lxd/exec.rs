@@ -126,14 +126,18 @@ impl Control {
 pub struct Limits {
     /// Kill the command (SIGKILL) after this long and fail with `Timeout`.
     pub timeout: Option<Duration>,
-    /// On cancellation (Ctrl-C) send SIGINT, let the command end, then fail with `Cancelled`.
+    /// On cancellation (Ctrl-C) send SIGINT (then SIGKILL if it has not ended within 2 s),
+    /// and fail with `Cancelled`.
     pub cancel: Option<CancellationToken>,
 }
 
 /// Size of the frames stdin is sent in.
 const STDIN_FRAME: usize = 64 * 1024;
-/// How long a killed or interrupted command may take to end before we stop waiting.
+/// How long a killed command may take to end before we stop waiting.
 const GRACE: Duration = Duration::from_secs(10);
+/// How long an interrupted command may take to end before it is killed (SIGINT can also be
+/// lost: LXD drops a signal that arrives before the command has started).
+const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 /// The signals of `timeout` and Ctrl-C.
 const SIGKILL: i32 = 9;
 const SIGINT: i32 = 2;
@@ -200,6 +204,7 @@ pub async fn run(
     let mut streams_done: Option<Result<()>> = None;
     let mut finished: Option<Result<Operation>> = None;
     let mut stopped: Option<Error> = None;
+    let mut killed = false;
     let mut control_open = true;
     let mut ctl_open = true;
 
@@ -213,13 +218,14 @@ pub async fn run(
             },
             // Keep reading control so its pings are answered; LXD sends nothing else on it.
             m = ctl.next(), if ctl_open => if m.is_none_or(|m| m.is_err()) { ctl_open = false },
-            // The time-out (kill), or the end of the grace period after a kill or interrupt.
+            // The time-out, a command that ignored SIGINT, or one that outlived its kill.
             _ = &mut deadline, if limits.timeout.is_some() || stopped.is_some() => {
-                if stopped.is_some() {
+                if killed {
                     break;
                 }
                 send_control(&mut ctl, Control::Signal(SIGKILL)).await?;
-                stopped = Some(Error::Timeout {
+                killed = true;
+                stopped.get_or_insert_with(|| Error::Timeout {
                     what: format!("command {:?}", opts.command),
                     seconds: limits.timeout.map(|t| t.as_secs_f64()).unwrap_or_default(),
                     operation: Some(op.id().to_owned()),
@@ -229,7 +235,7 @@ pub async fn run(
             _ = cancel.cancelled(), if stopped.is_none() => {
                 send_control(&mut ctl, Control::Signal(SIGINT)).await?;
                 stopped = Some(Error::Cancelled);
-                deadline.as_mut().reset(tokio::time::Instant::now() + GRACE);
+                deadline.as_mut().reset(tokio::time::Instant::now() + INTERRUPT_GRACE);
             },
         }
     }

@@ -1,0 +1,137 @@
+//! `lxd-script shell` and `Instance.interactive`, driven through a real terminal (tmux).
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Cleanup, script_ok, unique};
+
+/// A tmux server of this test's own.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(command: &str, width: u16, height: u16) -> Tmux {
+        let tmux = Tmux {
+            socket: unique("tmux"),
+        };
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            command,
+        ]);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux (scripts/testbed up installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &str) {
+        self.run(&["send-keys", "-t", "t", keys, "Enter"]);
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-t", "t", "-p"])
+    }
+
+    /// Waits until the screen shows `text`.
+    fn wait_for(&self, text: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "no {text:?} on the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+/// The login shell with the terminal's size, a resize, the exit status, and the terminal
+/// restored afterwards.
+#[test]
+fn shell_in_a_terminal() {
+    let tb = common::testbed();
+    let name = unique("shell");
+    let _cleanup = Cleanup::new("main", &[name.as_str()]);
+    script_ok(&format!(
+        r#"Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true).start(true);"#
+    ));
+    let command = format!(
+        "env LXD_DIR={} LXD_CONF={} {} shell {name}; echo EXIT=$?; stty -a; sleep 60",
+        tb.main_dir.display(),
+        tb.conf.display(),
+        env!("CARGO_BIN_EXE_lxd-script"),
+    );
+    let tmux = Tmux::start(&command, 100, 30);
+    tmux.wait_for("#");
+    tmux.keys("stty size; echo TERM=$TERM; id -u");
+    let screen = tmux.wait_for("TERM=");
+    assert!(screen.contains("30 100"), "initial size:\n{screen}");
+    tmux.run(&["resize-window", "-t", "t", "-x", "120", "-y", "40"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.keys("stty size");
+    tmux.wait_for("40 120");
+    tmux.keys("exit 7");
+    let screen = tmux.wait_for("EXIT=7");
+    // Back on the local terminal: canonical mode and echo are on again.
+    assert!(
+        screen.contains(" icanon") && screen.contains(" echo "),
+        "terminal not restored:\n{screen}"
+    );
+}
+
+/// `interactive(cmd)` from a script returns the command's exit code; `shell REMOTE:NAME -- CMD`
+/// runs a command on a remote; a missing instance is a clear error.
+#[test]
+fn interactive_commands_and_remotes() {
+    let tb = common::testbed();
+    let name = unique("inter");
+    let _cleanup = Cleanup::new("second", &[name.as_str()]);
+    script_ok(&format!(
+        r#"Client("second").instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true).start(true);"#
+    ));
+    let bin = env!("CARGO_BIN_EXE_lxd-script");
+    let env = format!(
+        "env LXD_DIR={} LXD_CONF={}",
+        tb.main_dir.display(),
+        tb.conf.display()
+    );
+    let command = format!(
+        "{env} {bin} shell second:{name} -- sh -c 'tty; exit 3'; echo EXIT=$?; \
+         {env} {bin} eval 'exit(Client(\"second\").instances.get(\"{name}\").interactive(\"sh -c \\\"exit 4\\\"\"))'; echo EXIT=$?; \
+         {env} {bin} shell no-such-instance; echo EXIT=$?; sleep 60"
+    );
+    let tmux = Tmux::start(&command, 80, 24);
+    let screen = tmux.wait_for("EXIT=1");
+    assert!(screen.contains("/dev/pts/"), "a PTY:\n{screen}");
+    assert!(
+        screen.contains("EXIT=3") && screen.contains("EXIT=4"),
+        "{screen}"
+    );
+    assert!(screen.contains("NotFound"), "{screen}");
+}
