@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::lxd::config::ConnectSpec;
 use crate::repl;
@@ -129,7 +130,13 @@ pub fn main(args: Vec<String>) -> i32 {
         }
     };
     let interrupt = Interrupt::default();
-    runtime.spawn(forward_ctrl_c(interrupt.clone()));
+    // Registered before anything runs, so no Ctrl-C can hit the default handler.
+    match runtime.block_on(async { signal(SignalKind::interrupt()) }) {
+        Ok(sigint) => {
+            runtime.spawn(forward_ctrl_c(sigint, interrupt.clone()));
+        }
+        Err(e) => eprintln!("lxd-script: Ctrl-C will not be handled: {e}"),
+    }
     let timeout = match cli.global.timeout {
         Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
         Some(secs) => {
@@ -189,8 +196,8 @@ pub fn main(args: Vec<String>) -> i32 {
 }
 
 /// The first Ctrl-C interrupts the script (blocked calls return at once); a second one exits.
-async fn forward_ctrl_c(interrupt: Interrupt) {
-    while tokio::signal::ctrl_c().await.is_ok() {
+async fn forward_ctrl_c(mut sigint: Signal, interrupt: Interrupt) {
+    while sigint.recv().await.is_some() {
         if interrupt.is_triggered() {
             std::process::exit(130);
         }

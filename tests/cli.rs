@@ -4,7 +4,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{binary, lxd_script};
 
@@ -115,33 +115,19 @@ fn shebang_scripts_run_directly() {
 /// Ctrl-C stops a script blocked in a call at once, with status 130; a script cannot catch it.
 #[test]
 fn ctrl_c_interrupts_with_130() {
-    let _ = common::testbed();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ready = dir.path().join("ready");
     for code in [
         "sleep(30);",
         "try { sleep(30); } catch (e) { print(\"caught\"); }",
     ] {
-        let child = binary()
-            .args(["eval", code])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        std::thread::sleep(Duration::from_millis(300));
-        let started = Instant::now();
-        let pid = child.id().to_string();
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .expect("kill");
-        let out = child.wait_with_output().expect("wait");
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "took {:?}",
-            started.elapsed()
-        );
-        assert_eq!(out.status.code(), Some(130), "{code}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{code}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+        let _ = std::fs::remove_file(&ready);
+        let script = format!("write_file(\"{}\", \"\"); {code}", ready.display());
+        let (out, took) = common::interrupt(&["eval", &script], || ready.exists());
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        assert_eq!(out.code, 130, "{code}");
+        assert_eq!(out.stdout, "", "{code}");
+        assert!(out.stderr.contains("interrupted"));
     }
 }
 

@@ -9,17 +9,8 @@ use common::{Cleanup, script_ok, unique};
 /// One running busybox container shared by the exec tests (they only read from it or write
 /// under their own paths), removed when the test binary ends.
 fn container() -> &'static str {
-    static NAME: OnceLock<(String, Cleanup)> = OnceLock::new();
-    let (name, _) = NAME.get_or_init(|| {
-        let name = unique("exec");
-        let cleanup = Cleanup::new("main", &[name.as_str()]);
-        script_ok(&format!(
-            r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
-               i.start(true);"#
-        ));
-        (name, cleanup)
-    });
-    name
+    static SLOT: OnceLock<(String, Cleanup)> = OnceLock::new();
+    common::shared_container(&SLOT, "exec")
 }
 
 fn in_container(source: &str) -> String {
@@ -186,47 +177,20 @@ fn exec_over_https() {
 /// Ctrl-C during an exec sends SIGINT to the command first, then the script stops with 130.
 #[test]
 fn ctrl_c_interrupts_the_command_first() {
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let marker = format!("/tmp/{}", unique("sigint"));
     let script = format!(
         r#"Client().instances.get("{}").execute(["sh", "-c", "trap 'echo INT > {marker}; exit 0' INT; touch {marker}.started; while :; do sleep 0.1; done"]);
            print("not reached");"#,
         container()
     );
-    let child = common::binary()
-        .args(["eval", &script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
     // Press Ctrl-C once the command runs (its trap is set), however loaded the machine is.
-    let waiting = Instant::now();
-    while in_container(&format!("print(i.files.exists(\"{marker}.started\"));")).trim() != "true" {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(20),
-            "the command never started"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let started = Instant::now();
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    let started =
+        || in_container(&format!("print(i.files.exists(\"{marker}.started\"));")).trim() == "true";
+    let (out, took) = common::interrupt(&["eval", &script], started);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(out.code, 130, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
     let seen = in_container(&format!("print(i.files.get(\"{marker}\").as_string());"));
     assert_eq!(seen.trim(), "INT", "the command saw SIGINT");
 }

@@ -11,17 +11,8 @@ use common::{Cleanup, script_ok, unique};
 
 /// One running busybox container shared by the file tests (each works under its own path).
 fn container() -> &'static str {
-    static NAME: OnceLock<(String, Cleanup)> = OnceLock::new();
-    let (name, _) = NAME.get_or_init(|| {
-        let name = unique("files");
-        let cleanup = Cleanup::new("main", &[name.as_str()]);
-        script_ok(&format!(
-            r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
-               i.start(true);"#
-        ));
-        (name, cleanup)
-    });
-    name
+    static SLOT: OnceLock<(String, Cleanup)> = OnceLock::new();
+    common::shared_container(&SLOT, "files")
 }
 
 fn with_files(source: &str) -> String {

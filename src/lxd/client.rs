@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::config::Target;
 use super::error::{Error, Result};
 use super::request::{Request, segment};
-use super::response::{Answer, Operation};
+use super::response::{Answer, Loaded, Operation};
 use super::transport::{Endpoint, Transport, TransportOptions};
 
 /// A cheap-to-clone handle on one LXD server and project. Clones share the connection pool.
@@ -89,6 +89,49 @@ impl Client {
             .call(&Request::get("/1.0").server_wide())
             .await?
             .into_metadata())
+    }
+
+    /// GETs one object, with the ETag that protects a later save.
+    pub async fn object(&self, req: &Request) -> Result<Loaded> {
+        match self.call(req).await? {
+            Answer::Sync {
+                metadata: Value::Object(fields),
+                etag,
+            } => Ok(Loaded { fields, etag }),
+            other => Err(Error::Decode(format!(
+                "{} {}: expected an object, got {}",
+                req.method,
+                req.path,
+                other.into_metadata()
+            ))),
+        }
+    }
+
+    /// GETs a list of whole objects (a `recursion=1` listing).
+    pub async fn objects(&self, req: &Request) -> Result<Vec<Map<String, Value>>> {
+        match self.call(req).await?.into_metadata() {
+            Value::Array(items) => Ok(items
+                .into_iter()
+                .filter_map(|v| match v {
+                    Value::Object(m) => Some(m),
+                    _ => None,
+                })
+                .collect()),
+            other => Err(Error::Decode(format!(
+                "{} {}: expected a list, got {other}",
+                req.method, req.path
+            ))),
+        }
+    }
+
+    /// Sends a request that must start an operation, and returns it (not waited).
+    pub async fn operation(&self, req: &Request) -> Result<Operation> {
+        self.start(req).await?.ok_or_else(|| {
+            Error::Decode(format!(
+                "{} {} did not start an operation",
+                req.method, req.path
+            ))
+        })
     }
 
     /// Sends a request that may start an operation; returns the operation, if one was started.

@@ -176,3 +176,12 @@ impl Error {
         self.kind() == ErrorKind::NotFound
     }
 }
+
+/// `exists()` from a lookup: found is true, `NotFound` is false, other errors stay errors.
+pub fn found<T>(lookup: Result<T>) -> Result<bool> {
+    match lookup {
+        Ok(_) => Ok(true),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -154,10 +154,7 @@ pub async fn run(
     mut control: mpsc::Receiver<Control>,
     limits: Limits,
 ) -> Result<i64> {
-    let op = client
-        .start(&request(instance_name, opts))
-        .await?
-        .ok_or_else(|| Error::Decode("exec did not start an operation".into()))?;
+    let op = client.operation(&request(instance_name, opts)).await?;
     let transport = client.transport();
     let (p0, pc) = (fd_path(&op, "0")?, fd_path(&op, "control")?);
 
@@ -440,10 +437,7 @@ pub async fn start_raw_interactive(
 ) -> Result<(String, String)> {
     let mut opts = opts.clone();
     opts.interactive = true;
-    let op = client
-        .start(&request(instance_name, &opts))
-        .await?
-        .ok_or_else(|| Error::Decode("exec did not start an operation".into()))?;
+    let op = client.operation(&request(instance_name, &opts)).await?;
     Ok((fd_path(&op, "0")?, fd_path(&op, "control")?))
 }
 

@@ -3,10 +3,9 @@
 use serde_json::{Map, Value, json};
 
 use super::client::Client;
-use super::error::{Error, Result};
-use super::instance::Loaded;
+use super::error::Result;
 use super::request::{Request, segment};
-use super::response::{Answer, Operation};
+use super::response::{Loaded, Operation};
 
 /// What to publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,25 +78,14 @@ impl Images {
 
     /// Starts publishing; the finished operation's metadata holds the `fingerprint`.
     pub async fn publish(&self, source: &PublishSource, opts: &Publish) -> Result<Operation> {
-        let req = requests::publish(source, opts);
         self.client
-            .start(&req)
-            .await?
-            .ok_or_else(|| Error::Decode("publish did not start an operation".into()))
+            .operation(&requests::publish(source, opts))
+            .await
     }
 
     /// Loads one image by fingerprint.
     pub async fn get(&self, fingerprint: &str) -> Result<Loaded> {
-        match self.client.call(&Request::get(path(fingerprint))).await? {
-            Answer::Sync {
-                metadata: Value::Object(fields),
-                etag,
-            } => Ok(Loaded { fields, etag }),
-            other => Err(Error::Decode(format!(
-                "expected an image, got {:?}",
-                other.into_metadata()
-            ))),
-        }
+        self.client.object(&Request::get(path(fingerprint))).await
     }
 
     /// Starts deleting an image.

@@ -3,9 +3,9 @@
 use serde_json::{Map, Value, json};
 
 use super::client::Client;
-use super::error::{Error, Result};
+use super::error::{Error, Result, found};
 use super::request::{Request, segment};
-use super::response::{Answer, Operation};
+use super::response::{Loaded, Operation};
 
 /// An instance type filter for the typed managers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,30 +35,6 @@ pub const WRITABLE: [&str; 6] = [
     "profiles",
     "description",
 ];
-
-/// An object as loaded: its fields and the ETag that protects a later save.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Loaded {
-    /// The object's fields, unknown ones included.
-    pub fields: Map<String, Value>,
-    /// The `ETag` of the GET, if LXD sent one.
-    pub etag: Option<String>,
-}
-
-impl Loaded {
-    fn from_answer(answer: Answer) -> Result<Loaded> {
-        match answer {
-            Answer::Sync {
-                metadata: Value::Object(fields),
-                etag,
-            } => Ok(Loaded { fields, etag }),
-            other => Err(Error::Decode(format!(
-                "expected an object, got {:?}",
-                other.into_metadata()
-            ))),
-        }
-    }
-}
 
 /// The path of one instance.
 pub fn path(name: &str) -> String {
@@ -210,7 +186,7 @@ impl Instances {
 
     /// Loads one instance; `NotFound` when it is missing or of another type.
     pub async fn get(&self, name: &str) -> Result<Loaded> {
-        let loaded = Loaded::from_answer(self.client.call(&requests::get(name)).await?)?;
+        let loaded = self.client.object(&requests::get(name)).await?;
         if let Some(kind) = self.kind {
             let actual = loaded
                 .fields
@@ -230,32 +206,12 @@ impl Instances {
 
     /// True when the instance exists (and is of this manager's type).
     pub async fn exists(&self, name: &str) -> Result<bool> {
-        match self.get(name).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        found(self.get(name).await)
     }
 
     /// Every instance, whole, in one request.
     pub async fn all(&self) -> Result<Vec<Map<String, Value>>> {
-        match self
-            .client
-            .call(&requests::list(self.kind))
-            .await?
-            .into_metadata()
-        {
-            Value::Array(items) => Ok(items
-                .into_iter()
-                .filter_map(|v| match v {
-                    Value::Object(m) => Some(m),
-                    _ => None,
-                })
-                .collect()),
-            other => Err(Error::Decode(format!(
-                "expected a list of instances, got {other}"
-            ))),
-        }
+        self.client.objects(&requests::list(self.kind)).await
     }
 
     /// Starts creating an instance; the manager's type is filled in when the body has none.
@@ -263,7 +219,7 @@ impl Instances {
         if let (Some(kind), Value::Object(map)) = (self.kind, &mut body) {
             map.entry("type").or_insert_with(|| kind.as_str().into());
         }
-        self.expect_operation(&requests::create(body, target)).await
+        self.client.operation(&requests::create(body, target)).await
     }
 
     /// Saves changes; `None` when nothing changed.
@@ -301,12 +257,13 @@ impl Instances {
 
     /// Starts deleting an instance.
     pub async fn delete(&self, name: &str) -> Result<Operation> {
-        self.expect_operation(&requests::delete(name)).await
+        self.client.operation(&requests::delete(name)).await
     }
 
     /// Starts renaming an instance.
     pub async fn rename(&self, name: &str, new_name: &str) -> Result<Operation> {
-        self.expect_operation(&requests::rename(name, new_name))
+        self.client
+            .operation(&requests::rename(name, new_name))
             .await
     }
 
@@ -319,10 +276,11 @@ impl Instances {
         force: bool,
         stateful: bool,
     ) -> Result<Operation> {
-        self.expect_operation(&requests::change_state(
-            name, action, timeout, force, stateful,
-        ))
-        .await
+        self.client
+            .operation(&requests::change_state(
+                name, action, timeout, force, stateful,
+            ))
+            .await
     }
 
     /// The instance's runtime state (`status`, `cpu`, `memory`, `network`, ...).
@@ -336,17 +294,9 @@ impl Instances {
 
     /// Starts restoring a snapshot.
     pub async fn restore(&self, name: &str, snapshot: &str, stateful: bool) -> Result<Operation> {
-        self.expect_operation(&requests::restore(name, snapshot, stateful))
+        self.client
+            .operation(&requests::restore(name, snapshot, stateful))
             .await
-    }
-
-    async fn expect_operation(&self, req: &Request) -> Result<Operation> {
-        self.client.start(req).await?.ok_or_else(|| {
-            Error::Decode(format!(
-                "{} {} did not start an operation",
-                req.method, req.path
-            ))
-        })
     }
 }
 

@@ -108,6 +108,15 @@ pub fn operation_id_from_url(url: &str) -> Option<String> {
     (!id.is_empty()).then(|| id.to_owned())
 }
 
+/// An object as loaded: its fields and the ETag that protects a later save.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// The object's fields, unknown ones included.
+    pub fields: serde_json::Map<String, Value>,
+    /// The `ETag` of the GET, if LXD sent one.
+    pub etag: Option<String>,
+}
+
 /// An LXD operation object, kept whole so no server field is lost.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Operation(pub Value);

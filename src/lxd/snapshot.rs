@@ -3,10 +3,10 @@
 use serde_json::{Map, Value, json};
 
 use super::client::Client;
-use super::error::{Error, Result};
-use super::instance::{self, Loaded};
+use super::error::{Result, found};
+use super::instance;
 use super::request::{Request, segment};
-use super::response::{Answer, Operation};
+use super::response::{Loaded, Operation};
 
 /// The path of one snapshot.
 pub fn path(instance: &str, name: &str) -> String {
@@ -79,77 +79,40 @@ impl Snapshots {
 
     /// Every snapshot, whole.
     pub async fn all(&self) -> Result<Vec<Map<String, Value>>> {
-        match self
-            .client
-            .call(&requests::list(&self.instance))
-            .await?
-            .into_metadata()
-        {
-            Value::Array(items) => Ok(items
-                .into_iter()
-                .filter_map(|v| match v {
-                    Value::Object(m) => Some(m),
-                    _ => None,
-                })
-                .collect()),
-            other => Err(Error::Decode(format!(
-                "expected a list of snapshots, got {other}"
-            ))),
-        }
+        self.client.objects(&requests::list(&self.instance)).await
     }
 
     /// One snapshot; `NotFound` when missing.
     pub async fn get(&self, name: &str) -> Result<Loaded> {
-        match self
-            .client
-            .call(&requests::get(&self.instance, name))
-            .await?
-        {
-            Answer::Sync {
-                metadata: Value::Object(fields),
-                etag,
-            } => Ok(Loaded { fields, etag }),
-            other => Err(Error::Decode(format!(
-                "expected a snapshot, got {:?}",
-                other.into_metadata()
-            ))),
-        }
+        self.client
+            .object(&requests::get(&self.instance, name))
+            .await
     }
 
     /// True when the snapshot exists.
     pub async fn exists(&self, name: &str) -> Result<bool> {
-        match self.get(name).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        found(self.get(name).await)
     }
 
     /// Starts creating a snapshot.
     pub async fn create(&self, opts: &CreateSnapshot) -> Result<Operation> {
-        self.expect_operation(&requests::create(&self.instance, opts))
+        self.client
+            .operation(&requests::create(&self.instance, opts))
             .await
     }
 
     /// Starts renaming a snapshot.
     pub async fn rename(&self, name: &str, new_name: &str) -> Result<Operation> {
-        self.expect_operation(&requests::rename(&self.instance, name, new_name))
+        self.client
+            .operation(&requests::rename(&self.instance, name, new_name))
             .await
     }
 
     /// Starts deleting a snapshot.
     pub async fn delete(&self, name: &str) -> Result<Operation> {
-        self.expect_operation(&requests::delete(&self.instance, name))
+        self.client
+            .operation(&requests::delete(&self.instance, name))
             .await
-    }
-
-    async fn expect_operation(&self, req: &Request) -> Result<Operation> {
-        self.client.start(req).await?.ok_or_else(|| {
-            Error::Decode(format!(
-                "{} {} did not start an operation",
-                req.method, req.path
-            ))
-        })
     }
 }
 

@@ -5,16 +5,17 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Engine, Map};
 use serde_json::Value;
 
-use super::client::{Client, duration_arg};
+use super::client::Client;
 use super::convert::{dynamic_to_json, json_to_dynamic, map_to_object, object_to_map};
 use super::errors::{RhaiResultOf, invalid_argument, reject_change};
 use super::files::FileManager;
 use super::image::Image;
 use super::options::Options;
-use super::pending::{After, Pending, join_slot};
+use super::pending::{After, Pending, join_slot, register_wait};
 use super::snapshot::SnapshotManager;
 use crate::lxd::image::{Publish, PublishSource};
-use crate::lxd::instance::{InstanceType, Instances, Loaded, diff};
+use crate::lxd::instance::{InstanceType, Instances, diff};
+use crate::lxd::response::Loaded;
 use crate::lxd::response::Operation;
 
 /// A manager of instances (all, or one type).
@@ -353,6 +354,36 @@ impl PublishArgs {
     }
 }
 
+/// Registers `publish` in its four forms: `()`, `(public)`, `(public, wait)`, `(#{...})`.
+pub(crate) fn register_publish<T: rhai::Variant + Clone>(
+    engine: &mut Engine,
+    call: &'static str,
+    publish: fn(&mut T, PublishArgs) -> RhaiResultOf<Dynamic>,
+) {
+    rhai::FuncRegistration::new("publish")
+        .with_comments([
+            "/// Publishes as a private image (does not wait; an instance must be stopped).",
+        ])
+        .register_into_engine(engine, move |t: &mut T| {
+            publish(t, PublishArgs::positional(false, false))
+        });
+    rhai::FuncRegistration::new("publish")
+        .with_comments(["/// Publishes as an image, public or not (does not wait)."])
+        .register_into_engine(engine, move |t: &mut T, public: bool| {
+            publish(t, PublishArgs::positional(public, false))
+        });
+    rhai::FuncRegistration::new("publish")
+        .with_comments(["/// Publishes as an image; returns the Image when `wait` is true."])
+        .register_into_engine(engine, move |t: &mut T, public: bool, wait: bool| {
+            publish(t, PublishArgs::positional(public, wait))
+        });
+    rhai::FuncRegistration::new("publish")
+        .with_comments(["/// Publishes with options #{public, wait, aliases, properties, compression_algorithm}."])
+        .register_into_engine(engine, move |t: &mut T, options: Map| {
+            publish(t, PublishArgs::from_map(call, options)?)
+        });
+}
+
 /// Publishes `source`; returns the Image when waited, else `()` with the operation left pending.
 pub(crate) fn publish(
     client: &Client,
@@ -503,17 +534,7 @@ pub fn register(engine: &mut Engine) {
             i.join(None)?;
             i.reload()
         });
-    rhai::FuncRegistration::new("wait")
-        .with_comments(["/// Joins the pending operation of a call made without waiting."])
-        .register_into_engine(engine, |i: &mut Instance| i.join(None));
-    rhai::FuncRegistration::new("wait")
-        .with_comments([
-            "/// Joins the pending operation, throwing Timeout after `timeout` seconds.",
-        ])
-        .register_into_engine(engine, |i: &mut Instance, timeout: Dynamic| {
-            let t = duration_arg("Instance.wait", &timeout)?;
-            i.join(Some(t))
-        });
+    register_wait(engine, "Instance.wait", Instance::join);
 
     rhai::FuncRegistration::new("delete")
         .with_comments(["/// Deletes the instance (does not wait)."])
@@ -614,26 +635,7 @@ pub fn register(engine: &mut Engine) {
             )
         });
 
-    rhai::FuncRegistration::new("publish")
-        .with_comments(["/// Publishes the (stopped) instance as a private image (does not wait)."])
-        .register_into_engine(engine, |i: &mut Instance| {
-            i.publish(PublishArgs::positional(false, false))
-        });
-    rhai::FuncRegistration::new("publish")
-        .with_comments(["/// Publishes the instance as an image, public or not (does not wait)."])
-        .register_into_engine(engine, |i: &mut Instance, public: bool| {
-            i.publish(PublishArgs::positional(public, false))
-        });
-    rhai::FuncRegistration::new("publish")
-        .with_comments(["/// Publishes the instance; returns the Image when `wait` is true."])
-        .register_into_engine(engine, |i: &mut Instance, public: bool, wait: bool| {
-            i.publish(PublishArgs::positional(public, wait))
-        });
-    rhai::FuncRegistration::new("publish")
-        .with_comments(["/// Publishes with options #{public, wait, aliases, properties, compression_algorithm}."])
-        .register_into_engine(engine, |i: &mut Instance, options: Map| {
-            i.publish(PublishArgs::from_map("Instance.publish", options)?)
-        });
+    register_publish(engine, "Instance.publish", Instance::publish);
 
     rhai::FuncRegistration::new_getter("files")
         .with_comments(["/// The instance's files."])

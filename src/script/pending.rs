@@ -71,6 +71,24 @@ pub fn join_slot(
     }
 }
 
+/// Registers `wait()` and `wait(timeout)` for a type with pending operations.
+pub fn register_wait<T: rhai::Variant + Clone>(
+    engine: &mut rhai::Engine,
+    call: &'static str,
+    join: fn(&mut T, Option<Duration>) -> RhaiResultOf<()>,
+) {
+    rhai::FuncRegistration::new("wait")
+        .with_comments(["/// Joins the pending operation of a call made without waiting."])
+        .register_into_engine(engine, move |t: &mut T| join(t, None));
+    rhai::FuncRegistration::new("wait")
+        .with_comments([
+            "/// Joins the pending operation, throwing Timeout after `timeout` seconds.",
+        ])
+        .register_into_engine(engine, move |t: &mut T, timeout: rhai::Dynamic| {
+            join(t, Some(super::client::duration_arg(call, &timeout)?))
+        });
+}
+
 fn is_timeout(err: &rhai::EvalAltResult) -> bool {
     match err {
         rhai::EvalAltResult::ErrorRuntime(v, _) => v

@@ -5,12 +5,12 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Engine, Map};
 use serde_json::Value;
 
-use super::client::{Client, duration_arg};
+use super::client::Client;
 use super::convert::{json_to_dynamic, object_to_map};
 use super::errors::{RhaiResultOf, reject_change};
-use super::instance::{PublishArgs, publish};
+use super::instance::{PublishArgs, publish, register_publish};
 use super::options::Options;
-use super::pending::{After, Pending, join_slot};
+use super::pending::{After, Pending, join_slot, register_wait};
 use crate::lxd::image::PublishSource;
 use crate::lxd::instance::Instances;
 use crate::lxd::snapshot::{CreateSnapshot, Snapshots};
@@ -302,37 +302,8 @@ pub fn register(engine: &mut Engine) {
     rhai::FuncRegistration::new("restore")
         .with_comments(["/// Restores the instance to this snapshot; waits when `wait` is true."])
         .register_into_engine(engine, |s: &mut Snapshot, wait: bool| s.restore(wait));
-    rhai::FuncRegistration::new("publish")
-        .with_comments(["/// Publishes the snapshot as a private image (does not wait)."])
-        .register_into_engine(engine, |s: &mut Snapshot| {
-            s.publish(PublishArgs::positional(false, false))
-        });
-    rhai::FuncRegistration::new("publish")
-        .with_comments(["/// Publishes the snapshot, public or not (does not wait)."])
-        .register_into_engine(engine, |s: &mut Snapshot, public: bool| {
-            s.publish(PublishArgs::positional(public, false))
-        });
-    rhai::FuncRegistration::new("publish")
-        .with_comments(["/// Publishes the snapshot; returns the Image when `wait` is true."])
-        .register_into_engine(engine, |s: &mut Snapshot, public: bool, wait: bool| {
-            s.publish(PublishArgs::positional(public, wait))
-        });
-    rhai::FuncRegistration::new("publish")
-        .with_comments(["/// Publishes with options #{public, wait, aliases, properties, compression_algorithm}."])
-        .register_into_engine(engine, |s: &mut Snapshot, options: Map| {
-            s.publish(PublishArgs::from_map("Snapshot.publish", options)?)
-        });
-    rhai::FuncRegistration::new("wait")
-        .with_comments(["/// Joins the pending operation of a call made without waiting."])
-        .register_into_engine(engine, |s: &mut Snapshot| s.join(None));
-    rhai::FuncRegistration::new("wait")
-        .with_comments([
-            "/// Joins the pending operation, throwing Timeout after `timeout` seconds.",
-        ])
-        .register_into_engine(engine, |s: &mut Snapshot, timeout: Dynamic| {
-            let t = duration_arg("Snapshot.wait", &timeout)?;
-            s.join(Some(t))
-        });
+    register_publish(engine, "Snapshot.publish", Snapshot::publish);
+    register_wait(engine, "Snapshot.wait", Snapshot::join);
     super::register_display(engine, |s: &Snapshot| {
         format!("Snapshot {}/{}", s.instance, s.name)
     });

@@ -3,8 +3,10 @@
 #![allow(dead_code)] // each test binary uses part of this module
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// The test bed's addresses, read from the environment `scripts/testbed env` prints.
 pub struct Testbed {
@@ -117,6 +119,47 @@ pub fn script(source: &str) -> Run {
     let path = dir.path().join("test.rhai");
     std::fs::write(&path, format!("{PRELUDE}{source}")).expect("write script");
     lxd_script(&["run", path.to_str().expect("utf-8 path")])
+}
+
+/// A running busybox container shared by the tests of one test binary (kept in `slot`),
+/// removed when the binary ends.
+pub fn shared_container(slot: &'static OnceLock<(String, Cleanup)>, what: &str) -> &'static str {
+    let (name, _) = slot.get_or_init(|| {
+        let name = unique(what);
+        let cleanup = Cleanup::new("main", &[name.as_str()]);
+        script_ok(&format!(
+            r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
+               i.start(true);"#
+        ));
+        (name, cleanup)
+    });
+    name
+}
+
+/// Starts `lxd-script ARGS...`, waits until `ready()`, presses Ctrl-C (SIGINT) and returns what
+/// happened and how long the end took.
+pub fn interrupt(args: &[&str], ready: impl Fn() -> bool) -> (Run, Duration) {
+    let child = binary()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lxd-script");
+    let waiting = Instant::now();
+    while !ready() {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(20),
+            "never ready to interrupt"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pressed = Instant::now();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let out = child.wait_with_output().expect("wait");
+    (out.into(), pressed.elapsed())
 }
 
 /// Force-deletes instances when dropped, so a failing test leaves nothing behind.
