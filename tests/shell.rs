@@ -57,7 +57,7 @@ impl Tmux {
                 return screen;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(15),
+                started.elapsed() < Duration::from_secs(60),
                 "no {text:?} on the screen:\n{screen}"
             );
             std::thread::sleep(Duration::from_millis(100));
@@ -134,4 +134,64 @@ fn interactive_commands_and_remotes() {
         "{screen}"
     );
     assert!(screen.contains("NotFound"), "{screen}");
+}
+
+/// A transfer that lasts over a second shows a progress bar on a terminal, and none with
+/// `--no-progress` or when stderr is not a terminal.
+#[test]
+fn progress_bars_only_on_terminals() {
+    let tb = common::testbed();
+    let name = unique("progress");
+    let _cleanup = Cleanup::new("main", &[name.as_str()]);
+    script_ok(&format!(
+        r#"Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true).start(true);"#
+    ));
+    let work = tempfile::tempdir_in("/var/tmp").expect("tempdir");
+    let big = work.path().join("big");
+    std::fs::File::create(&big)
+        .expect("create")
+        .set_len(1 << 30)
+        .expect("size");
+    let push = format!(
+        "let f = Client().instances.get(\"{name}\").files; f.push(\"{}\", \"/root/big\"); f.pull(\"/root/big\", \"{}\");",
+        big.display(),
+        work.path().join("back").display()
+    );
+    let env = format!(
+        "env LXD_DIR={} LXD_CONF={}",
+        tb.main_dir.display(),
+        tb.conf.display()
+    );
+    let bin = env!("CARGO_BIN_EXE_lxd-script");
+    let quoted = push.replace('\'', "'\\''");
+    let tmux = Tmux::start(
+        &format!("{env} {bin} eval '{quoted}' ; echo DONE; sleep 60"),
+        120,
+        10,
+    );
+    let screen = tmux.wait_for("push ");
+    assert!(
+        screen.contains("GiB") || screen.contains("MiB"),
+        "a byte count:\n{screen}"
+    );
+    let screen = tmux.wait_for("DONE");
+    assert!(
+        !screen.contains("push "),
+        "the bar is cleared at the end:\n{screen}"
+    );
+    drop(tmux);
+
+    let quiet = Tmux::start(
+        &format!("{env} {bin} --no-progress eval '{quoted}' ; echo DONE; sleep 60"),
+        120,
+        10,
+    );
+    let screen = quiet.wait_for("DONE");
+    assert!(
+        !screen.contains("push "),
+        "no bar with --no-progress:\n{screen}"
+    );
+    // Not a terminal: nothing on stderr.
+    let run = common::lxd_script(&["eval", &push]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
 }

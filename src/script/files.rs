@@ -47,13 +47,13 @@ impl FileManager {
             return None;
         }
         let started = Instant::now();
-        let bar: Arc<Mutex<Option<ProgressBar>>> = Arc::new(Mutex::new(None));
+        let bar: Arc<Mutex<ClearedBar>> = Arc::new(Mutex::new(ClearedBar(None)));
         let report: Progress = Arc::new(move |done| {
             if started.elapsed() < Duration::from_secs(1) {
                 return;
             }
             let Ok(mut slot) = bar.lock() else { return };
-            let bar = slot.get_or_insert_with(|| {
+            let bar = slot.0.get_or_insert_with(|| {
                 let b = total.map_or_else(ProgressBar::no_length, ProgressBar::new);
                 b.set_style(
                     ProgressStyle::with_template(
@@ -67,6 +67,17 @@ impl FileManager {
             bar.set_position(done);
         });
         Some(report)
+    }
+}
+
+/// A progress bar that is cleared from the terminal when the transfer (its owner) ends.
+struct ClearedBar(Option<ProgressBar>);
+
+impl Drop for ClearedBar {
+    fn drop(&mut self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+        }
     }
 }
 
