@@ -4,6 +4,7 @@ use serde_json::{Map, Value, json};
 
 use super::client::Client;
 use super::error::{Error, Result, found};
+use super::object::{self, Update};
 use super::request::{Request, segment};
 use super::response::{Loaded, Operation};
 
@@ -109,56 +110,9 @@ pub mod requests {
     }
 }
 
-/// How a save is sent.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Update {
-    /// Only changed keys: nothing was removed from a map, so a merge is exact.
-    Patch(Value),
-    /// The whole writable object: something was removed, which a merge cannot express.
-    Put(Value),
-}
-
-/// What `save` must send to turn `loaded` into `current`, or `None` when nothing changed.
-///
-/// LXD's PATCH merges `config` and `devices` key by key and cannot remove a key, so a removal
-/// falls back to a PUT of every writable attribute.
+/// What `save` must send to turn `loaded` into `current` (see [`object::diff`]).
 pub fn diff(loaded: &Map<String, Value>, current: &Map<String, Value>) -> Option<Update> {
-    let mut patch = Map::new();
-    let mut removed = false;
-    for key in WRITABLE {
-        let (before, after) = (loaded.get(key), current.get(key));
-        if before == after {
-            continue;
-        }
-        match (before, after) {
-            (Some(Value::Object(b)), Some(Value::Object(a)))
-                if key == "config" || key == "devices" =>
-            {
-                removed |= b.keys().any(|k| !a.contains_key(k));
-                let changed: Map<String, Value> = a
-                    .iter()
-                    .filter(|(k, v)| b.get(*k) != Some(*v))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                patch.insert(key.to_owned(), Value::Object(changed));
-            }
-            (_, Some(a)) => {
-                patch.insert(key.to_owned(), a.clone());
-            }
-            (_, None) => removed = true,
-        }
-    }
-    if patch.is_empty() && !removed {
-        return None;
-    }
-    if removed {
-        let whole: Map<String, Value> = WRITABLE
-            .iter()
-            .filter_map(|k| current.get(*k).map(|v| ((*k).to_owned(), v.clone())))
-            .collect();
-        return Some(Update::Put(Value::Object(whole)));
-    }
-    Some(Update::Patch(Value::Object(patch)))
+    object::diff(loaded, current, &WRITABLE)
 }
 
 /// The instance API of one client, optionally filtered by type.
@@ -304,12 +258,6 @@ impl Instances {
 mod tests {
     use super::*;
 
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
-    }
 
     #[test]
     fn list_is_one_recursive_request() {
@@ -330,42 +278,6 @@ mod tests {
         assert_eq!(
             r.body,
             Some(json!({"action": "stop", "timeout": 30, "force": true, "stateful": false}))
-        );
-    }
-
-    #[test]
-    fn unchanged_objects_send_nothing() {
-        let a = obj(json!({"config": {"a": "1"}, "status": "Running"}));
-        let mut b = a.clone();
-        b.insert("status".into(), json!("Stopped"));
-        assert_eq!(diff(&a, &b), None);
-    }
-
-    #[test]
-    fn changed_keys_are_patched_alone() {
-        let a = obj(
-            json!({"config": {"a": "1", "b": "2"}, "description": "x", "profiles": ["default"]}),
-        );
-        let b = obj(
-            json!({"config": {"a": "1", "b": "3", "c": "4"}, "description": "x", "profiles": ["default"]}),
-        );
-        assert_eq!(
-            diff(&a, &b),
-            Some(Update::Patch(json!({"config": {"b": "3", "c": "4"}})))
-        );
-    }
-
-    #[test]
-    fn removals_fall_back_to_a_whole_put() {
-        let a = obj(
-            json!({"config": {"a": "1"}, "devices": {}, "description": "d", "status": "Running"}),
-        );
-        let b = obj(json!({"config": {}, "devices": {}, "description": "d", "status": "Running"}));
-        assert_eq!(
-            diff(&a, &b),
-            Some(Update::Put(
-                json!({"config": {}, "devices": {}, "description": "d"})
-            ))
         );
     }
 

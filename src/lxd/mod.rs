@@ -5,8 +5,9 @@
 //!   decodes LXD's envelope and operations.
 //! - [`config`] resolves where to connect (socket discovery, the `lxc` client configuration).
 //! - [`client`] is the cheap-to-clone handle scripts hold; it waits for operations.
-//! - One module per LXD object: [`instance`], [`snapshot`], [`image`], [`files`]; [`exec`] runs
-//!   commands over [`websocket`]s.
+//! - One module per LXD object: [`instance`], [`snapshot`], [`image`], [`files`]; the objects
+//!   that share one shape (profiles, networks, storage, projects, ...) are [`object`]s; [`exec`]
+//!   runs commands over [`websocket`]s.
 //! - [`error`] is the one error type.
 
 pub mod client;
@@ -16,11 +17,13 @@ pub mod exec;
 pub mod files;
 pub mod image;
 pub mod instance;
+pub mod object;
 pub mod request;
 pub mod response;
 pub mod snapshot;
 pub mod tls;
 pub mod transport;
+pub mod trust;
 pub mod websocket;
 
 pub use client::Client;

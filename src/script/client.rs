@@ -50,6 +50,17 @@ impl Client {
         })
     }
 
+    /// True when the server trusts this client.
+    pub fn is_trusted(&self) -> bool {
+        self.host_info.get("auth").and_then(Value::as_str) == Some("trusted")
+    }
+
+    /// Reads `GET /1.0` again (after trust changed).
+    pub fn reload_host_info(&mut self) -> RhaiResultOf<()> {
+        self.host_info = Arc::new(self.bridge.block_on(self.api.server())?);
+        Ok(())
+    }
+
     /// Whether long transfers may show a progress bar (not with `--no-progress`).
     pub fn progress_allowed(&self) -> bool {
         self.progress
@@ -179,9 +190,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         });
     rhai::FuncRegistration::new_getter("trusted")
         .with_comments(["/// True when the server trusts this client."])
-        .register_into_engine(engine, |c: &mut Client| {
-            c.host_info.get("auth").and_then(Value::as_str) == Some("trusted")
-        });
+        .register_into_engine(engine, |c: &mut Client| c.is_trusted());
     rhai::FuncRegistration::new_getter("server_clustered")
         .with_comments(["/// True when the server is a cluster member."])
         .register_into_engine(engine, |c: &mut Client| {

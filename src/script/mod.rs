@@ -4,8 +4,8 @@
 //! - [`session`]: what the bindings of one engine share; [`runtime`]: the blocking bridge and
 //!   the Ctrl-C interrupt; [`errors`], [`convert`], [`options`]: error maps, JSON ↔ Rhai values,
 //!   strict options maps; [`pending`]: operations left running by `wait: false`.
-//! - Scripted types: [`client`], [`instance`], [`snapshot`], [`image`], [`exec`], [`files`];
-//!   globals: [`globals`].
+//! - Scripted types: [`client`], [`instance`], [`snapshot`], [`image`], [`exec`], [`files`],
+//!   the common shape of the other LXD [`object`]s and their [`managers`]; globals: [`globals`].
 //! - [`run`]: compiling and running scripts, and how their failures are reported.
 
 pub mod client;
@@ -16,6 +16,8 @@ pub mod files;
 pub mod globals;
 pub mod image;
 pub mod instance;
+pub mod managers;
+pub mod object;
 pub mod options;
 pub mod pending;
 pub mod run;
@@ -79,6 +81,7 @@ pub fn build_engine(session: &Arc<Session>) -> Engine {
     exec::register(&mut engine);
     files::register(&mut engine);
     image::register(&mut engine);
+    managers::register_all(&mut engine);
     engine
 }
 

@@ -1,0 +1,288 @@
+//! The LXD objects that share one shape: a collection of keyed objects with writable fields,
+//! saved with PATCH or PUT and `If-Match` (profiles, networks, storage pools and volumes,
+//! projects, certificates, cluster members).
+
+use serde_json::{Map, Value, json};
+
+use super::client::Client;
+use super::error::{Result, found};
+use super::request::{Request, segment};
+use super::response::{Loaded, Operation};
+
+/// What differs between the kinds of object.
+#[derive(Debug)]
+pub struct Kind {
+    /// What scripts call it (`Profile`).
+    pub type_name: &'static str,
+    /// The field that holds the key (`name`, `fingerprint`, `server_name`).
+    pub key: &'static str,
+    /// The fields `save` writes back.
+    pub writable: &'static [&'static str],
+    /// The other fields scripts read.
+    pub read_only: &'static [&'static str],
+    /// Whether `rename` exists (`POST <object> {"name": ...}`).
+    pub renamable: bool,
+}
+
+/// Profiles.
+pub const PROFILE: Kind = Kind {
+    type_name: "Profile",
+    key: "name",
+    writable: &["config", "devices", "description"],
+    read_only: &["name", "used_by"],
+    renamable: true,
+};
+
+/// Networks.
+pub const NETWORK: Kind = Kind {
+    type_name: "Network",
+    key: "name",
+    writable: &["config", "description"],
+    read_only: &["name", "type", "managed", "status", "used_by", "locations"],
+    renamable: true,
+};
+
+/// Storage pools.
+pub const STORAGE_POOL: Kind = Kind {
+    type_name: "StoragePool",
+    key: "name",
+    writable: &["config", "description"],
+    read_only: &["name", "driver", "status", "used_by", "locations"],
+    renamable: false,
+};
+
+/// Storage volumes (keyed by name within a pool and type).
+pub const STORAGE_VOLUME: Kind = Kind {
+    type_name: "StorageVolume",
+    key: "name",
+    writable: &["config", "description"],
+    read_only: &[
+        "name",
+        "type",
+        "content_type",
+        "used_by",
+        "location",
+        "created_at",
+    ],
+    renamable: true,
+};
+
+/// Projects.
+pub const PROJECT: Kind = Kind {
+    type_name: "Project",
+    key: "name",
+    writable: &["config", "description"],
+    read_only: &["name", "used_by"],
+    renamable: true,
+};
+
+/// Trusted certificates.
+pub const CERTIFICATE: Kind = Kind {
+    type_name: "Certificate",
+    key: "fingerprint",
+    writable: &["name", "restricted", "projects", "type"],
+    read_only: &["fingerprint", "certificate"],
+    renamable: false,
+};
+
+/// Cluster members.
+pub const CLUSTER_MEMBER: Kind = Kind {
+    type_name: "ClusterMember",
+    key: "server_name",
+    writable: &["description", "failure_domain", "roles", "config", "groups"],
+    read_only: &[
+        "server_name",
+        "url",
+        "status",
+        "message",
+        "architecture",
+        "database",
+    ],
+    renamable: false,
+};
+
+/// How a save is sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// Only changed keys: nothing was removed from a map, so a merge is exact.
+    Patch(Value),
+    /// The whole writable object: something was removed, which a merge cannot express.
+    Put(Value),
+}
+
+/// What `save` must send to turn `loaded` into `current`, or `None` when nothing changed.
+///
+/// LXD's PATCH merges `config` and `devices` key by key and cannot remove a key, so a removal
+/// falls back to a PUT of every writable field.
+pub fn diff(
+    loaded: &Map<String, Value>,
+    current: &Map<String, Value>,
+    writable: &[&str],
+) -> Option<Update> {
+    let mut patch = Map::new();
+    let mut removed = false;
+    for key in writable {
+        let (before, after) = (loaded.get(*key), current.get(*key));
+        if before == after {
+            continue;
+        }
+        match (before, after) {
+            (Some(Value::Object(b)), Some(Value::Object(a)))
+                if *key == "config" || *key == "devices" =>
+            {
+                removed |= b.keys().any(|k| !a.contains_key(k));
+                let changed: Map<String, Value> = a
+                    .iter()
+                    .filter(|(k, v)| b.get(*k) != Some(*v))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                patch.insert((*key).to_owned(), Value::Object(changed));
+            }
+            (_, Some(a)) => {
+                patch.insert((*key).to_owned(), a.clone());
+            }
+            (_, None) => removed = true,
+        }
+    }
+    if patch.is_empty() && !removed {
+        return None;
+    }
+    if removed {
+        let whole: Map<String, Value> = writable
+            .iter()
+            .filter_map(|k| current.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+            .collect();
+        return Some(Update::Put(Value::Object(whole)));
+    }
+    Some(Update::Patch(Value::Object(patch)))
+}
+
+/// One collection: `base` is its path (`/1.0/profiles`, `/1.0/storage-pools/p/volumes/custom`).
+#[derive(Debug, Clone)]
+pub struct Collection {
+    client: Client,
+    kind: &'static Kind,
+    base: String,
+}
+
+impl Collection {
+    /// The collection at `base`.
+    pub fn new(client: Client, kind: &'static Kind, base: impl Into<String>) -> Self {
+        Collection {
+            client,
+            kind,
+            base: base.into(),
+        }
+    }
+
+    /// The kind of its objects.
+    pub fn kind(&self) -> &'static Kind {
+        self.kind
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The path of one object.
+    pub fn path(&self, key: &str) -> String {
+        format!("{}/{}", self.base, segment(key))
+    }
+
+    /// Every object, whole, in one request.
+    pub async fn all(&self) -> Result<Vec<Map<String, Value>>> {
+        self.client
+            .objects(&Request::get(&self.base).query("recursion", "1"))
+            .await
+    }
+
+    /// One object; `NotFound` when missing.
+    pub async fn get(&self, key: &str) -> Result<Loaded> {
+        self.client.object(&Request::get(self.path(key))).await
+    }
+
+    /// True when the object exists.
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        found(self.get(key).await)
+    }
+
+    /// Creates an object from LXD's create body; LXD may answer with an operation.
+    pub async fn create(&self, body: Value) -> Result<Option<Operation>> {
+        self.client.start(&Request::post(&self.base, body)).await
+    }
+
+    /// Saves changes with `If-Match`.
+    pub async fn save(
+        &self,
+        key: &str,
+        update: Update,
+        etag: Option<&str>,
+    ) -> Result<Option<Operation>> {
+        let req = match update {
+            Update::Patch(body) => Request::patch(self.path(key), body),
+            Update::Put(body) => Request::put(self.path(key), body),
+        };
+        self.client.start(&req.if_match(etag)).await
+    }
+
+    /// Deletes an object.
+    pub async fn delete(&self, key: &str) -> Result<Option<Operation>> {
+        self.client.start(&Request::delete(self.path(key))).await
+    }
+
+    /// Renames an object.
+    pub async fn rename(&self, key: &str, new_key: &str) -> Result<Option<Operation>> {
+        self.client
+            .start(&Request::post(self.path(key), json!({ "name": new_key })))
+            .await
+    }
+
+    /// GETs `<object>/<sub>` (a network's `state`, a pool's `resources`).
+    pub async fn sub_resource(&self, key: &str, sub: &str) -> Result<Value> {
+        self.client.get(&format!("{}/{sub}", self.path(key))).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn unchanged_objects_send_nothing() {
+        let a = obj(json!({"config": {"a": "1"}, "status": "Running"}));
+        let mut b = a.clone();
+        b.insert("status".into(), json!("Stopped"));
+        assert_eq!(diff(&a, &b, PROFILE.writable), None);
+    }
+
+    #[test]
+    fn changed_keys_are_patched_alone() {
+        let a = obj(json!({"config": {"a": "1", "b": "2"}, "description": "x"}));
+        let b = obj(json!({"config": {"a": "1", "b": "3", "c": "4"}, "description": "x"}));
+        assert_eq!(
+            diff(&a, &b, PROFILE.writable),
+            Some(Update::Patch(json!({"config": {"b": "3", "c": "4"}})))
+        );
+    }
+
+    #[test]
+    fn removals_fall_back_to_a_whole_put() {
+        let a =
+            obj(json!({"config": {"a": "1"}, "devices": {}, "description": "d", "used_by": []}));
+        let b = obj(json!({"config": {}, "devices": {}, "description": "d", "used_by": []}));
+        assert_eq!(
+            diff(&a, &b, PROFILE.writable),
+            Some(Update::Put(
+                json!({"config": {}, "devices": {}, "description": "d"})
+            ))
+        );
+    }
+}

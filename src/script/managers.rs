@@ -1,0 +1,318 @@
+//! The client's object managers (contract §6) and what each kind adds to the common object:
+//! create forms, `Network.state()`, `StoragePool.resources()` and `volumes`, certificates and
+//! trust tokens, the cluster, and `client.authenticate()`.
+
+use rhai::{Array, Dynamic, Engine, Map};
+use serde_json::Value;
+
+use super::client::Client;
+use super::convert::{json_to_dynamic, map_to_object};
+use super::errors::{RhaiResultOf, invalid_argument};
+use super::object::{
+    CertificateKind, ClusterMemberKind, Manager, NetworkKind, Object, ObjectKind, ProfileKind,
+    ProjectKind, StoragePoolKind, StorageVolumeKind, register,
+};
+use super::options::Options;
+use crate::lxd::object::Collection;
+use crate::lxd::request::segment;
+use crate::lxd::response::Loaded;
+use crate::lxd::trust::{self, TrustRequest};
+
+/// The body of a create call: `name` (when given) plus the allowed options, as JSON.
+fn create_body(
+    call: &str,
+    name: Option<&str>,
+    options: Map,
+    allowed: &[&str],
+) -> RhaiResultOf<Value> {
+    Options::new(call, options.clone(), allowed)?;
+    let mut body = map_to_object(&options).map_err(|e| invalid_argument(format!("{call}: {e}")))?;
+    if let Some(name) = name {
+        body.insert("name".into(), name.into());
+    }
+    Ok(Value::Object(body))
+}
+
+/// Registers `create(name)` and `create(name, #{...})` for a kind created by name.
+fn register_named_create<K: ObjectKind>(
+    engine: &mut Engine,
+    call: &'static str,
+    allowed: &'static [&'static str],
+) {
+    rhai::FuncRegistration::new("create")
+        .with_comments([format!(
+            "/// Creates a {} by name and returns it.",
+            K::KIND.type_name
+        )])
+        .register_into_engine(engine, move |m: &mut Manager<K>, name: &str| {
+            m.create(name, create_body(call, Some(name), Map::new(), allowed)?)
+        });
+    rhai::FuncRegistration::new("create")
+        .with_comments([format!(
+            "/// Creates a {} with options #{{{}}} and returns it.",
+            K::KIND.type_name,
+            allowed.join(", ")
+        )])
+        .register_into_engine(
+            engine,
+            move |m: &mut Manager<K>, name: &str, options: Map| {
+                m.create(name, create_body(call, Some(name), options, allowed)?)
+            },
+        );
+}
+
+/// `pool.volumes`: the storage volumes of one pool, keyed by type and name.
+#[derive(Debug, Clone)]
+pub struct VolumeManager {
+    client: Client,
+    pool: String,
+}
+
+impl VolumeManager {
+    fn base(&self) -> String {
+        format!("/1.0/storage-pools/{}/volumes", segment(&self.pool))
+    }
+
+    fn of_type(&self, kind: &str) -> Manager<StorageVolumeKind> {
+        Manager::new(
+            self.client.clone(),
+            format!("{}/{}", self.base(), segment(kind)),
+        )
+    }
+}
+
+/// `client.cluster`.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    client: Client,
+}
+
+/// Registers the managers of every kind and their own calls.
+pub fn register_all(engine: &mut Engine) {
+    register::<ProfileKind>(engine, "Profiles");
+    register::<NetworkKind>(engine, "Networks");
+    register::<StoragePoolKind>(engine, "StoragePools");
+    register::<StorageVolumeKind>(engine, "StorageVolumes");
+    register::<ProjectKind>(engine, "Projects");
+    register::<CertificateKind>(engine, "Certificates");
+    register::<ClusterMemberKind>(engine, "ClusterMembers");
+
+    rhai::FuncRegistration::new_getter("profiles")
+        .with_comments(["/// The profiles."])
+        .register_into_engine(engine, |c: &mut Client| {
+            Manager::<ProfileKind>::new(c.clone(), "/1.0/profiles")
+        });
+    rhai::FuncRegistration::new_getter("networks")
+        .with_comments(["/// The networks."])
+        .register_into_engine(engine, |c: &mut Client| {
+            Manager::<NetworkKind>::new(c.clone(), "/1.0/networks")
+        });
+    rhai::FuncRegistration::new_getter("storage_pools")
+        .with_comments(["/// The storage pools."])
+        .register_into_engine(engine, |c: &mut Client| {
+            Manager::<StoragePoolKind>::new(c.clone(), "/1.0/storage-pools")
+        });
+    rhai::FuncRegistration::new_getter("projects")
+        .with_comments(["/// The projects."])
+        .register_into_engine(engine, |c: &mut Client| {
+            Manager::<ProjectKind>::new(c.clone(), "/1.0/projects")
+        });
+    rhai::FuncRegistration::new_getter("certificates")
+        .with_comments(["/// The trusted certificates."])
+        .register_into_engine(engine, |c: &mut Client| {
+            Manager::<CertificateKind>::new(c.clone(), "/1.0/certificates")
+        });
+    rhai::FuncRegistration::new_getter("cluster")
+        .with_comments(["/// The cluster this server belongs to (if any)."])
+        .register_into_engine(engine, |c: &mut Client| Cluster { client: c.clone() });
+
+    register_named_create::<ProfileKind>(
+        engine,
+        "profiles.create",
+        &["config", "devices", "description"],
+    );
+    register_named_create::<NetworkKind>(
+        engine,
+        "networks.create",
+        &["type", "config", "description"],
+    );
+    register_named_create::<ProjectKind>(engine, "projects.create", &["config", "description"]);
+    rhai::FuncRegistration::new("create")
+        .with_comments([
+            "/// Creates a storage pool from #{name, driver, config, description} and returns it.",
+        ])
+        .register_into_engine(
+            engine,
+            |m: &mut Manager<StoragePoolKind>, definition: Map| {
+                let name = definition
+                    .get("name")
+                    .and_then(|n| n.clone().into_string().ok())
+                    .ok_or_else(|| {
+                        invalid_argument("storage_pools.create: give the pool a name")
+                    })?;
+                let body = create_body(
+                    "storage_pools.create",
+                    None,
+                    definition,
+                    &["name", "driver", "config", "description"],
+                )?;
+                m.create(&name, body)
+            },
+        );
+
+    rhai::FuncRegistration::new("state")
+        .with_comments([
+            "/// The network's runtime state: addresses, counters, hwaddr, mtu, state, type.",
+        ])
+        .register_into_engine(engine, |n: &mut Object<NetworkKind>| {
+            n.sub_resource("state")
+        });
+    rhai::FuncRegistration::new("resources")
+        .with_comments(["/// The pool's space and inode usage."])
+        .register_into_engine(engine, |p: &mut Object<StoragePoolKind>| {
+            p.sub_resource("resources")
+        });
+    register_volumes(engine);
+    register_certificates(engine);
+    register_cluster(engine);
+}
+
+fn register_volumes(engine: &mut Engine) {
+    engine.register_type_with_name::<VolumeManager>("Volumes");
+    rhai::FuncRegistration::new_getter("volumes")
+        .with_comments(["/// The pool's storage volumes."])
+        .register_into_engine(engine, |p: &mut Object<StoragePoolKind>| VolumeManager {
+            client: p.client.clone(),
+            pool: p.key.clone(),
+        });
+    rhai::FuncRegistration::new("all")
+        .with_comments(["/// Every volume of the pool (all types), fully loaded, in one request."])
+        .register_into_engine(engine, |v: &mut VolumeManager| -> RhaiResultOf<Array> {
+            let all = Collection::new(
+                v.client.api.clone(),
+                &crate::lxd::object::STORAGE_VOLUME,
+                v.base(),
+            );
+            let items = v.client.bridge.block_on(all.all())?;
+            Ok(items
+                .into_iter()
+                .map(|fields| {
+                    let text = |k: &str| {
+                        fields
+                            .get(k)
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let (kind, name) = (text("type"), text("name"));
+                    let api = v.of_type(&kind).api;
+                    Dynamic::from(Object::<StorageVolumeKind>::new(
+                        v.client.clone(),
+                        api,
+                        &name,
+                        Loaded { fields, etag: None },
+                    ))
+                })
+                .collect())
+        });
+    rhai::FuncRegistration::new("get")
+        .with_comments(["/// Loads a volume by type (`custom`, `container`, ...) and name."])
+        .register_into_engine(engine, |v: &mut VolumeManager, kind: &str, name: &str| {
+            v.of_type(kind).get(name)
+        });
+    rhai::FuncRegistration::new("exists")
+        .with_comments(["/// True when a volume of that type and name exists."])
+        .register_into_engine(engine, |v: &mut VolumeManager, kind: &str, name: &str| {
+            v.of_type(kind).exists(name)
+        });
+    rhai::FuncRegistration::new("create")
+        .with_comments(["/// Creates a volume from #{name, type (default custom), config, description, content_type}."])
+        .register_into_engine(engine, |v: &mut VolumeManager, definition: Map| {
+            let o = Options::new("volumes.create", definition.clone(), &["name", "type", "config", "description", "content_type"])?;
+            let name = o.string("name")?.ok_or_else(|| invalid_argument("volumes.create: give the volume a name"))?;
+            let kind = o.string("type")?.unwrap_or_else(|| "custom".to_owned());
+            let mut body = map_to_object(&definition).map_err(|e| invalid_argument(format!("volumes.create: {e}")))?;
+            body.insert("type".into(), kind.clone().into());
+            v.of_type(&kind).create(&name, Value::Object(body))
+        });
+    super::register_display(engine, |v: &VolumeManager| {
+        format!("Volumes of pool {}", v.pool)
+    });
+}
+
+fn register_certificates(engine: &mut Engine) {
+    rhai::FuncRegistration::new("create")
+        .with_comments(["/// Trusts a certificate: #{name, certificate (PEM text), password, trust_token, restricted, projects}."])
+        .register_into_engine(engine, |m: &mut Manager<CertificateKind>, options: Map| {
+            let o = Options::new(
+                "certificates.create",
+                options,
+                &["name", "certificate", "password", "trust_token", "restricted", "projects"],
+            )?;
+            let pem = o
+                .string("certificate")?
+                .ok_or_else(|| invalid_argument("certificates.create: give the certificate (PEM text)"))?;
+            let cert = trust::certificate_from_pem(&pem).map_err(super::errors::lxd_error)?;
+            let request = TrustRequest {
+                name: o.string("name")?.unwrap_or_default(),
+                certificate: Some(cert.clone()),
+                password: o.string("password")?,
+                trust_token: o.string("trust_token")?,
+                restricted: o.bool("restricted")?.unwrap_or(false),
+                projects: o.strings("projects")?.unwrap_or_default(),
+            };
+            m.client.bridge.block_on(trust::trust(&m.client.api, &request))?;
+            m.get(&cert.fingerprint)
+        });
+    rhai::FuncRegistration::new("create_token")
+        .with_comments(["/// Creates a trust token for a new client and returns it (as `lxc config trust add` does)."])
+        .register_into_engine(engine, |m: &mut Manager<CertificateKind>, name: &str| {
+            m.client.bridge.block_on(trust::create_token(&m.client.api, name))
+        });
+    rhai::FuncRegistration::new("authenticate")
+        .with_comments(["/// Makes this client trusted with a trust token or the legacy trust password (whichever the server takes)."])
+        .register_into_engine(engine, |c: &mut Client, secret: &str| -> RhaiResultOf<()> {
+            if c.is_trusted() {
+                return Ok(());
+            }
+            let token = trust::is_token(secret);
+            let request = TrustRequest {
+                name: String::new(),
+                certificate: None, // the server takes the certificate this connection presents
+                password: (!token || !c.has_api_extension("explicit_trust_token")).then(|| secret.trim().to_owned()),
+                trust_token: (token && c.has_api_extension("explicit_trust_token")).then(|| secret.trim().to_owned()),
+                ..TrustRequest::default()
+            };
+            c.bridge.block_on(trust::trust(&c.api, &request))?;
+            c.reload_host_info()
+        });
+}
+
+fn register_cluster(engine: &mut Engine) {
+    engine.register_type_with_name::<Cluster>("Cluster");
+    rhai::FuncRegistration::new_getter("enabled")
+        .with_comments(["/// True when the server is clustered."])
+        .register_into_engine(engine, |c: &mut Cluster| -> RhaiResultOf<bool> {
+            let info = c.client.bridge.block_on(c.client.api.get("/1.0/cluster"))?;
+            Ok(info
+                .get("enabled")
+                .and_then(Value::as_bool)
+                .unwrap_or(false))
+        });
+    rhai::FuncRegistration::new_getter("server_name")
+        .with_comments(["/// This member's name in the cluster."])
+        .register_into_engine(engine, |c: &mut Cluster| -> RhaiResultOf<Dynamic> {
+            let info = c.client.bridge.block_on(c.client.api.get("/1.0/cluster"))?;
+            Ok(info
+                .get("server_name")
+                .map_or(Dynamic::UNIT, json_to_dynamic))
+        });
+    rhai::FuncRegistration::new_getter("members")
+        .with_comments(["/// The cluster's members."])
+        .register_into_engine(engine, |c: &mut Cluster| {
+            Manager::<ClusterMemberKind>::new(c.client.clone(), "/1.0/cluster/members")
+        });
+    super::register_display(engine, |c: &Cluster| {
+        format!("Cluster of {}", c.client.api.endpoint())
+    });
+}

@@ -1,0 +1,346 @@
+//! The scripted objects that share one shape (contract §6): profiles, networks, storage pools
+//! and volumes, projects, certificates and cluster members. One generic `Object<K>` and
+//! `Manager<K>`; each kind is a marker type, so each is its own Rhai type (`Profile`, ...).
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use rhai::{Array, Dynamic, Engine, Map};
+use serde_json::Value;
+
+use super::client::Client;
+use super::convert::{dynamic_to_json, json_to_dynamic, object_to_map};
+use super::errors::{RhaiResultOf, invalid_argument, reject_change};
+use super::pending::{After, Pending, join_slot, register_wait};
+use crate::lxd::object::{self, Collection, Kind, diff};
+use crate::lxd::response::{Loaded, Operation};
+
+/// A kind of object, as a marker type.
+pub trait ObjectKind: std::fmt::Debug + Clone + Send + Sync + 'static {
+    /// What the kind is.
+    const KIND: &'static Kind;
+}
+
+macro_rules! kinds {
+    ($($marker:ident => $kind:path),* $(,)?) => {$(
+        #[doc = concat!("Marks objects of kind `", stringify!($kind), "`.")]
+        #[derive(Debug, Clone)]
+        pub struct $marker;
+        impl ObjectKind for $marker {
+            const KIND: &'static Kind = &$kind;
+        }
+    )*};
+}
+
+kinds! {
+    ProfileKind => object::PROFILE,
+    NetworkKind => object::NETWORK,
+    StoragePoolKind => object::STORAGE_POOL,
+    StorageVolumeKind => object::STORAGE_VOLUME,
+    ProjectKind => object::PROJECT,
+    CertificateKind => object::CERTIFICATE,
+    ClusterMemberKind => object::CLUSTER_MEMBER,
+}
+
+/// A collection of objects of one kind.
+#[derive(Debug, Clone)]
+pub struct Manager<K> {
+    pub(crate) client: Client,
+    pub(crate) api: Collection,
+    kind: PhantomData<K>,
+}
+
+impl<K: ObjectKind> Manager<K> {
+    /// The collection at `base` (e.g. `/1.0/profiles`).
+    pub fn new(client: Client, base: impl Into<String>) -> Self {
+        let api = Collection::new(client.api.clone(), K::KIND, base);
+        Manager {
+            client,
+            api,
+            kind: PhantomData,
+        }
+    }
+
+    fn object(&self, key: &str, loaded: Loaded) -> Object<K> {
+        Object::new(self.client.clone(), self.api.clone(), key, loaded)
+    }
+
+    /// Loads one object; NotFound when missing.
+    pub fn get(&self, key: &str) -> RhaiResultOf<Object<K>> {
+        let loaded = self.client.bridge.block_on(self.api.get(key))?;
+        Ok(self.object(key, loaded))
+    }
+
+    /// Every object, whole, in one request.
+    pub fn all(&self) -> RhaiResultOf<Array> {
+        let items = self.client.bridge.block_on(self.api.all())?;
+        Ok(items
+            .into_iter()
+            .map(|fields| {
+                let key = fields
+                    .get(K::KIND.key)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                Dynamic::from(self.object(&key, Loaded { fields, etag: None }))
+            })
+            .collect())
+    }
+
+    /// True when the object exists.
+    pub fn exists(&self, key: &str) -> RhaiResultOf<bool> {
+        self.client.bridge.block_on(self.api.exists(key))
+    }
+
+    /// Creates an object from LXD's body, waits for it, and loads it.
+    pub fn create(&self, key: &str, body: Value) -> RhaiResultOf<Object<K>> {
+        let op = self.client.bridge.block_on(self.api.create(body))?;
+        self.settle(op)?;
+        self.get(key)
+    }
+
+    /// Waits for an operation LXD may have answered with.
+    pub fn settle(&self, op: Option<Operation>) -> RhaiResultOf<()> {
+        if let Some(op) = op {
+            self.client
+                .bridge
+                .block_on(self.client.api.wait_operation(op.id(), None))?;
+        }
+        Ok(())
+    }
+}
+
+/// One object: its fields as loaded, local edits, and a pending operation.
+#[derive(Debug, Clone)]
+pub struct Object<K> {
+    pub(crate) client: Client,
+    pub(crate) api: Collection,
+    pub(crate) key: String,
+    loaded: serde_json::Map<String, Value>,
+    current: serde_json::Map<String, Value>,
+    etag: Option<String>,
+    pending: Option<Pending>,
+    kind: PhantomData<K>,
+}
+
+impl<K: ObjectKind> Object<K> {
+    /// An object as loaded from `api`.
+    pub fn new(client: Client, api: Collection, key: &str, loaded: Loaded) -> Self {
+        Object {
+            client,
+            api,
+            key: key.to_owned(),
+            current: loaded.fields.clone(),
+            loaded: loaded.fields,
+            etag: loaded.etag,
+            pending: None,
+            kind: PhantomData,
+        }
+    }
+
+    fn join(&mut self, timeout: Option<Duration>) -> RhaiResultOf<()> {
+        let Some((_, after)) = join_slot(
+            &mut self.pending,
+            &self.client.bridge,
+            &self.client.api,
+            timeout,
+        )?
+        else {
+            return Ok(());
+        };
+        match after {
+            After::Reload => self.reload(),
+            After::Renamed(key) => {
+                self.key = key;
+                self.reload()
+            }
+            After::Deleted | After::Nothing => Ok(()),
+        }
+    }
+
+    fn reload(&mut self) -> RhaiResultOf<()> {
+        let loaded = self.client.bridge.block_on(self.api.get(&self.key))?;
+        self.current = loaded.fields.clone();
+        self.loaded = loaded.fields;
+        self.etag = loaded.etag;
+        Ok(())
+    }
+
+    /// Runs an operation LXD may have answered with: waits (then `after`) or leaves it pending.
+    fn follow(&mut self, op: Option<Operation>, wait: bool, after: After) -> RhaiResultOf<()> {
+        match op {
+            Some(op) => {
+                self.pending = Some(Pending::new(&op, after));
+                if wait { self.join(None) } else { Ok(()) }
+            }
+            None => {
+                self.pending = None;
+                match after {
+                    After::Reload => self.reload(),
+                    After::Renamed(key) => {
+                        self.key = key;
+                        self.reload()
+                    }
+                    After::Deleted | After::Nothing => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// A field, after joining any pending operation.
+    pub fn field(&mut self, key: &str) -> RhaiResultOf<Dynamic> {
+        self.join(None)?;
+        Ok(self.current.get(key).map_or(Dynamic::UNIT, json_to_dynamic))
+    }
+
+    fn set_field(&mut self, key: &str, value: &Dynamic) -> RhaiResultOf<()> {
+        self.join(None)?;
+        let json = dynamic_to_json(value)
+            .map_err(|e| invalid_argument(format!("{}.{key}: {e}", K::KIND.type_name)))?;
+        self.current.insert(key.to_owned(), json);
+        Ok(())
+    }
+
+    fn save(&mut self, wait: bool) -> RhaiResultOf<()> {
+        self.join(None)?;
+        let Some(update) = diff(&self.loaded, &self.current, K::KIND.writable) else {
+            return Ok(());
+        };
+        if self.etag.is_none() {
+            // Loaded by all(): take the ETag now (a later change on the server is then refused).
+            self.etag = self.client.bridge.block_on(self.api.get(&self.key))?.etag;
+        }
+        let op =
+            self.client
+                .bridge
+                .block_on(self.api.save(&self.key, update, self.etag.as_deref()))?;
+        self.follow(op, wait, After::Reload)
+    }
+
+    fn delete(&mut self, wait: bool) -> RhaiResultOf<()> {
+        self.join(None)?;
+        let op = self.client.bridge.block_on(self.api.delete(&self.key))?;
+        self.follow(op, wait, After::Deleted)
+    }
+
+    fn rename(&mut self, new_key: &str, wait: bool) -> RhaiResultOf<()> {
+        self.join(None)?;
+        let op = self
+            .client
+            .bridge
+            .block_on(self.api.rename(&self.key, new_key))?;
+        self.follow(op, wait, After::Renamed(new_key.to_owned()))
+    }
+
+    /// GETs a sub-resource of this object (`state`, `resources`).
+    pub fn sub_resource(&mut self, sub: &str) -> RhaiResultOf<Dynamic> {
+        self.join(None)?;
+        let value = self
+            .client
+            .bridge
+            .block_on(self.api.sub_resource(&self.key, sub))?;
+        Ok(json_to_dynamic(&value))
+    }
+}
+
+/// Registers `Manager<K>` (as `manager_name`) and `Object<K>` with their common methods.
+pub fn register<K: ObjectKind>(engine: &mut Engine, manager_name: &str) {
+    let kind = K::KIND;
+    let type_name = kind.type_name;
+    engine.register_type_with_name::<Manager<K>>(manager_name);
+    engine.register_type_with_name::<Object<K>>(type_name);
+
+    rhai::FuncRegistration::new("get")
+        .with_comments([format!(
+            "/// Loads a {type_name} by its {}; throws NotFound when missing.",
+            kind.key
+        )])
+        .register_into_engine(engine, |m: &mut Manager<K>, key: &str| m.get(key));
+    rhai::FuncRegistration::new("all")
+        .with_comments([format!(
+            "/// Every {type_name}, fully loaded, in one request."
+        )])
+        .register_into_engine(engine, |m: &mut Manager<K>| m.all());
+    rhai::FuncRegistration::new("exists")
+        .with_comments([format!("/// True when the {type_name} exists.")])
+        .register_into_engine(engine, |m: &mut Manager<K>, key: &str| m.exists(key));
+
+    for field in kind.writable {
+        rhai::FuncRegistration::new_getter(*field)
+            .with_comments([format!(
+                "/// The {type_name}'s `{field}` (writable; save() writes it back)."
+            )])
+            .register_into_engine(engine, move |o: &mut Object<K>| o.field(field));
+        rhai::FuncRegistration::new_setter(*field)
+            .with_comments([format!("/// Sets `{field}`; save() writes it back.")])
+            .register_into_engine(engine, move |o: &mut Object<K>, v: Dynamic| {
+                o.set_field(field, &v)
+            });
+    }
+    for field in kind.read_only {
+        rhai::FuncRegistration::new_getter(*field)
+            .with_comments([format!("/// The {type_name}'s `{field}` (read-only).")])
+            .register_into_engine(engine, move |o: &mut Object<K>| o.field(field));
+        rhai::FuncRegistration::new_setter(*field)
+            .with_comments([format!(
+                "/// `{field}` is read-only: assigning it throws ReadOnly."
+            )])
+            .register_into_engine(engine, move |o: &mut Object<K>, v: Dynamic| {
+                let hint = if *field == kind.key && kind.renamable {
+                    "; use rename()"
+                } else {
+                    ""
+                };
+                reject_change(type_name, field, hint, &o.field(field)?, &v)
+            });
+    }
+    rhai::FuncRegistration::new("to_map")
+        .with_comments([format!(
+            "/// The whole {type_name} as a map, unknown server fields included."
+        )])
+        .register_into_engine(engine, |o: &mut Object<K>| -> RhaiResultOf<Map> {
+            o.join(None)?;
+            Ok(object_to_map(&o.current))
+        });
+    rhai::FuncRegistration::new("save")
+        .with_comments([
+            "/// Writes changed fields back (only what changed, with If-Match) and waits.",
+        ])
+        .register_into_engine(engine, |o: &mut Object<K>| o.save(true));
+    rhai::FuncRegistration::new("save")
+        .with_comments(["/// Writes changed fields back; waits when `wait` is true."])
+        .register_into_engine(engine, |o: &mut Object<K>, wait: bool| o.save(wait));
+    rhai::FuncRegistration::new("sync")
+        .with_comments(["/// Reloads from the server, dropping unsaved local edits."])
+        .register_into_engine(engine, |o: &mut Object<K>| -> RhaiResultOf<()> {
+            o.join(None)?;
+            o.reload()
+        });
+    rhai::FuncRegistration::new("delete")
+        .with_comments([format!("/// Deletes the {type_name} and waits.")])
+        .register_into_engine(engine, |o: &mut Object<K>| o.delete(true));
+    rhai::FuncRegistration::new("delete")
+        .with_comments([format!(
+            "/// Deletes the {type_name}; waits when `wait` is true."
+        )])
+        .register_into_engine(engine, |o: &mut Object<K>, wait: bool| o.delete(wait));
+    if kind.renamable {
+        rhai::FuncRegistration::new("rename")
+            .with_comments([format!("/// Renames the {type_name} and waits.")])
+            .register_into_engine(engine, |o: &mut Object<K>, name: &str| o.rename(name, true));
+        rhai::FuncRegistration::new("rename")
+            .with_comments([format!(
+                "/// Renames the {type_name}; waits when `wait` is true."
+            )])
+            .register_into_engine(engine, |o: &mut Object<K>, name: &str, wait: bool| {
+                o.rename(name, wait)
+            });
+    }
+    register_wait(engine, "wait", Object::<K>::join);
+    super::register_display(engine, |o: &Object<K>| {
+        format!("{} {}", K::KIND.type_name, o.key)
+    });
+    super::register_display(engine, |m: &Manager<K>| {
+        format!("{}s of {}", K::KIND.type_name, m.client.api.endpoint())
+    });
+}
