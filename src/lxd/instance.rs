@@ -258,7 +258,6 @@ impl Instances {
 mod tests {
     use super::*;
 
-
     #[test]
     fn list_is_one_recursive_request() {
         assert_eq!(

@@ -13,6 +13,7 @@
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod files;
 pub mod image;

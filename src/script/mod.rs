@@ -5,7 +5,8 @@
 //!   the Ctrl-C interrupt; [`errors`], [`convert`], [`options`]: error maps, JSON ↔ Rhai values,
 //!   strict options maps; [`pending`]: operations left running by `wait: false`.
 //! - Scripted types: [`client`], [`instance`], [`snapshot`], [`image`], [`exec`], [`files`],
-//!   the common shape of the other LXD [`object`]s and their [`managers`]; globals: [`globals`].
+//!   the common shape of the other LXD [`object`]s and their [`managers`], [`operations`] with
+//!   the raw API and events; globals: [`globals`].
 //! - [`run`]: compiling and running scripts, and how their failures are reported.
 
 pub mod client;
@@ -18,6 +19,7 @@ pub mod image;
 pub mod instance;
 pub mod managers;
 pub mod object;
+pub mod operations;
 pub mod options;
 pub mod pending;
 pub mod run;
@@ -82,6 +84,7 @@ pub fn build_engine(session: &Arc<Session>) -> Engine {
     files::register(&mut engine);
     image::register(&mut engine);
     managers::register_all(&mut engine);
+    operations::register(&mut engine);
     engine
 }
 

@@ -1,0 +1,307 @@
+//! `client.operations` and Operation (contract §6), the raw API `client.api` (§10) and the
+//! event stream `client.events(...)` (§8).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::{Array, Dynamic, Engine, Map};
+use serde_json::Value;
+
+use super::client::{Client, duration_arg};
+use super::convert::{dynamic_to_json, json_to_dynamic, object_to_map};
+use super::errors::{RhaiResultOf, invalid_argument, lxd_error};
+use super::options::{Options, strings};
+use crate::lxd::events::{EventFilter, EventStream};
+use crate::lxd::request::{Request, segment};
+use crate::lxd::response::{Answer, Operation as LxdOperation};
+
+/// `client.operations`.
+#[derive(Debug, Clone)]
+pub struct OperationManager {
+    client: Client,
+}
+
+/// One operation, as last seen.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    client: Client,
+    op: LxdOperation,
+}
+
+impl Operation {
+    fn id(&self) -> String {
+        self.op.id().to_owned()
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>) -> RhaiResultOf<()> {
+        let api = self.client.api.clone();
+        let id = self.id();
+        // The outcome itself, not its error: a failed operation's final state is kept too.
+        let done = self
+            .client
+            .bridge
+            .block_on(async move { Ok(api.wait_operation(&id, timeout).await) })?;
+        match done {
+            Ok(op) => {
+                self.op = op;
+                Ok(())
+            }
+            Err(err) => {
+                if let crate::lxd::Error::OperationFailed {
+                    metadata,
+                    message,
+                    status_code,
+                    ..
+                } = &err
+                {
+                    self.op.0["status_code"] = (*status_code).into();
+                    self.op.0["err"] = message.as_str().into();
+                    self.op.0["metadata"] = metadata.clone();
+                }
+                Err(lxd_error(err))
+            }
+        }
+    }
+}
+
+/// `client.api`: raw access to any endpoint.
+#[derive(Debug, Clone)]
+pub struct RawApi {
+    client: Client,
+}
+
+impl RawApi {
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Dynamic>,
+    ) -> RhaiResultOf<Dynamic> {
+        if !path.starts_with('/') {
+            return Err(invalid_argument(format!(
+                "api: the path must start with /, like \"/1.0/instances\", not \"{path}\""
+            )));
+        }
+        let mut req = Request::new(method, path);
+        if let Some(body) = body {
+            req.body =
+                Some(dynamic_to_json(body).map_err(|e| invalid_argument(format!("api: {e}")))?);
+        }
+        match self.client.bridge.block_on(self.client.api.call(&req))? {
+            Answer::Sync { metadata, .. } => Ok(json_to_dynamic(&metadata)),
+            Answer::Async(op) => Ok(Dynamic::from(Operation {
+                client: self.client.clone(),
+                op,
+            })),
+        }
+    }
+}
+
+/// An open event stream.
+#[derive(Debug, Clone)]
+pub struct Events {
+    client: Client,
+    stream: Arc<EventStream>,
+}
+
+impl Events {
+    fn open(client: &Client, filter: EventFilter) -> RhaiResultOf<Events> {
+        let stream = client
+            .bridge
+            .block_on(EventStream::open(&client.api, &filter))?;
+        Ok(Events {
+            client: client.clone(),
+            stream: Arc::new(stream),
+        })
+    }
+
+    fn next(&self, timeout: Option<Duration>) -> RhaiResultOf<Dynamic> {
+        let stream = self.stream.clone();
+        let event = self
+            .client
+            .bridge
+            .block_on(async move { Ok(stream.next(timeout).await) })?;
+        Ok(event.as_ref().map_or(Dynamic::UNIT, json_to_dynamic))
+    }
+}
+
+fn filter_from_map(options: Map) -> RhaiResultOf<EventFilter> {
+    let o = Options::new("client.events", options, &["types", "all_projects"])?;
+    Ok(EventFilter {
+        types: o.strings("types")?.unwrap_or_default(),
+        all_projects: o.bool("all_projects")?.unwrap_or(false),
+    })
+}
+
+/// Operation attributes (read-only).
+const OPERATION_FIELDS: [&str; 8] = [
+    "id",
+    "class",
+    "status",
+    "status_code",
+    "metadata",
+    "may_cancel",
+    "err",
+    "created_at",
+];
+
+/// Registers operations, the raw API and events.
+pub fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<OperationManager>("Operations");
+    engine.register_type_with_name::<Operation>("Operation");
+    engine.register_type_with_name::<RawApi>("Api");
+    engine.register_type_with_name::<Events>("EventStream");
+
+    rhai::FuncRegistration::new_getter("operations")
+        .with_comments(["/// The server's operations."])
+        .register_into_engine(engine, |c: &mut Client| OperationManager {
+            client: c.clone(),
+        });
+    rhai::FuncRegistration::new("all")
+        .with_comments([
+            "/// Every current operation (running and recently ended), in one request.",
+        ])
+        .register_into_engine(engine, |m: &mut OperationManager| -> RhaiResultOf<Array> {
+            let req = Request::get("/1.0/operations").query("recursion", "1");
+            let by_status = m
+                .client
+                .bridge
+                .block_on(m.client.api.call(&req))?
+                .into_metadata();
+            Ok(by_status
+                .as_object()
+                .into_iter()
+                .flat_map(|groups| groups.values())
+                .filter_map(Value::as_array)
+                .flatten()
+                .map(|op| {
+                    Dynamic::from(Operation {
+                        client: m.client.clone(),
+                        op: LxdOperation(op.clone()),
+                    })
+                })
+                .collect())
+        });
+    rhai::FuncRegistration::new("get")
+        .with_comments(["/// Loads an operation by id; NotFound once LXD has forgotten it (5 s after it ended)."])
+        .register_into_engine(engine, |m: &mut OperationManager, id: &str| -> RhaiResultOf<Operation> {
+            let op = m.client.bridge.block_on(m.client.api.get(&format!("/1.0/operations/{}", segment(id))))?;
+            Ok(Operation { client: m.client.clone(), op: LxdOperation(op) })
+        });
+    for field in OPERATION_FIELDS {
+        rhai::FuncRegistration::new_getter(field)
+            .with_comments([format!("/// The operation's `{field}`.")])
+            .register_into_engine(engine, move |o: &mut Operation| {
+                o.op.0.get(field).map_or(Dynamic::UNIT, json_to_dynamic)
+            });
+    }
+    rhai::FuncRegistration::new("wait")
+        .with_comments(["/// Waits for the operation to end (its final state is kept); throws OperationFailed if it failed."])
+        .register_into_engine(engine, |o: &mut Operation| o.wait(None));
+    rhai::FuncRegistration::new("wait")
+        .with_comments([
+            "/// Waits for the operation to end, throwing Timeout after `timeout` seconds.",
+        ])
+        .register_into_engine(engine, |o: &mut Operation, timeout: Dynamic| {
+            let t = duration_arg("Operation.wait", &timeout)?;
+            o.wait(Some(t))
+        });
+    rhai::FuncRegistration::new("cancel")
+        .with_comments(["/// Cancels the operation (LXD allows it where `may_cancel` is true)."])
+        .register_into_engine(engine, |o: &mut Operation| {
+            let id = o.id();
+            o.client.bridge.block_on(o.client.api.cancel_operation(&id))
+        });
+    rhai::FuncRegistration::new("to_map")
+        .with_comments(["/// The whole operation as a map."])
+        .register_into_engine(engine, |o: &mut Operation| match &o.op.0 {
+            Value::Object(m) => object_to_map(m),
+            _ => Map::new(),
+        });
+    super::register_display(engine, |o: &Operation| {
+        let status =
+            o.op.0
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+        format!("Operation {} {status}", o.op.id())
+    });
+
+    rhai::FuncRegistration::new_getter("api")
+        .with_comments([
+            "/// Raw access to any endpoint: api.get/post/put/patch/delete(path[, body]).",
+        ])
+        .register_into_engine(engine, |c: &mut Client| RawApi { client: c.clone() });
+    for (name, method) in [
+        ("get", reqwest::Method::GET),
+        ("delete", reqwest::Method::DELETE),
+    ] {
+        rhai::FuncRegistration::new(name)
+            .with_comments([format!("/// {method} a path (\"/1.0/...\"): a sync answer's metadata, or an Operation (not waited).")])
+            .register_into_engine(engine, move |a: &mut RawApi, path: &str| a.call(method.clone(), path, None));
+    }
+    for (name, method) in [
+        ("post", reqwest::Method::POST),
+        ("put", reqwest::Method::PUT),
+        ("patch", reqwest::Method::PATCH),
+    ] {
+        rhai::FuncRegistration::new(name)
+            .with_comments([format!("/// {method} a JSON body to a path: a sync answer's metadata, or an Operation (not waited).")])
+            .register_into_engine(engine, move |a: &mut RawApi, path: &str, body: Dynamic| {
+                a.call(method.clone(), path, Some(&body))
+            });
+    }
+    super::register_display(engine, |a: &RawApi| {
+        format!("Raw API of {}", a.client.api.endpoint())
+    });
+
+    rhai::FuncRegistration::new("events")
+        .with_comments(["/// Opens the event stream of this client's project (every type)."])
+        .register_into_engine(engine, |c: &mut Client| {
+            Events::open(c, EventFilter::default())
+        });
+    rhai::FuncRegistration::new("events")
+        .with_comments([
+            "/// Opens the event stream for these types (`lifecycle`, `operation`, `logging`).",
+        ])
+        .register_into_engine(engine, |c: &mut Client, types: Array| {
+            let types = strings(&Dynamic::from(types))
+                .ok_or_else(|| invalid_argument("client.events: types must be strings"))?;
+            Events::open(
+                c,
+                EventFilter {
+                    types,
+                    all_projects: false,
+                },
+            )
+        });
+    rhai::FuncRegistration::new("events")
+        .with_comments(["/// Opens the event stream with options #{types, all_projects}."])
+        .register_into_engine(engine, |c: &mut Client, options: Map| {
+            Events::open(c, filter_from_map(options)?)
+        });
+    rhai::FuncRegistration::new("next")
+        .with_comments(["/// The next event (#{type, timestamp, metadata, location, project}); blocks until one comes."])
+        .register_into_engine(engine, |e: &mut Events| e.next(None));
+    rhai::FuncRegistration::new("next")
+        .with_comments(["/// The next event, or () after `timeout` seconds."])
+        .register_into_engine(engine, |e: &mut Events, timeout: Dynamic| {
+            let t = duration_arg("EventStream.next", &timeout)?;
+            e.next(Some(t))
+        });
+    rhai::FuncRegistration::new_getter("dropped")
+        .with_comments(["/// How many events were dropped because the script read too slowly."])
+        .register_into_engine(engine, |e: &mut Events| {
+            i64::try_from(e.stream.dropped()).unwrap_or(i64::MAX)
+        });
+    rhai::FuncRegistration::new("close")
+        .with_comments(["/// Ends the stream."])
+        .register_into_engine(engine, |e: &mut Events| e.stream.close());
+    super::register_display(engine, |e: &Events| {
+        format!(
+            "EventStream ({} dropped{})",
+            e.stream.dropped(),
+            if e.stream.is_closed() { ", closed" } else { "" }
+        )
+    });
+}
