@@ -6,21 +6,20 @@
 //! through one, and refuse entry names that could leave the destination.
 
 use std::collections::VecDeque;
-use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
-use tokio::io::AsyncWriteExt;
 
 use super::client::Client;
 use super::error::{Error, Result};
 use super::instance;
+use super::local::{Progress, save_stream};
 use super::request::Request;
 use super::response;
 
@@ -73,9 +72,6 @@ pub struct WriteAttrs {
     /// Append instead of overwriting (the file must exist).
     pub append: bool,
 }
-
-/// Reports transferred bytes (for progress bars).
-pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// Requests of the files API, as pure functions.
 pub mod requests {
@@ -144,8 +140,6 @@ pub struct Files {
     client: Client,
     instance: String,
 }
-
-static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 impl Files {
     /// The files of `instance`.
@@ -356,55 +350,9 @@ impl Files {
         mode: u32,
         progress: Option<Progress>,
     ) -> Result<u64> {
-        let local_error = |e: std::io::Error, what: &Path| {
-            Error::InvalidArgument(format!("cannot write {}: {e}", what.display()))
-        };
-        let name = local
-            .file_name()
-            .unwrap_or(OsStr::new("file"))
-            .to_string_lossy();
-        let temp = local.with_file_name(format!(
-            ".{name}.{}-{}.partial",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let result = async {
-            let mut file = tokio::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .mode(0o600)
-                .open(&temp)
-                .await
-                .map_err(|e| local_error(e, &temp))?;
-            let req = requests::on(Method::GET, &self.instance, path);
-            let mut body = resp.bytes_stream();
-            let mut total = 0u64;
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| self.client.transport().map_error(e, &req))?;
-                file.write_all(&chunk)
-                    .await
-                    .map_err(|e| local_error(e, &temp))?;
-                total += chunk.len() as u64;
-                if let Some(p) = &progress {
-                    p(total);
-                }
-            }
-            file.flush().await.map_err(|e| local_error(e, &temp))?;
-            tokio::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode & 0o7777))
-                .await
-                .map_err(|e| local_error(e, &temp))?;
-            // rename() replaces a symlink at `local` itself; it never writes through it.
-            tokio::fs::rename(&temp, local)
-                .await
-                .map_err(|e| local_error(e, local))?;
-            Ok(total)
-        }
-        .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&temp).await;
-        }
-        result
+        let req = requests::on(Method::GET, &self.instance, path);
+        let transport = self.client.transport();
+        save_stream(resp.bytes_stream(), local, mode, progress, |e| transport.map_error(e, &req)).await
     }
 
     /// Pushes a local tree: directories first, then files and symlinks (as symlinks), a few at a

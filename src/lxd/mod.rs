@@ -18,6 +18,7 @@ pub mod exec;
 pub mod files;
 pub mod image;
 pub mod instance;
+pub mod local;
 pub mod object;
 pub mod request;
 pub mod response;

@@ -13,7 +13,8 @@ use super::client::Client;
 use super::errors::{RhaiResultOf, invalid_argument, script_error};
 use super::options::Options;
 use crate::lxd::ErrorKind;
-use crate::lxd::files::{Files, Progress, WriteAttrs};
+use crate::lxd::files::{Files, WriteAttrs};
+use crate::lxd::local::Progress;
 
 /// The files of one instance.
 #[derive(Debug, Clone)]
