@@ -352,7 +352,10 @@ impl Files {
     ) -> Result<u64> {
         let req = requests::on(Method::GET, &self.instance, path);
         let transport = self.client.transport();
-        save_stream(resp.bytes_stream(), local, mode, progress, |e| transport.map_error(e, &req)).await
+        save_stream(resp.bytes_stream(), local, mode, progress, |e| {
+            transport.map_error(e, &req)
+        })
+        .await
     }
 
     /// Pushes a local tree: directories first, then files and symlinks (as symlinks), a few at a

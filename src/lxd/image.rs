@@ -1,11 +1,15 @@
 //! Images: publishing instances and snapshots, and loading or deleting the result.
 
+use std::path::{Path, PathBuf};
+
+use futures_util::TryStreamExt;
 use serde_json::{Map, Value, json};
 
 use super::client::Client;
-use super::error::Result;
+use super::error::{Error, Result};
+use super::local::{Progress, save_stream};
 use super::request::{Request, segment};
-use super::response::{Loaded, Operation};
+use super::response::{self, Loaded, Operation};
 
 /// What to publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +36,19 @@ pub struct Publish {
     pub properties: Map<String, Value>,
     /// `gzip`, `xz`, `none`, ... (LXD's default when unset).
     pub compression_algorithm: Option<String>,
+}
+
+/// An image on another server, as a pull source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteImage {
+    /// `https://host:port` of the server holding it.
+    pub server: String,
+    /// Its fingerprint.
+    pub fingerprint: String,
+    /// The server's certificate (PEM), which the pulling server pins.
+    pub certificate: String,
+    /// The secret of a private image.
+    pub secret: Option<String>,
 }
 
 /// The path of one image.
@@ -64,6 +81,52 @@ pub mod requests {
     }
 }
 
+/// What an image is imported from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImportSource {
+    /// Bytes of a unified tarball.
+    Bytes(bytes::Bytes),
+    /// A unified tarball (metadata.yaml and rootfs/ in one file).
+    Unified(PathBuf),
+    /// A split image: the metadata tarball and the rootfs (squashfs or tarball).
+    Split {
+        /// The metadata tarball.
+        metadata: PathBuf,
+        /// The rootfs file.
+        rootfs: PathBuf,
+    },
+}
+
+async fn file_part(
+    path: &Path,
+    name: &'static str,
+    progress: Option<Progress>,
+) -> Result<reqwest::multipart::Part> {
+    let (body, len) = file_body(path, progress).await?;
+    Ok(reqwest::multipart::Part::stream_with_length(body, len).file_name(name))
+}
+
+/// A local file as a streamed request body (and its length).
+async fn file_body(path: &Path, progress: Option<Progress>) -> Result<(reqwest::Body, u64)> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::InvalidArgument(format!("cannot read {}: {e}", path.display())))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| Error::InvalidArgument(format!("cannot stat {}: {e}", path.display())))?
+        .len();
+    let mut sent = 0u64;
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).inspect_ok(move |chunk| {
+            sent += chunk.len() as u64;
+            if let Some(p) = &progress {
+                p(sent);
+            }
+        });
+    Ok((reqwest::Body::wrap_stream(stream), len))
+}
+
 /// The image API of one client.
 #[derive(Debug, Clone)]
 pub struct Images {
@@ -86,6 +149,192 @@ impl Images {
     /// Loads one image by fingerprint.
     pub async fn get(&self, fingerprint: &str) -> Result<Loaded> {
         self.client.object(&Request::get(path(fingerprint))).await
+    }
+
+    /// Starts importing an image (streamed); the finished operation's metadata holds the
+    /// `fingerprint`.
+    pub async fn import(
+        &self,
+        source: &ImportSource,
+        public: bool,
+        progress: Option<Progress>,
+    ) -> Result<Operation> {
+        let req = Request::new(reqwest::Method::POST, "/1.0/images")
+            .header("X-LXD-public", if public { "true" } else { "false" });
+        let (req, body) = match source {
+            ImportSource::Bytes(bytes) => (
+                req.header("Content-Type", "application/octet-stream"),
+                reqwest::Body::from(bytes.clone()),
+            ),
+            ImportSource::Unified(path) => {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let (body, _) = file_body(path, progress).await?;
+                (
+                    req.header("Content-Type", "application/octet-stream")
+                        .header("X-LXD-filename", name),
+                    body,
+                )
+            }
+            ImportSource::Split { metadata, rootfs } => {
+                let form = reqwest::multipart::Form::new()
+                    .part("metadata", file_part(metadata, "metadata", None).await?)
+                    .part("rootfs", file_part(rootfs, "rootfs", progress).await?);
+                let boundary = form.boundary().to_owned();
+                (
+                    req.header(
+                        "Content-Type",
+                        format!("multipart/form-data; boundary={boundary}"),
+                    ),
+                    reqwest::Body::wrap_stream(form.into_stream()),
+                )
+            }
+        };
+        let resp = self.client.send(&req, Some(body)).await?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| self.client.transport().map_error(e, &req))?;
+        response::parse(status, &bytes, None)?
+            .operation()
+            .ok_or_else(|| Error::Decode("image import did not start an operation".into()))
+    }
+
+    /// The fingerprint an alias points at.
+    pub async fn alias_target(&self, alias: &str) -> Result<String> {
+        let meta = self
+            .client
+            .get(&format!("/1.0/images/aliases/{}", segment(alias)))
+            .await?;
+        meta.get("target")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Decode(format!("alias {alias} has no target")))
+    }
+
+    /// Points an alias at an image.
+    pub async fn add_alias(&self, alias: &str, fingerprint: &str, description: &str) -> Result<()> {
+        let body = json!({ "name": alias, "target": fingerprint, "description": description });
+        self.client
+            .call(&Request::post("/1.0/images/aliases", body))
+            .await
+            .map(|_| ())
+    }
+
+    /// Removes an alias.
+    pub async fn delete_alias(&self, alias: &str) -> Result<()> {
+        self.client
+            .call(&Request::delete(format!(
+                "/1.0/images/aliases/{}",
+                segment(alias)
+            )))
+            .await
+            .map(|_| ())
+    }
+
+    /// Streams an image to `local` (a split image writes `local` and `local.root`); returns the
+    /// files written.
+    pub async fn export(
+        &self,
+        fingerprint: &str,
+        local: &Path,
+        progress: Option<Progress>,
+    ) -> Result<Vec<PathBuf>> {
+        let req = Request::get(format!("{}/export", path(fingerprint)));
+        let resp = self.client.send(&req, None).await?;
+        let status = resp.status().as_u16();
+        if !resp.status().is_success() {
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| self.client.transport().map_error(e, &req))?;
+            return Err(response::parse(status, &body, None)
+                .err()
+                .unwrap_or(Error::Api {
+                    status,
+                    message: format!("HTTP {status}"),
+                    operation: None,
+                }));
+        }
+        let transport = self.client.transport();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let boundary = multer::parse_boundary(&content_type).ok();
+        let Some(boundary) = boundary else {
+            save_stream(resp.bytes_stream(), local, 0o644, progress, |e| {
+                transport.map_error(e, &req)
+            })
+            .await?;
+            return Ok(vec![local.to_owned()]);
+        };
+        // A split image: two parts, metadata then rootfs.
+        let mut parts = multer::Multipart::new(resp.bytes_stream(), boundary);
+        let mut written = Vec::new();
+        while let Some(field) = parts
+            .next_field()
+            .await
+            .map_err(|e| Error::Decode(format!("bad multipart export: {e}")))?
+        {
+            let target = if field.name() == Some("rootfs") {
+                let mut name = local.as_os_str().to_owned();
+                name.push(".root");
+                PathBuf::from(name)
+            } else {
+                local.to_owned()
+            };
+            save_stream(
+                field,
+                &target,
+                0o644,
+                progress.clone(),
+                |e: multer::Error| Error::Decode(format!("bad multipart export: {e}")),
+            )
+            .await?;
+            written.push(target);
+        }
+        Ok(written)
+    }
+
+    /// A one-time secret that lets another server download a private image.
+    pub async fn secret(&self, fingerprint: &str) -> Result<String> {
+        let op = self
+            .client
+            .operation(&Request::post(
+                format!("{}/secret", path(fingerprint)),
+                json!({}),
+            ))
+            .await?;
+        op.metadata()
+            .get("secret")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Decode("the secret operation has no secret".into()))
+    }
+
+    /// Starts pulling an image from another LXD server into this one.
+    pub async fn pull_from(&self, source: &RemoteImage, public: bool) -> Result<Operation> {
+        let mut src = json!({
+            "type": "image",
+            "mode": "pull",
+            "server": source.server,
+            "protocol": "lxd",
+            "fingerprint": source.fingerprint,
+            "certificate": source.certificate,
+        });
+        if let Some(secret) = &source.secret {
+            src["secret"] = secret.as_str().into();
+        }
+        let body = json!({ "source": src, "public": public, "auto_update": false });
+        self.client
+            .operation(&Request::post("/1.0/images", body))
+            .await
     }
 
     /// Starts deleting an image.

@@ -34,7 +34,10 @@ pub async fn save_stream<S, E>(
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
 {
-    let name = local.file_name().unwrap_or(OsStr::new("file")).to_string_lossy();
+    let name = local
+        .file_name()
+        .unwrap_or(OsStr::new("file"))
+        .to_string_lossy();
     let temp = local.with_file_name(format!(
         ".{name}.{}-{}.partial",
         std::process::id(),
@@ -52,7 +55,9 @@ where
         let mut total = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(&transfer_error)?;
-            file.write_all(&chunk).await.map_err(|e| local_error(e, &temp))?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| local_error(e, &temp))?;
             total += chunk.len() as u64;
             if let Some(p) = &progress {
                 p(total);
@@ -63,7 +68,9 @@ where
             .await
             .map_err(|e| local_error(e, &temp))?;
         // rename() replaces a symlink at `local` itself; it never writes through it.
-        tokio::fs::rename(&temp, local).await.map_err(|e| local_error(e, local))?;
+        tokio::fs::rename(&temp, local)
+            .await
+            .map_err(|e| local_error(e, local))?;
         Ok(total)
     }
     .await;
@@ -81,10 +88,18 @@ mod tests {
     async fn a_failed_stream_leaves_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let target = dir.path().join("out");
-        let chunks: Vec<std::result::Result<Bytes, &str>> = vec![Ok(Bytes::from_static(b"part")), Err("reset")];
-        let result = save_stream(futures_util::stream::iter(chunks), &target, 0o644, None, |e| {
-            Error::Connection { endpoint: "test".into(), message: e.to_owned() }
-        })
+        let chunks: Vec<std::result::Result<Bytes, &str>> =
+            vec![Ok(Bytes::from_static(b"part")), Err("reset")];
+        let result = save_stream(
+            futures_util::stream::iter(chunks),
+            &target,
+            0o644,
+            None,
+            |e| Error::Connection {
+                endpoint: "test".into(),
+                message: e.to_owned(),
+            },
+        )
         .await;
         assert!(result.is_err());
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
@@ -94,12 +109,26 @@ mod tests {
     async fn a_complete_stream_lands_with_its_mode() {
         let dir = tempfile::tempdir().expect("tempdir");
         let target = dir.path().join("out");
-        let chunks: Vec<std::result::Result<Bytes, &str>> = vec![Ok(Bytes::from_static(b"ab")), Ok(Bytes::from_static(b"c"))];
-        let n = save_stream(futures_util::stream::iter(chunks), &target, 0o640, None, |_| Error::Cancelled)
-            .await
-            .expect("saved");
+        let chunks: Vec<std::result::Result<Bytes, &str>> =
+            vec![Ok(Bytes::from_static(b"ab")), Ok(Bytes::from_static(b"c"))];
+        let n = save_stream(
+            futures_util::stream::iter(chunks),
+            &target,
+            0o640,
+            None,
+            |_| Error::Cancelled,
+        )
+        .await
+        .expect("saved");
         assert_eq!(n, 3);
         assert_eq!(std::fs::read(&target).expect("read"), b"abc");
-        assert_eq!(std::fs::metadata(&target).expect("meta").permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            std::fs::metadata(&target)
+                .expect("meta")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o640
+        );
     }
 }

@@ -101,6 +101,33 @@ pub const CLUSTER_MEMBER: Kind = Kind {
     renamable: false,
 };
 
+/// Images.
+pub const IMAGE: Kind = Kind {
+    type_name: "Image",
+    key: "fingerprint",
+    writable: &[
+        "properties",
+        "public",
+        "auto_update",
+        "expires_at",
+        "profiles",
+    ],
+    read_only: &[
+        "fingerprint",
+        "aliases",
+        "size",
+        "architecture",
+        "type",
+        "created_at",
+        "uploaded_at",
+        "last_used_at",
+        "filename",
+        "cached",
+        "update_source",
+    ],
+    renamable: false,
+};
+
 /// How a save is sent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Update {

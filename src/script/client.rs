@@ -50,6 +50,11 @@ impl Client {
         })
     }
 
+    /// The server description (`GET /1.0`).
+    pub fn host_info(&self) -> &Value {
+        &self.host_info
+    }
+
     /// True when the server trusts this client.
     pub fn is_trusted(&self) -> bool {
         self.host_info.get("auth").and_then(Value::as_str) == Some("trusted")

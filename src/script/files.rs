@@ -1,20 +1,16 @@
 //! `i.files`: the Files manager (contract §5).
 
-use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use indicatif::{ProgressBar, ProgressStyle};
 use rhai::{Array, Blob, Dynamic, Engine, Map};
 
 use super::client::Client;
 use super::errors::{RhaiResultOf, invalid_argument, script_error};
 use super::options::Options;
+use super::progress::byte_progress;
 use crate::lxd::ErrorKind;
 use crate::lxd::files::{Files, WriteAttrs};
-use crate::lxd::local::Progress;
 
 /// The files of one instance.
 #[derive(Debug, Clone)]
@@ -40,45 +36,6 @@ impl FileManager {
         fut: impl std::future::Future<Output = crate::lxd::Result<T>>,
     ) -> RhaiResultOf<T> {
         self.client.bridge.block_on(fut)
-    }
-
-    /// A byte-counting progress bar, drawn only on a terminal, once a transfer lasts over 1 s.
-    fn progress(&self, what: String, total: Option<u64>) -> Option<Progress> {
-        if !self.client.progress_allowed() || !std::io::stderr().is_terminal() {
-            return None;
-        }
-        let started = Instant::now();
-        let bar: Arc<Mutex<ClearedBar>> = Arc::new(Mutex::new(ClearedBar(None)));
-        let report: Progress = Arc::new(move |done| {
-            if started.elapsed() < Duration::from_secs(1) {
-                return;
-            }
-            let Ok(mut slot) = bar.lock() else { return };
-            let bar = slot.0.get_or_insert_with(|| {
-                let b = total.map_or_else(ProgressBar::no_length, ProgressBar::new);
-                b.set_style(
-                    ProgressStyle::with_template(
-                        "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                );
-                b.set_message(what.clone());
-                b
-            });
-            bar.set_position(done);
-        });
-        Some(report)
-    }
-}
-
-/// A progress bar that is cleared from the terminal when the transfer (its owner) ends.
-struct ClearedBar(Option<ProgressBar>);
-
-impl Drop for ClearedBar {
-    fn drop(&mut self) {
-        if let Some(bar) = self.0.take() {
-            bar.finish_and_clear();
-        }
     }
 }
 
@@ -142,13 +99,13 @@ impl FileManager {
 
     fn push(&mut self, local: &str, path: &str, attrs: WriteAttrs) -> RhaiResultOf<i64> {
         let size = std::fs::metadata(local).ok().map(|m| m.len());
-        let progress = self.progress(format!("push {local}"), size);
+        let progress = byte_progress(&self.client, format!("push {local}"), size);
         let sent = self.block_on(self.api.push(Path::new(local), path, &attrs, progress))?;
         Ok(i64::try_from(sent).unwrap_or(i64::MAX))
     }
 
     fn pull(&mut self, path: &str, local: &str) -> RhaiResultOf<i64> {
-        let progress = self.progress(format!("pull {path}"), None);
+        let progress = byte_progress(&self.client, format!("pull {path}"), None);
         let got = self.block_on(self.api.pull(path, Path::new(local), progress))?;
         Ok(i64::try_from(got).unwrap_or(i64::MAX))
     }

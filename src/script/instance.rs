@@ -9,7 +9,6 @@ use super::client::Client;
 use super::convert::{dynamic_to_json, json_to_dynamic, map_to_object, object_to_map};
 use super::errors::{RhaiResultOf, invalid_argument, reject_change};
 use super::files::FileManager;
-use super::image::Image;
 use super::options::Options;
 use super::pending::{After, Pending, join_slot, register_wait};
 use super::snapshot::SnapshotManager;
@@ -407,7 +406,7 @@ pub(crate) fn publish(
         .get("fingerprint")
         .and_then(Value::as_str)
         .ok_or_else(|| invalid_argument("publish: LXD did not return the image fingerprint"))?;
-    Ok(Dynamic::from(Image::load(client, fingerprint)?))
+    Ok(Dynamic::from(super::images::load(client, fingerprint)?))
 }
 
 /// The writable attributes.

@@ -9,8 +9,8 @@ use super::client::Client;
 use super::convert::{json_to_dynamic, map_to_object};
 use super::errors::{RhaiResultOf, invalid_argument};
 use super::object::{
-    CertificateKind, ClusterMemberKind, Manager, NetworkKind, Object, ObjectKind, ProfileKind,
-    ProjectKind, StoragePoolKind, StorageVolumeKind, register,
+    CertificateKind, ClusterMemberKind, ImageKind, Manager, NetworkKind, Object, ObjectKind,
+    ProfileKind, ProjectKind, StoragePoolKind, StorageVolumeKind, register,
 };
 use super::options::Options;
 use crate::lxd::object::Collection;
@@ -96,6 +96,7 @@ pub fn register_all(engine: &mut Engine) {
     register::<ProjectKind>(engine, "Projects");
     register::<CertificateKind>(engine, "Certificates");
     register::<ClusterMemberKind>(engine, "ClusterMembers");
+    register::<ImageKind>(engine, "Images");
 
     rhai::FuncRegistration::new_getter("profiles")
         .with_comments(["/// The profiles."])

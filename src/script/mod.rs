@@ -4,7 +4,7 @@
 //! - [`session`]: what the bindings of one engine share; [`runtime`]: the blocking bridge and
 //!   the Ctrl-C interrupt; [`errors`], [`convert`], [`options`]: error maps, JSON ↔ Rhai values,
 //!   strict options maps; [`pending`]: operations left running by `wait: false`.
-//! - Scripted types: [`client`], [`instance`], [`snapshot`], [`image`], [`exec`], [`files`],
+//! - Scripted types: [`client`], [`instance`], [`snapshot`], [`images`], [`exec`], [`files`],
 //!   the common shape of the other LXD [`object`]s and their [`managers`], [`operations`] with
 //!   the raw API and events; globals: [`globals`].
 //! - [`run`]: compiling and running scripts, and how their failures are reported.
@@ -15,13 +15,14 @@ pub mod errors;
 pub mod exec;
 pub mod files;
 pub mod globals;
-pub mod image;
+pub mod images;
 pub mod instance;
 pub mod managers;
 pub mod object;
 pub mod operations;
 pub mod options;
 pub mod pending;
+pub mod progress;
 pub mod run;
 pub mod runtime;
 pub mod session;
@@ -82,8 +83,8 @@ pub fn build_engine(session: &Arc<Session>) -> Engine {
     snapshot::register(&mut engine);
     exec::register(&mut engine);
     files::register(&mut engine);
-    image::register(&mut engine);
     managers::register_all(&mut engine);
+    images::register(&mut engine);
     operations::register(&mut engine);
     engine
 }

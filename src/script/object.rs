@@ -40,6 +40,7 @@ kinds! {
     ProjectKind => object::PROJECT,
     CertificateKind => object::CERTIFICATE,
     ClusterMemberKind => object::CLUSTER_MEMBER,
+    ImageKind => object::IMAGE,
 }
 
 /// A collection of objects of one kind.

@@ -29,6 +29,14 @@ pub struct Operation {
 }
 
 impl Operation {
+    /// An operation of `client`, as last seen.
+    pub fn new(client: &Client, op: LxdOperation) -> Self {
+        Operation {
+            client: client.clone(),
+            op,
+        }
+    }
+
     fn id(&self) -> String {
         self.op.id().to_owned()
     }

@@ -1,0 +1,223 @@
+//! `client.images` and `Image` (contract §6): the common object plus `get_by_alias`, streamed
+//! `create` and `export_to`, aliases, and `copy` to another server.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use rhai::{Blob, Dynamic, Engine, Map};
+use serde_json::Value;
+
+use super::client::Client;
+use super::errors::{RhaiResultOf, invalid_argument};
+use super::object::{ImageKind, Manager, Object};
+use super::options::{Options, strings};
+use super::progress::byte_progress;
+use crate::lxd::image::{Images, ImportSource, RemoteImage};
+
+/// `client.images`.
+pub fn manager(client: &Client) -> Manager<ImageKind> {
+    Manager::new(client.clone(), "/1.0/images")
+}
+
+/// Loads an image by fingerprint from `client`.
+pub fn load(client: &Client, fingerprint: &str) -> RhaiResultOf<Object<ImageKind>> {
+    manager(client).get(fingerprint)
+}
+
+fn api(client: &Client) -> Images {
+    Images::new(client.api.clone())
+}
+
+/// Adds aliases to a freshly made image, then loads it.
+fn finish(
+    client: &Client,
+    fingerprint: &str,
+    aliases: &[String],
+) -> RhaiResultOf<Object<ImageKind>> {
+    for alias in aliases {
+        client
+            .bridge
+            .block_on(api(client).add_alias(alias, fingerprint, ""))?;
+    }
+    load(client, fingerprint)
+}
+
+/// Options of `create` and `copy`.
+struct Placement {
+    public: bool,
+    aliases: Vec<String>,
+    wait: bool,
+}
+
+fn placement(call: &str, options: Map) -> RhaiResultOf<Placement> {
+    let o = Options::new(call, options, &["public", "aliases", "wait"])?;
+    Ok(Placement {
+        public: o.bool("public")?.unwrap_or(false),
+        aliases: o.strings("aliases")?.unwrap_or_default(),
+        wait: o.bool("wait")?.unwrap_or(true),
+    })
+}
+
+fn import_source(data: &Dynamic) -> RhaiResultOf<ImportSource> {
+    if data.is_blob() {
+        return Ok(ImportSource::Bytes(Bytes::from(
+            data.clone().cast::<Blob>(),
+        )));
+    }
+    if data.is_string() {
+        return Ok(ImportSource::Unified(PathBuf::from(data.to_string())));
+    }
+    match strings(data).as_deref() {
+        Some([metadata, rootfs]) => Ok(ImportSource::Split {
+            metadata: PathBuf::from(metadata),
+            rootfs: PathBuf::from(rootfs),
+        }),
+        _ => Err(invalid_argument(format!(
+            "images.create: give a blob, a tarball path, or [metadata_path, rootfs_path], not {}",
+            data.type_name()
+        ))),
+    }
+}
+
+fn create(m: &Manager<ImageKind>, data: &Dynamic, p: Placement) -> RhaiResultOf<Dynamic> {
+    let source = import_source(data)?;
+    let size = match &source {
+        ImportSource::Unified(path) => std::fs::metadata(path).ok().map(|m| m.len()),
+        ImportSource::Split { rootfs, .. } => std::fs::metadata(rootfs).ok().map(|m| m.len()),
+        ImportSource::Bytes(_) => None,
+    };
+    let progress = byte_progress(&m.client, "import".to_owned(), size);
+    let op = m
+        .client
+        .bridge
+        .block_on(api(&m.client).import(&source, p.public, progress))?;
+    if !p.wait {
+        return Ok(Dynamic::from(super::operations::Operation::new(
+            &m.client, op,
+        )));
+    }
+    let done = m
+        .client
+        .bridge
+        .block_on(m.client.api.wait_operation(op.id(), None))?;
+    let fingerprint = done
+        .metadata()
+        .get("fingerprint")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid_argument("images.create: LXD did not return the fingerprint"))?
+        .to_owned();
+    Ok(Dynamic::from(finish(&m.client, &fingerprint, &p.aliases)?))
+}
+
+fn copy(image: &mut Object<ImageKind>, dest: &Client, p: Placement) -> RhaiResultOf<Dynamic> {
+    let public = image.field("public")?.as_bool().unwrap_or(false);
+    let source = &image.client;
+    let info = source.host_info();
+    let address = info
+        .pointer("/environment/addresses")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            invalid_argument(
+                "Image.copy: the source server has no HTTPS address (core.https_address)",
+            )
+        })?;
+    let certificate = info
+        .pointer("/environment/certificate")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let secret = if public {
+        None
+    } else {
+        Some(source.bridge.block_on(api(source).secret(&image.key))?)
+    };
+    let remote = RemoteImage {
+        server: format!("https://{address}"),
+        fingerprint: image.key.clone(),
+        certificate,
+        secret,
+    };
+    let op = dest
+        .bridge
+        .block_on(api(dest).pull_from(&remote, p.public))?;
+    if !p.wait {
+        return Ok(Dynamic::from(super::operations::Operation::new(dest, op)));
+    }
+    dest.bridge
+        .block_on(dest.api.wait_operation(op.id(), None))?;
+    Ok(Dynamic::from(finish(dest, &image.key, &p.aliases)?))
+}
+
+/// Registers what images add to the common object.
+pub fn register(engine: &mut Engine) {
+    rhai::FuncRegistration::new_getter("images")
+        .with_comments(["/// The images."])
+        .register_into_engine(engine, |c: &mut Client| manager(c));
+    rhai::FuncRegistration::new("get_by_alias")
+        .with_comments(["/// Loads the image an alias points at."])
+        .register_into_engine(engine, |m: &mut Manager<ImageKind>, alias: &str| {
+            let fingerprint = m
+                .client
+                .bridge
+                .block_on(api(&m.client).alias_target(alias))?;
+            m.get(&fingerprint)
+        });
+    rhai::FuncRegistration::new("create")
+        .with_comments(["/// Imports an image from a blob, a tarball path or [metadata, rootfs] paths (streamed) and waits."])
+        .register_into_engine(engine, |m: &mut Manager<ImageKind>, data: Dynamic| {
+            create(m, &data, placement("images.create", Map::new())?)
+        });
+    rhai::FuncRegistration::new("create")
+        .with_comments(["/// Imports an image with options #{public, aliases, wait}; without waiting returns the Operation."])
+        .register_into_engine(engine, |m: &mut Manager<ImageKind>, data: Dynamic, options: Map| {
+            create(m, &data, placement("images.create", options)?)
+        });
+    rhai::FuncRegistration::new("add_alias")
+        .with_comments(["/// Points a new alias at this image."])
+        .register_into_engine(
+            engine,
+            |i: &mut Object<ImageKind>, name: &str, description: &str| {
+                i.client
+                    .bridge
+                    .block_on(api(&i.client).add_alias(name, &i.key, description))?;
+                i.field("aliases").map(|_| ())
+            },
+        );
+    rhai::FuncRegistration::new("add_alias")
+        .with_comments(["/// Points a new alias at this image."])
+        .register_into_engine(engine, |i: &mut Object<ImageKind>, name: &str| {
+            i.client
+                .bridge
+                .block_on(api(&i.client).add_alias(name, &i.key, ""))
+        });
+    rhai::FuncRegistration::new("delete_alias")
+        .with_comments(["/// Removes an alias."])
+        .register_into_engine(engine, |i: &mut Object<ImageKind>, name: &str| {
+            i.client.bridge.block_on(api(&i.client).delete_alias(name))
+        });
+    rhai::FuncRegistration::new("export_to")
+        .with_comments(["/// Streams the image to a local file (a split image also writes FILE.root); returns the paths written."])
+        .register_into_engine(engine, |i: &mut Object<ImageKind>, local: &str| -> RhaiResultOf<rhai::Array> {
+            let size = i.field("size")?.as_int().ok().and_then(|s| u64::try_from(s).ok());
+            let progress = byte_progress(&i.client, format!("export {}", &i.key[..12.min(i.key.len())]), size);
+            let written = i.client.bridge.block_on(api(&i.client).export(&i.key, Path::new(local), progress))?;
+            Ok(written.iter().map(|p| Dynamic::from(p.display().to_string())).collect())
+        });
+    rhai::FuncRegistration::new("copy")
+        .with_comments(["/// Copies the image to another server (private images through a one-time secret) and returns it there."])
+        .register_into_engine(engine, |i: &mut Object<ImageKind>, dest: Client| {
+            copy(i, &dest, placement("Image.copy", Map::new())?)
+        });
+    rhai::FuncRegistration::new("copy")
+        .with_comments([
+            "/// Copies the image to another server with options #{public, aliases, wait}.",
+        ])
+        .register_into_engine(
+            engine,
+            |i: &mut Object<ImageKind>, dest: Client, options: Map| {
+                copy(i, &dest, placement("Image.copy", options)?)
+            },
+        );
+}
