@@ -19,6 +19,7 @@ pub mod files;
 pub mod image;
 pub mod instance;
 pub mod local;
+pub mod migration;
 pub mod object;
 pub mod request;
 pub mod response;

@@ -14,6 +14,7 @@ use super::pending::{After, Pending, join_slot, register_wait};
 use super::snapshot::SnapshotManager;
 use crate::lxd::image::{Publish, PublishSource};
 use crate::lxd::instance::{InstanceType, Instances, diff};
+use crate::lxd::migration::{self, MigrateOptions};
 use crate::lxd::response::Loaded;
 use crate::lxd::response::Operation;
 
@@ -283,6 +284,41 @@ impl Instance {
         self.join(None)?;
         let source = PublishSource::Instance(self.name.clone());
         publish(&self.client, &mut self.pending, &source, args)
+    }
+
+    /// Moves the instance to `dest` (another server, or a member of the same cluster with
+    /// `target`) and returns it there. The source is removed only once the destination has it.
+    fn migrate(&mut self, dest: &Client, opts: MigrateOptions) -> RhaiResultOf<Instance> {
+        self.join(None)?;
+        let fingerprint = |c: &Client| {
+            c.host_info()
+                .pointer("/environment/certificate_fingerprint")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let same_server =
+            fingerprint(&self.client).is_some() && fingerprint(&self.client) == fingerprint(dest);
+        let new_name = match (&opts.target, same_server) {
+            (Some(target), true) => self.client.bridge.block_on(migration::move_within_cluster(
+                &self.client.api,
+                &self.name,
+                target,
+                &opts,
+            ))?,
+            (None, true) => {
+                return Err(invalid_argument(
+                    "Instance.migrate: the destination is this same server; give a cluster member as target, or use rename()",
+                ));
+            }
+            _ => self.client.bridge.block_on(migration::migrate(
+                &self.client.api,
+                self.client.host_info(),
+                &dest.api,
+                &self.name,
+                &opts,
+            ))?,
+        };
+        InstanceManager::new(dest.clone(), None).get(&new_name)
     }
 
     fn describe(&self) -> String {
@@ -636,6 +672,38 @@ pub fn register(engine: &mut Engine) {
 
     register_publish(engine, "Instance.publish", Instance::publish);
 
+    rhai::FuncRegistration::new("migrate")
+        .with_comments(["/// Moves the instance to another server and returns it there (the source is removed once the destination has it)."])
+        .register_into_engine(engine, |i: &mut Instance, dest: Client| i.migrate(&dest, MigrateOptions::default()));
+    rhai::FuncRegistration::new("migrate")
+        .with_comments([
+            "/// Moves the instance, live (with its running state: needs CRIU) or not.",
+        ])
+        .register_into_engine(engine, |i: &mut Instance, dest: Client, live: bool| {
+            i.migrate(
+                &dest,
+                MigrateOptions {
+                    live,
+                    ..MigrateOptions::default()
+                },
+            )
+        });
+    rhai::FuncRegistration::new("migrate")
+        .with_comments(["/// Moves the instance; `wait` is accepted as in pylxd (the move always completes before returning)."])
+        .register_into_engine(engine, |i: &mut Instance, dest: Client, live: bool, _wait: bool| {
+            i.migrate(&dest, MigrateOptions { live, ..MigrateOptions::default() })
+        });
+    rhai::FuncRegistration::new("migrate")
+        .with_comments(["/// Moves the instance with options #{live, wait, target (a cluster member), name (on the destination)}."])
+        .register_into_engine(engine, |i: &mut Instance, dest: Client, options: Map| {
+            let o = Options::new("Instance.migrate", options, &["live", "wait", "target", "name"])?;
+            let opts = MigrateOptions {
+                live: o.bool("live")?.unwrap_or(false),
+                name: o.string("name")?,
+                target: o.string("target")?,
+            };
+            i.migrate(&dest, opts)
+        });
     rhai::FuncRegistration::new_getter("files")
         .with_comments(["/// The instance's files."])
         .register_into_engine(engine, |i: &mut Instance| -> RhaiResultOf<FileManager> {

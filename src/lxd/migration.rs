@@ -1,0 +1,241 @@
+//! Moving instances: between servers in pull mode, and between members of one cluster.
+//!
+//! Between servers the destination pulls from the source: the source starts a migration
+//! operation whose websocket secrets the destination uses; the source's certificate, from its own
+//! description, pins the connection. A source on a unix socket works as long as its server also
+//! listens on HTTPS (its advertised addresses). The source is deleted only after the destination
+//! reports success.
+
+use serde_json::{Map, Value, json};
+
+use super::client::Client;
+use super::error::{Error, Result};
+use super::instance::{self, Instances};
+use super::request::Request;
+use super::response::Operation;
+
+/// How to move.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigrateOptions {
+    /// Move the running state too (CRIU; LXD's own error reaches the caller where it fails).
+    pub live: bool,
+    /// The name on the destination (default: the same).
+    pub name: Option<String>,
+    /// A cluster member to place the instance on.
+    pub target: Option<String>,
+}
+
+/// The fields of an instance the destination needs (pylxd drops `type`; we do not).
+const CARRIED: [&str; 8] = [
+    "architecture",
+    "config",
+    "devices",
+    "profiles",
+    "ephemeral",
+    "type",
+    "description",
+    "stateful",
+];
+
+/// The destination's create body for a pull from `operation_url`.
+pub fn pull_body(
+    fields: &Map<String, Value>,
+    name: &str,
+    operation_url: &str,
+    certificate: &str,
+    secrets: &Value,
+    live: bool,
+) -> Value {
+    let mut body: Map<String, Value> = CARRIED
+        .iter()
+        .filter_map(|k| fields.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect();
+    body.insert("name".into(), name.into());
+    let base_image = fields
+        .get("config")
+        .and_then(|c| c.get("volatile.base_image"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    body.insert(
+        "source".into(),
+        json!({
+            "type": "migration",
+            "mode": "pull",
+            "operation": operation_url,
+            "certificate": certificate,
+            "secrets": secrets,
+            "base-image": base_image,
+            "live": live,
+            "instance_only": false,
+        }),
+    );
+    Value::Object(body)
+}
+
+/// Moves `name` from `source` to `dest` (another server). `source_info` is the source's
+/// `GET /1.0`. Returns the name on the destination.
+pub async fn migrate(
+    source: &Client,
+    source_info: &Value,
+    dest: &Client,
+    name: &str,
+    opts: &MigrateOptions,
+) -> Result<String> {
+    let address = source_info
+        .pointer("/environment/addresses")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            Error::InvalidArgument(
+                "the source server has no HTTPS address for the destination to pull from: set core.https_address".into(),
+            )
+        })?;
+    let certificate = source_info
+        .pointer("/environment/certificate")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let instances = Instances::new(source.clone(), None);
+    let fields = instances.get(name).await?.fields;
+    let was_running = fields.get("status").and_then(Value::as_str) == Some("Running");
+    // Without live state a running instance is stopped first, so its copy is consistent.
+    let stop_first = was_running && !opts.live;
+    if stop_first {
+        let op = instances
+            .change_state(name, "stop", 30, false, false)
+            .await?;
+        source.wait_operation(op.id(), None).await?;
+    }
+    let result = async {
+        let request = Request::post(
+            instance::path(name),
+            json!({ "migration": true, "live": opts.live, "instance_only": false }),
+        );
+        let source_op = source.operation(&request).await?;
+        let operation_url = format!("https://{address}/1.0/operations/{}", source_op.id());
+        let new_name = opts.name.clone().unwrap_or_else(|| name.to_owned());
+        let body = pull_body(
+            &fields,
+            &new_name,
+            &operation_url,
+            certificate,
+            source_op.metadata(),
+            opts.live,
+        );
+        let create =
+            Request::post("/1.0/instances", body).query_opt("target", opts.target.as_deref());
+        let dest_op = dest.operation(&create).await?;
+        let pulled = dest.wait_operation(dest_op.id(), None).await;
+        if let Err(e) = pulled {
+            // The source's operation ends by itself once no one pulls; do not leave it waiting.
+            let _ = source.cancel_operation(source_op.id()).await;
+            return Err(e);
+        }
+        source.wait_operation(source_op.id(), None).await?;
+        Ok(new_name)
+    }
+    .await;
+    match result {
+        Ok(new_name) => {
+            // Only now that the destination has it: remove the source, start the copy.
+            let op = instances.delete(name).await?;
+            source.wait_operation(op.id(), None).await?;
+            if stop_first {
+                let dest_instances = Instances::new(dest.clone(), None);
+                let op = dest_instances
+                    .change_state(&new_name, "start", 30, false, false)
+                    .await?;
+                dest.wait_operation(op.id(), None).await?;
+            }
+            Ok(new_name)
+        }
+        Err(e) => {
+            if stop_first {
+                // Put the source back as it was; the error that matters is the migration's.
+                if let Ok(op) = instances
+                    .change_state(name, "start", 30, false, false)
+                    .await
+                {
+                    let _ = source.wait_operation(op.id(), None).await;
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Moves an instance to another member of its cluster, server-side.
+pub async fn move_within_cluster(
+    client: &Client,
+    name: &str,
+    target: &str,
+    opts: &MigrateOptions,
+) -> Result<String> {
+    let instances = Instances::new(client.clone(), None);
+    let running = instances
+        .get(name)
+        .await?
+        .fields
+        .get("status")
+        .and_then(Value::as_str)
+        == Some("Running");
+    let stop_first = running && !opts.live;
+    if stop_first {
+        let op = instances
+            .change_state(name, "stop", 30, false, false)
+            .await?;
+        client.wait_operation(op.id(), None).await?;
+    }
+    let new_name = opts.name.clone().unwrap_or_else(|| name.to_owned());
+    let body = json!({ "migration": true, "live": opts.live, "name": new_name });
+    let req = Request::post(instance::path(name), body).query("target", target);
+    let moved: Result<Operation> = async {
+        let op = client.operation(&req).await?;
+        client.wait_operation(op.id(), None).await
+    }
+    .await;
+    let settled_name = if moved.is_ok() {
+        new_name.clone()
+    } else {
+        name.to_owned()
+    };
+    if stop_first {
+        let op = instances
+            .change_state(&settled_name, "start", 30, false, false)
+            .await?;
+        client.wait_operation(op.id(), None).await?;
+    }
+    moved.map(|_| new_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_bodies_carry_the_instance_and_the_source() {
+        let fields = match json!({
+            "name": "c1", "type": "container", "architecture": "x86_64", "ephemeral": false,
+            "profiles": ["default"], "devices": {}, "config": {"volatile.base_image": "abc", "user.x": "1"},
+            "status": "Running", "expanded_config": {}
+        }) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let body = pull_body(
+            &fields,
+            "c2",
+            "https://h:1/1.0/operations/op",
+            "PEM",
+            &json!({"fs": "s"}),
+            false,
+        );
+        assert_eq!(body["name"], "c2");
+        assert_eq!(body["type"], "container");
+        assert_eq!(body["config"]["user.x"], "1");
+        assert!(body.get("status").is_none() && body.get("expanded_config").is_none());
+        assert_eq!(body["source"]["base-image"], "abc");
+        assert_eq!(body["source"]["secrets"], json!({"fs": "s"}));
+        assert_eq!(body["source"]["mode"], "pull");
+    }
+}
