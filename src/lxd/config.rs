@@ -159,7 +159,7 @@ impl ClientConfig {
             )));
         }
         Ok(TlsSettings {
-            client_identity: self.client_identity(),
+            client_identity: Some(self.ensure_client_identity()?),
             server: ServerVerification::Pinned {
                 der: read_certificate(&pinned)?,
                 source: pinned,
@@ -172,6 +172,21 @@ impl ClientConfig {
         let dir = self.dir.as_ref()?;
         let (crt, key) = (dir.join("client.crt"), dir.join("client.key"));
         (crt.exists() && key.exists()).then_some((crt, key))
+    }
+
+    /// The client certificate and key, generated first when there are none (as `lxc` does on
+    /// first use): an ECDSA P-384 self-signed certificate, the key written with mode 0600.
+    pub fn ensure_client_identity(&self) -> Result<(PathBuf, PathBuf)> {
+        if let Some(identity) = self.client_identity() {
+            return Ok(identity);
+        }
+        let dir = match &self.dir {
+            Some(d) => d.clone(),
+            None => default_config_dir().ok_or_else(|| {
+                Error::Config("no lxc configuration directory: set LXD_CONF or HOME".to_owned())
+            })?,
+        };
+        generate_identity(&dir)
     }
 
     /// The pinned certificate of the remote whose address is `url`, if any.
@@ -199,6 +214,57 @@ fn parse_config(text: &str) -> std::result::Result<ConfigFile, serde_yaml::Error
         return Ok(ConfigFile::default());
     }
     serde_yaml::from_str(text)
+}
+
+/// Where a new configuration goes: `$LXD_CONF`, else `~/.config/lxc`.
+fn default_config_dir() -> Option<PathBuf> {
+    std::env::var_os("LXD_CONF")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/lxc")))
+}
+
+/// Writes a new client certificate and key into `dir`.
+fn generate_identity(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+
+    let io = |what: &Path, e: std::io::Error| {
+        Error::Config(format!("cannot write {}: {e}", what.display()))
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| io(dir, e))?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)
+        .map_err(|e| Error::Tls(format!("cannot generate a client key: {e}")))?;
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".to_owned());
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| Error::Tls(format!("cannot make a client certificate: {e}")))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{user}@{}", host.trim()));
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "lxd-script");
+    params.not_after = rcgen::date_time_ymd(2036, 1, 1);
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| Error::Tls(format!("cannot sign a client certificate: {e}")))?;
+    let (crt_path, key_path) = (dir.join("client.crt"), dir.join("client.key"));
+    let mut key_file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&key_path)
+        .map_err(|e| io(&key_path, e))?;
+    key_file
+        .write_all(key.serialize_pem().as_bytes())
+        .map_err(|e| io(&key_path, e))?;
+    std::fs::write(&crt_path, cert.pem()).map_err(|e| io(&crt_path, e))?;
+    Ok((crt_path, key_path))
 }
 
 /// The configuration directory, if one is set or exists.
@@ -300,7 +366,7 @@ pub fn resolve(spec: &ConnectSpec, config: &ClientConfig) -> Result<Target> {
 fn explicit_tls(url: &str, spec: &ConnectSpec, config: &ClientConfig) -> Result<TlsSettings> {
     let client_identity = match (&spec.cert, &spec.key) {
         (Some(c), Some(k)) => Some((c.clone(), k.clone())),
-        (None, None) => config.client_identity(),
+        (None, None) => Some(config.ensure_client_identity()?),
         _ => {
             return Err(Error::InvalidArgument(
                 "give both cert and key (PEM file paths), or neither".to_owned(),
@@ -372,6 +438,28 @@ mod tests {
             cfg.remote("local").expect("local").endpoint,
             Endpoint::Unix(_)
         ));
+    }
+
+    #[test]
+    fn a_missing_identity_is_generated_with_a_private_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("conf");
+        let cfg = ClientConfig {
+            dir: Some(conf.clone()),
+            file: ConfigFile::default(),
+        };
+        let (crt, key) = cfg.ensure_client_identity().expect("generated");
+        assert_eq!(
+            std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(&conf).expect("dir").permissions().mode() & 0o777,
+            0o700
+        );
+        assert!(read_certificate(&crt).is_ok());
+        assert_eq!(cfg.ensure_client_identity().expect("kept"), (crt, key));
     }
 
     #[test]
