@@ -25,6 +25,8 @@ pub struct EventFilter {
     pub types: Vec<String>,
     /// Events of every project, not only the client's.
     pub all_projects: bool,
+    /// How many events may wait before the oldest are dropped (0: [`QUEUE`]).
+    pub queue: usize,
 }
 
 /// The request that opens the stream.
@@ -64,6 +66,11 @@ impl EventStream {
             request(filter).path_and_query(Some(client.project()).filter(|p| *p != "default"));
         let mut socket = websocket::connect(client.transport(), &path).await?;
         let shared = Arc::new(Shared::default());
+        let capacity = if filter.queue == 0 {
+            QUEUE
+        } else {
+            filter.queue
+        };
         let writer = shared.clone();
         let reader = tokio::spawn(async move {
             while let Some(message) = socket.next().await {
@@ -76,7 +83,7 @@ impl EventStream {
                     continue;
                 };
                 if let Ok(mut queue) = writer.queue.lock() {
-                    if queue.len() >= QUEUE {
+                    if queue.len() >= capacity {
                         queue.pop_front();
                         writer.dropped.fetch_add(1, Ordering::Relaxed);
                     }
@@ -149,10 +156,11 @@ mod tests {
         let f = EventFilter {
             types: vec!["lifecycle".into(), "operation".into()],
             all_projects: true,
+            queue: 0,
         };
         assert_eq!(
             request(&f).path_and_query(None),
-            "/1.0/events?type=lifecycle%2Coperation&all-projects=true"
+            "/1.0/events?type=lifecycle,operation&all-projects=true"
         );
         assert_eq!(
             request(&EventFilter::default()).path_and_query(Some("p")),

@@ -134,10 +134,20 @@ impl Events {
 }
 
 fn filter_from_map(options: Map) -> RhaiResultOf<EventFilter> {
-    let o = Options::new("client.events", options, &["types", "all_projects"])?;
+    let o = Options::new(
+        "client.events",
+        options,
+        &["types", "all_projects", "queue"],
+    )?;
+    let queue = o.int("queue")?.unwrap_or(0);
     Ok(EventFilter {
         types: o.strings("types")?.unwrap_or_default(),
         all_projects: o.bool("all_projects")?.unwrap_or(false),
+        queue: usize::try_from(queue).map_err(|_| {
+            invalid_argument(format!(
+                "client.events: queue must be positive, not {queue}"
+            ))
+        })?,
     })
 }
 
@@ -279,12 +289,12 @@ pub fn register(engine: &mut Engine) {
                 c,
                 EventFilter {
                     types,
-                    all_projects: false,
+                    ..EventFilter::default()
                 },
             )
         });
     rhai::FuncRegistration::new("events")
-        .with_comments(["/// Opens the event stream with options #{types, all_projects}."])
+        .with_comments(["/// Opens the event stream with options #{types, all_projects, queue (events kept for a slow reader, default 1024)}."])
         .register_into_engine(engine, |c: &mut Client, options: Map| {
             Events::open(c, filter_from_map(options)?)
         });

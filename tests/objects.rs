@@ -1,0 +1,344 @@
+//! The other LXD objects (contract §6), the raw API (§10), events (§8), trust and projects
+//! (§1), against `main`, `second` and the cluster.
+
+mod common;
+
+use common::{Cleanup, script_ok, unique};
+
+/// Profiles: create with options, in-place edits saved, rename, exists, all, delete.
+#[test]
+fn profiles_round_trip() {
+    let name = unique("profile");
+    script_ok(
+        &r#"
+        let c = Client();
+        let p = c.profiles.create("NAME", #{config: #{"limits.memory": "64MB"}, description: "d", devices: #{}});
+        check_eq(p.name, "NAME", "name");
+        check_eq(p.config["limits.memory"], "64MB", "config");
+        p.config["user.x"] = "1";
+        p.description = "changed";
+        p.save();
+        let q = c.profiles.get("NAME");
+        check_eq([q.config["user.x"], q.description], ["1", "changed"], "saved");
+        check_eq(error_of(|| { q.used_by = ["/1.0/instances/x"]; }).kind, "ReadOnly", "used_by");
+        check(c.profiles.all().some(|x| x.name == "NAME"), "listed");
+        p.rename("NAME-2");
+        check(c.profiles.exists("NAME-2") && !c.profiles.exists("NAME"), "renamed");
+        // LXD 5.0.2 answers a taken profile name with a 500, not a 409: its message says why.
+        let e = error_of(|| c.profiles.create("default"));
+        check(e.message.contains("already exists"), e.message);
+        p.delete();
+        check(!c.profiles.exists("NAME-2"), "deleted");
+        check_eq(error_of(|| c.profiles.get("NAME-2")).kind, "NotFound", "gone");
+        "#
+        .replace("NAME", &name),
+    );
+}
+
+/// Networks: a bridge without addresses, its state, save, rename, delete.
+#[test]
+fn networks_round_trip() {
+    let name = format!("tb{}", std::process::id() % 100_000);
+    script_ok(
+        &r#"
+        let c = Client();
+        let n = c.networks.create("NAME", #{type: "bridge", config: #{"ipv4.address": "none", "ipv6.address": "none"}});
+        check(n.managed, "managed");
+        check_eq(n.type, "bridge", "type");
+        check_eq(n.state().type, "broadcast", "state");
+        n.description = "test bridge";
+        n.save();
+        check_eq(c.networks.get("NAME").description, "test bridge", "saved");
+        n.rename("NAME-r");
+        check(c.networks.exists("NAME-r"), "renamed");
+        n.delete();
+        check(!c.networks.exists("NAME-r"), "deleted");
+        "#
+        .replace("NAME", &name),
+    );
+}
+
+/// Storage pools and volumes: a second dir pool, resources, volume CRUD.
+#[test]
+fn storage_pools_and_volumes() {
+    let pool = unique("pool");
+    let dir = tempfile::tempdir_in("/var/tmp").expect("tempdir");
+    let source = dir.path().join("pool");
+    std::fs::create_dir(&source).expect("pool source");
+    script_ok(
+        &r#"
+        let c = Client();
+        let p = c.storage_pools.create(#{name: "POOL", driver: "dir", config: #{source: "SOURCE"}});
+        check_eq(p.driver, "dir", "driver");
+        check(p.resources().space.total > 0, "resources");
+        let v = p.volumes.create(#{name: "vol", config: #{}});
+        check_eq(v.type, "custom", "custom by default");
+        check(p.volumes.exists("custom", "vol"), "exists");
+        v.config["user.k"] = "v";
+        v.save();
+        check_eq(p.volumes.get("custom", "vol").config["user.k"], "v", "saved");
+        v.rename("vol2");
+        check(p.volumes.exists("custom", "vol2") && !p.volumes.exists("custom", "vol"), "renamed");
+        check_eq(p.volumes.all().map(|x| x.name), ["vol2"], "all");
+        v.delete();
+        check_eq(p.volumes.all().len(), 0, "deleted");
+        p.description = "second pool";
+        p.save();
+        check_eq(c.storage_pools.get("POOL").description, "second pool", "pool saved");
+        p.delete();
+        check(!c.storage_pools.exists("POOL"), "pool deleted");
+        "#
+        .replace("POOL", &pool)
+        .replace("SOURCE", &source.display().to_string()),
+    );
+}
+
+/// A project has its own instances, invisible from `default`; with_project shares the connection.
+#[test]
+fn projects_isolate_instances() {
+    let project = unique("proj");
+    let name = unique("inproj");
+    script_ok(
+        &r#"
+        let c = Client();
+        let p = c.projects.create("PROJ", #{config: #{"features.images": "false", "features.profiles": "false"}, description: "test"});
+        check_eq(p.description, "test", "description");
+        let pc = c.with_project("PROJ");
+        check_eq(pc.project, "PROJ", "project");
+        let i = pc.instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"}}, true);
+        check(pc.instances.exists("NAME"), "visible in its project");
+        check(!c.instances.exists("NAME"), "invisible from default");
+        check(!c.instances.all().some(|x| x.name == "NAME"), "not listed in default");
+        check_eq(i.project, "PROJ", "instance.project");
+        i.delete(true);
+        p.delete();
+        check(!c.projects.exists("PROJ"), "deleted");
+        "#
+        .replace("PROJ", &project)
+        .replace("NAME", &name),
+    );
+}
+
+/// Operations: all, get, wait, cancel; the raw API's verbs.
+#[test]
+fn operations_and_the_raw_api() {
+    let name = unique("raw");
+    let _cleanup = Cleanup::new("main", &[name.as_str()]);
+    script_ok(
+        &r#"
+        let c = Client();
+        let op = c.api.post("/1.0/instances", #{name: "NAME", source: #{type: "none"}});
+        check_eq(type_of(op), "Operation", "async answers are operations");
+        check(c.operations.all().some(|o| o.id == op.id), "listed");
+        check_eq(c.operations.get(op.id).id, op.id, "get");
+        op.wait(30);
+        check_eq(op.status, "Success", "waited");
+        check_eq(c.api.get("/1.0/instances/NAME").name, "NAME", "sync answers are metadata");
+        check_eq(c.api.patch("/1.0/instances/NAME", #{config: #{"user.raw": "1"}}), #{}, "a sync answer");
+        check_eq(c.instances.get("NAME").config["user.raw"], "1", "patch");
+        let token_op = c.api.post("/1.0/certificates", #{name: "NAME-token", type: "client", token: true});
+        check(token_op.may_cancel, "a token can be cancelled");
+        token_op.cancel();
+        check_eq(error_of(|| token_op.wait(5)).kind, "OperationFailed", "cancelled");
+        check_eq(error_of(|| c.api.get("instances")).kind, "InvalidArgument", "relative path");
+        check_eq(error_of(|| c.api.get("/1.0/nope")).kind, "NotFound", "404");
+        c.api.delete("/1.0/instances/NAME").wait();
+        check(!c.instances.exists("NAME"), "deleted");
+        "#
+        .replace("NAME", &name),
+    );
+}
+
+/// Events: a create/start/delete sequence arrives in order; a slow reader loses the oldest
+/// events, counted, instead of growing.
+#[test]
+fn events_are_seen_and_bounded() {
+    let name = unique("events");
+    let _cleanup = Cleanup::new("main", &[name.as_str()]);
+    script_ok(
+        &r#"
+        let c = Client();
+        let ev = c.events(["lifecycle"]);
+        let slow = c.events(#{types: ["operation"], queue: 4});
+        let i = c.instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"}}, true);
+        i.start(true);
+        i.delete(#{wait: true, force: true});
+        let seen = [];
+        loop {
+            let e = ev.next(3);
+            if e == () { break; }
+            if e.metadata.source.ends_with("/NAME") { seen.push(e.metadata.action); }
+            if seen.len() == 4 { break; }
+        }
+        check_eq(seen, ["instance-created", "instance-started", "instance-stopped", "instance-deleted"], "lifecycle");
+        check_eq(ev.dropped, 0, "a reader that keeps up loses nothing");
+        sleep(0.5);
+        check(slow.dropped > 0, `the slow reader dropped ${slow.dropped}`);
+        let kept = 0;
+        while slow.next(0.2) != () { kept += 1; }
+        check(kept <= 4, `kept ${kept} of a queue of 4`);
+        ev.close();
+        check_eq(ev.next(1), (), "closed");
+        "#
+        .replace("NAME", &name),
+    );
+}
+
+/// Trust: a client with a fresh configuration gets a generated certificate (key 0600), is not
+/// trusted, and becomes trusted with a token; certificates can be listed and removed.
+#[test]
+fn authenticate_with_a_token() {
+    let tb = common::testbed();
+    let conf = tempfile::tempdir().expect("tempdir");
+    let name = unique("client");
+    let token = script_ok(&format!(
+        r#"print(Client().certificates.create_token("{name}"));"#
+    ));
+    let run: common::Run = common::binary()
+        .env("LXD_CONF", conf.path())
+        .args([
+            "eval",
+            &format!(
+                r#"let c = Client(#{{endpoint: "{}", verify: "{}/servercerts/main.crt"}});
+                   if c.trusted {{ throw "trusted too early"; }}
+                   try {{ c.instances.all(); throw "listed while untrusted"; }} catch (e) {{ if e.kind != "Forbidden" {{ throw e; }} }}
+                   c.authenticate("{}");
+                   if !c.trusted {{ throw "not trusted"; }}
+                   print(c.instances.all().len() >= 0);"#,
+                tb.main_url,
+                tb.conf.display(),
+                token.trim()
+            ),
+        ])
+        .output()
+        .expect("run")
+        .into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !run.stderr.contains(token.trim()),
+        "the token leaked into the output"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(conf.path().join("client.key"))
+        .expect("key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    script_ok(&format!(
+        r#"let c = Client();
+           let mine = c.certificates.all().filter(|x| x.name == "{name}");
+           check_eq(mine.len(), 1, "trusted under its token's name");
+           check_eq(c.certificates.get(mine[0].fingerprint).name, "{name}", "get");
+           mine[0].delete();
+           check(!c.certificates.exists(mine[0].fingerprint), "removed");"#
+    ));
+}
+
+/// Images: publish with an alias, export, delete, re-import with an equal fingerprint, aliases,
+/// properties, and a copy to `second` (a private image, through a secret).
+#[test]
+fn images_round_trip_and_copy() {
+    let name = unique("img");
+    let alias = unique("alias");
+    let _cleanup = Cleanup::new("main", &[name.as_str()]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("image.tar.gz");
+    script_ok(
+        &r#"
+        let c = Client();
+        let s = Client("second");
+        let i = c.instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"}}, true);
+        let img = i.publish(#{wait: true, aliases: ["ALIAS"]});
+        i.delete(true);
+        let fp = img.fingerprint;
+        check_eq(c.images.get_by_alias("ALIAS").fingerprint, fp, "get_by_alias");
+        check_eq(img.export_to("FILE"), ["FILE"], "exported");
+        img.delete();
+        check(!c.images.exists(fp), "deleted");
+        let again = c.images.create("FILE", #{aliases: ["ALIAS"], public: false});
+        check_eq(again.fingerprint, fp, "equal fingerprint after re-import");
+        check_eq(again.aliases.map(|a| a.name), ["ALIAS"], "alias");
+        again.add_alias("ALIAS-2", "second alias");
+        check_eq(c.images.get_by_alias("ALIAS-2").fingerprint, fp, "added alias");
+        again.delete_alias("ALIAS-2");
+        check_eq(error_of(|| c.images.get_by_alias("ALIAS-2")).kind, "NotFound", "deleted alias");
+        again.properties["role"] = "test";
+        again.save();
+        check_eq(c.images.get(fp).properties.role, "test", "properties saved");
+        check(c.images.all().some(|x| x.fingerprint == fp), "listed");
+
+        let copied = again.copy(s, #{aliases: ["ALIAS"]});
+        check_eq(copied.fingerprint, fp, "copied");
+        check_eq(s.images.get_by_alias("ALIAS").fingerprint, fp, "alias on the destination");
+        copied.delete();
+        again.delete();
+        check_eq(error_of(|| c.images.create(blob(10, 0))).kind, "OperationFailed", "garbage fails in its operation");
+        "#
+        .replace("NAME", &name)
+        .replace("ALIAS", &alias)
+        .replace("FILE", &file.display().to_string()),
+    );
+}
+
+/// Migration main → second and back with file contents checked and the source gone; a taken
+/// name on the destination leaves the source running; live migration passes LXD's CRIU error.
+#[test]
+fn migration_between_servers() {
+    let name = unique("mig");
+    let _cleanup_main = Cleanup::new("main", &[name.as_str()]);
+    let _cleanup_second = Cleanup::new("second", &[name.as_str()]);
+    let out = script_ok(
+        &r#"
+        let m = Client(); let s = Client("second");
+        let i = m.instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"}, config: #{"user.k": "v"}}, true);
+        i.start(true);
+        i.files.put("/root/data", "precious");
+        let there = i.migrate(s);
+        check_eq(there.status, "Running", "running on second");
+        check_eq(there.config["user.k"], "v", "config carried");
+        check_eq(there.files.get("/root/data").as_string(), "precious", "files carried");
+        check(!m.instances.exists("NAME"), "source gone");
+        let back = there.migrate(m, #{name: "NAME"});
+        check(!s.instances.exists("NAME") && m.instances.exists("NAME"), "back on main");
+
+        let e = error_of(|| back.migrate(s, true));
+        check_eq(m.instances.get("NAME").status, "Running", "a failed live migration keeps the source");
+        print(e.message);
+
+        let blocker = s.instances.create(#{name: "NAME", source: #{type: "none"}}, true);
+        let e = error_of(|| back.migrate(s));
+        check(m.instances.exists("NAME"), "the source survives a taken name");
+        check_eq(m.instances.get("NAME").status, "Running", "and runs again");
+        blocker.delete(true);
+        back.delete(#{wait: true, force: true});
+        "#
+        .replace("NAME", &name),
+    );
+    assert!(out.contains("CRIU"), "{out}");
+}
+
+/// Cluster: membership, placement on a member, `location`, and a move between members.
+#[test]
+fn cluster_members_and_moves() {
+    let name = unique("clu");
+    let _cleanup = Cleanup::new("cluster", &[name.as_str()]);
+    script_ok(
+        &r#"
+        check(!Client().cluster.enabled, "main is standalone");
+        let c = Client("cluster");
+        check(c.cluster.enabled, "clustered");
+        check(["m1", "m2"].contains(c.cluster.server_name), "server_name");
+        let members = c.cluster.members.all().map(|m| `${m.server_name}=${m.status}`);
+        members.sort();
+        check_eq(members, ["m1=Online", "m2=Online"], "members");
+        check_eq(c.cluster.members.get("m2").url, "https://127.0.0.2:18445", "member url");
+        let i = c.instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"}}, #{wait: true, target: "m2"});
+        check_eq(i.location, "m2", "placed");
+        i.start(true);
+        let moved = i.migrate(c, #{target: "m1"});
+        check_eq([moved.location, moved.status], ["m1", "Running"], "moved and running again");
+        moved.delete(#{wait: true, force: true});
+        "#
+        .replace("NAME", &name),
+    );
+}
