@@ -133,9 +133,12 @@ impl EventStream {
         self.shared.closed.load(Ordering::SeqCst)
     }
 
-    /// Ends the stream.
+    /// Ends the stream: no event is received or handed out after this.
     pub fn close(&self) {
         self.reader.abort();
+        if let Ok(mut queue) = self.shared.queue.lock() {
+            queue.clear();
+        }
         self.shared.closed.store(true, Ordering::SeqCst);
         self.shared.arrived.notify_one();
     }
