@@ -97,10 +97,11 @@ fn shell_in_a_terminal() {
     tmux.keys("stty size");
     tmux.wait_for("40 120");
     tmux.keys("exit 7");
-    let screen = tmux.wait_for("EXIT=7");
-    // Back on the local terminal: canonical mode and echo are on again.
+    tmux.wait_for("EXIT=7");
+    // Back on the local terminal (`stty -a` runs next): canonical mode and echo are on again.
+    let screen = tmux.wait_for("speed");
     assert!(
-        screen.contains(" icanon") && screen.contains(" echo "),
+        screen.contains(" icanon") && !screen.contains("-icanon") && screen.contains(" echo "),
         "terminal not restored:\n{screen}"
     );
 }

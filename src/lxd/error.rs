@@ -38,6 +38,8 @@ pub enum ErrorKind {
     InvalidArgument,
     /// The script was cancelled (Ctrl-C).
     Cancelled,
+    /// One or more calls of a script's `parallel` failed.
+    Parallel,
 }
 
 impl ErrorKind {
@@ -57,6 +59,7 @@ impl ErrorKind {
             ErrorKind::ReadOnly => "ReadOnly",
             ErrorKind::InvalidArgument => "InvalidArgument",
             ErrorKind::Cancelled => "Cancelled",
+            ErrorKind::Parallel => "Parallel",
         }
     }
 }

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::client::Client;
 use super::error::Result;
 use super::request::Request;
-use super::websocket;
+use super::websocket::{self, Writes};
 
 /// Which events to receive.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,7 +64,7 @@ impl EventStream {
     pub async fn open(client: &Client, filter: &EventFilter) -> Result<EventStream> {
         let path =
             request(filter).path_and_query(Some(client.project()).filter(|p| *p != "default"));
-        let mut socket = websocket::connect(client.transport(), &path).await?;
+        let mut socket = websocket::connect(client.transport(), &path, Writes::Report).await?;
         let shared = Arc::new(Shared::default());
         let capacity = if filter.queue == 0 {
             QUEUE

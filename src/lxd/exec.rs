@@ -24,7 +24,7 @@ use super::error::{Error, Result};
 use super::instance;
 use super::request::Request;
 use super::response::Operation;
-use super::websocket::{self, Socket};
+use super::websocket::{self, Socket, Writes};
 
 /// What to run.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -158,22 +158,22 @@ pub async fn run(
     let transport = client.transport();
     let (p0, pc) = (fd_path(&op, "0")?, fd_path(&op, "control")?);
 
-    // Connect every socket at once: LXD gives up on the command after 5 s.
-    let (sockets, mut ctl) = if opts.interactive {
-        let (pty, ctl) = tokio::try_join!(
-            websocket::connect(transport, &p0),
-            websocket::connect(transport, &pc),
-        )?;
-        (Sockets::Pty(Box::new(pty)), ctl)
+    // Control first: LXD starts the command as soon as the data sockets are connected, and a
+    // fast command could end before a late control socket connects (its handshake then fails).
+    // Then the data sockets all at once: LXD gives up on the command after 5 s.
+    let mut ctl = websocket::connect(transport, &pc, Writes::Report).await?;
+    let sockets = if opts.interactive {
+        Sockets::Pty(Box::new(
+            websocket::connect(transport, &p0, Writes::Report).await?,
+        ))
     } else {
         let (p1, p2) = (fd_path(&op, "1")?, fd_path(&op, "2")?);
-        let (s0, s1, s2, ctl) = tokio::try_join!(
-            websocket::connect(transport, &p0),
-            websocket::connect(transport, &p1),
-            websocket::connect(transport, &p2),
-            websocket::connect(transport, &pc),
+        let (s0, s1, s2) = tokio::try_join!(
+            websocket::connect(transport, &p0, Writes::Report),
+            websocket::connect(transport, &p1, Writes::DiscardFailed),
+            websocket::connect(transport, &p2, Writes::DiscardFailed),
         )?;
-        (Sockets::Pipes(Box::new([s0, s1, s2])), ctl)
+        Sockets::Pipes(Box::new([s0, s1, s2]))
     };
 
     let streams = async {
@@ -348,21 +348,28 @@ async fn pump_stdin(mut ws: Socket, input: Input) -> Result<Socket> {
     Ok(ws)
 }
 
-/// Reads one output stream until its barrier, passing each chunk on as it comes.
+/// Reads one output stream until its barrier, passing each chunk on as it comes. A stream that
+/// ends without its barrier (or a close frame) lost output: that is a `Connection` error.
 async fn read_stream(
     mut ws: Socket,
     output: &mpsc::Sender<Output>,
     wrap: fn(Bytes) -> Output,
 ) -> Result<()> {
-    while let Some(message) = ws.next().await {
-        let data = match message {
-            Ok(Message::Binary(data)) => data,
-            Ok(Message::Text(text)) if text.is_empty() => break,
-            Ok(Message::Text(text)) => Bytes::from(text.as_str().to_owned()),
-            Ok(Message::Close(_)) => break,
-            Ok(_) => continue,
-            Err(e) if is_end(&e) => break,
-            Err(e) => return Err(ws_error(e)),
+    loop {
+        let data = match ws.next().await {
+            Some(Ok(Message::Binary(data))) => data,
+            Some(Ok(Message::Text(text))) if text.is_empty() => break,
+            Some(Ok(Message::Text(text))) => Bytes::from(text.as_str().to_owned()),
+            Some(Ok(Message::Close(_))) => break,
+            Some(Ok(_)) => continue,
+            Some(Err(e)) if !is_end(&e) => return Err(ws_error(e)),
+            None | Some(Err(_)) => {
+                return Err(Error::Connection {
+                    endpoint: "exec websocket".into(),
+                    message: "the output stream ended before its end marker: output was lost"
+                        .into(),
+                });
+            }
         };
         // A consumer that went away (the script stopped) does not stop the drain.
         let _ = output.send(wrap(data)).await;

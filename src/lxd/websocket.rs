@@ -16,13 +16,40 @@ use super::error::{Error, Result};
 use super::request::Request;
 use super::transport::{Endpoint, Transport};
 
-/// The byte stream under a websocket: a unix socket or TLS over TCP.
+/// The connection under a websocket: a unix socket or TLS over TCP.
 #[derive(Debug)]
-pub enum Stream {
-    /// The local unix socket.
+enum Connection {
     Unix(UnixStream),
-    /// HTTPS.
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// The byte stream under a websocket.
+#[derive(Debug)]
+pub struct Stream {
+    connection: Connection,
+    /// Pretend that writes to a connection the server already closed succeed (see [`Writes`]).
+    discard_failed_writes: bool,
+}
+
+/// What to do with writes that fail because the server has closed the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writes {
+    /// Report them: the usual case.
+    Report,
+    /// Discard them. For sockets we only read from: the websocket layer still writes pongs to
+    /// them, and LXD may have sent its last frames and closed before a pong goes out. A failed
+    /// pong must not stop us from reading those frames.
+    DiscardFailed,
+}
+
+/// A write error that only says the peer is gone.
+fn peer_gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::NotConnected
+    )
 }
 
 /// A websocket to LXD.
@@ -34,9 +61,9 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        match &mut self.get_mut().connection {
+            Connection::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Connection::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -47,40 +74,61 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        let this = self.get_mut();
+        let result = match &mut this.connection {
+            Connection::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Connection::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        };
+        match result {
+            Poll::Ready(Err(e)) if this.discard_failed_writes && peer_gone(&e) => {
+                Poll::Ready(Ok(buf.len()))
+            }
+            other => other,
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        let this = self.get_mut();
+        let result = match &mut this.connection {
+            Connection::Unix(s) => Pin::new(s).poll_flush(cx),
+            Connection::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        };
+        match result {
+            Poll::Ready(Err(e)) if this.discard_failed_writes && peer_gone(&e) => {
+                Poll::Ready(Ok(()))
+            }
+            other => other,
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        match &mut self.get_mut().connection {
+            Connection::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Connection::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
 
 /// Opens a websocket on `path_and_query` (e.g. `/1.0/operations/<id>/websocket?secret=...`).
-pub async fn connect(transport: &Transport, path_and_query: &str) -> Result<Socket> {
+pub async fn connect(
+    transport: &Transport,
+    path_and_query: &str,
+    writes: Writes,
+) -> Result<Socket> {
     let endpoint = transport.endpoint();
     let connection_error = |message: String| Error::Connection {
         endpoint: endpoint.to_string(),
         message,
     };
-    let (stream, url) = match endpoint {
+    let (connection, url) = match endpoint {
         Endpoint::Unix(path) => {
             let stream = UnixStream::connect(path)
                 .await
                 .map_err(|e| connection_error(e.to_string()))?;
-            (Stream::Unix(stream), format!("ws://lxd{path_and_query}"))
+            (
+                Connection::Unix(stream),
+                format!("ws://lxd{path_and_query}"),
+            )
         }
         Endpoint::Https(base) => {
             let authority = base.trim_start_matches("https://");
@@ -97,7 +145,7 @@ pub async fn connect(transport: &Transport, path_and_query: &str) -> Result<Sock
                 .await
                 .map_err(|e| Error::Tls(format!("TLS handshake with {base} failed: {e}")))?;
             (
-                Stream::Tls(Box::new(tls)),
+                Connection::Tls(Box::new(tls)),
                 format!("wss://{authority}{path_and_query}"),
             )
         }
@@ -105,6 +153,10 @@ pub async fn connect(transport: &Transport, path_and_query: &str) -> Result<Sock
     let request = url
         .into_client_request()
         .map_err(|e| Error::InvalidArgument(format!("bad websocket URL: {e}")))?;
+    let stream = Stream {
+        connection,
+        discard_failed_writes: writes == Writes::DiscardFailed,
+    };
     // LXD sends up to 128 KiB per message; the default limits (64 MiB) are ample.
     let (socket, _) = client_async_with_config(request, stream, Some(WebSocketConfig::default()))
         .await

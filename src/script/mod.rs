@@ -10,6 +10,7 @@
 //! - [`run`]: compiling and running scripts, and how their failures are reported.
 
 pub mod client;
+pub mod concurrency;
 pub mod convert;
 pub mod errors;
 pub mod exec;
@@ -78,6 +79,7 @@ pub fn build_engine(session: &Arc<Session>) -> Engine {
     engine.set_module_resolver(resolver);
 
     globals::register(&mut engine, session);
+    concurrency::register(&mut engine, session);
     client::register(&mut engine, session);
     instance::register(&mut engine);
     snapshot::register(&mut engine);
