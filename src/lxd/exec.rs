@@ -154,27 +154,7 @@ pub async fn run(
     mut control: mpsc::Receiver<Control>,
     limits: Limits,
 ) -> Result<i64> {
-    let op = client.operation(&request(instance_name, opts)).await?;
-    let transport = client.transport();
-    let (p0, pc) = (fd_path(&op, "0")?, fd_path(&op, "control")?);
-
-    // Control first: LXD starts the command as soon as the data sockets are connected, and a
-    // fast command could end before a late control socket connects (its handshake then fails).
-    // Then the data sockets all at once: LXD gives up on the command after 5 s.
-    let mut ctl = websocket::connect(transport, &pc, Writes::Report).await?;
-    let sockets = if opts.interactive {
-        Sockets::Pty(Box::new(
-            websocket::connect(transport, &p0, Writes::Report).await?,
-        ))
-    } else {
-        let (p1, p2) = (fd_path(&op, "1")?, fd_path(&op, "2")?);
-        let (s0, s1, s2) = tokio::try_join!(
-            websocket::connect(transport, &p0, Writes::Report),
-            websocket::connect(transport, &p1, Writes::DiscardFailed),
-            websocket::connect(transport, &p2, Writes::DiscardFailed),
-        )?;
-        Sockets::Pipes(Box::new([s0, s1, s2]))
-    };
+    let (op, mut ctl, sockets) = start_session(client, instance_name, opts).await?;
 
     let streams = async {
         match sockets {
@@ -267,6 +247,71 @@ pub async fn run(
         Some(Err(e)) => Err(e),
         None => Err(Error::Decode("the exec operation never ended".into())),
     }
+}
+
+/// How long one websocket handshake may take: LXD fails the command after waiting 5 s for its
+/// sockets, so a later answer can only be a refusal.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(6);
+/// How many times a command whose sockets could not be connected is started again.
+const START_RETRIES: u32 = 4;
+
+/// Starts the command and connects its sockets. Control connects first, so a failed handshake
+/// proves that the command never started (LXD starts it only once every data socket is
+/// connected): starting it again is safe. An overloaded LXD sometimes answers a handshake only
+/// after it has given up on the command; such a start is retried.
+async fn start_session(
+    client: &Client,
+    instance_name: &str,
+    opts: &ExecOptions,
+) -> Result<(Operation, Socket, Sockets)> {
+    let mut attempt = 0;
+    loop {
+        let op = client.operation(&request(instance_name, opts)).await?;
+        match connect_sockets(client, &op, opts.interactive).await {
+            Ok((ctl, sockets)) => return Ok((op, ctl, sockets)),
+            Err(e)
+                if attempt < START_RETRIES
+                    && matches!(e, Error::Connection { .. } | Error::Timeout { .. }) =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Connects control, then the data sockets all at once.
+async fn connect_sockets(
+    client: &Client,
+    op: &Operation,
+    interactive: bool,
+) -> Result<(Socket, Sockets)> {
+    let transport = client.transport();
+    let connect = |path: String, writes: Writes| async move {
+        tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            websocket::connect(transport, &path, writes),
+        )
+        .await
+        .map_err(|_| Error::Timeout {
+            what: "websocket handshake".into(),
+            seconds: HANDSHAKE_TIMEOUT.as_secs_f64(),
+            operation: Some(op.id().to_owned()),
+        })?
+    };
+    let ctl = connect(fd_path(op, "control")?, Writes::Report).await?;
+    let sockets = if interactive {
+        Sockets::Pty(Box::new(connect(fd_path(op, "0")?, Writes::Report).await?))
+    } else {
+        let (s0, s1, s2) = tokio::try_join!(
+            connect(fd_path(op, "0")?, Writes::Report),
+            connect(fd_path(op, "1")?, Writes::DiscardFailed),
+            connect(fd_path(op, "2")?, Writes::DiscardFailed),
+        )?;
+        Sockets::Pipes(Box::new([s0, s1, s2]))
+    };
+    Ok((ctl, sockets))
 }
 
 /// The websocket path of one of an exec operation's file descriptors.

@@ -457,6 +457,12 @@ impl Files {
             )));
         }
         let names = listing(&self.body(path, resp).await?)?;
+        // The destination is the caller's choice: its missing parents are created.
+        if let Some(parent) = local.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Error::InvalidArgument(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
         ensure_real_dir(local, info.mode)?;
         let root = path.trim_end_matches('/').to_owned();
         let mut queue = VecDeque::from([(root.clone(), local.to_owned(), names)]);

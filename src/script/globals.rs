@@ -34,6 +34,32 @@ fn interruptible_sleep(bridge: &Bridge, secs: Dynamic) -> RhaiResultOf<()> {
     bridge.sleep(Duration::from_secs_f64(s))
 }
 
+/// The current UTC time as a sortable name part: `20261127-134501-123456789`.
+pub fn utc_stamp(now: std::time::SystemTime) -> String {
+    let since = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}-{:09}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        since.subsec_nanos()
+    )
+}
+
 /// Registers the global functions.
 pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     // Rhai's own `exit` makes its value the script's result, which cannot carry a status.
@@ -97,6 +123,11 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             std::fs::write(path, bytes).map_err(|e| io_error("write_file", path, e))
         });
 
+    rhai::FuncRegistration::new("utc_stamp")
+        .with_comments([
+            "/// The current UTC time as a sortable name part, like 20261127-134501-123456789.",
+        ])
+        .register_into_engine(engine, || utc_stamp(std::time::SystemTime::now()));
     rhai::FuncRegistration::new("to_json")
         .with_comments(["/// The value as JSON text."])
         .register_into_engine(engine, |value: Dynamic| -> RhaiResultOf<String> {
@@ -111,4 +142,17 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
                 .map_err(|e| invalid_argument(format!("parse_json: {e}")))?;
             Ok(json_to_dynamic(&value))
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn utc_stamps_are_civil_dates() {
+        assert_eq!(utc_stamp(UNIX_EPOCH), "19700101-000000-000000000");
+        let t = UNIX_EPOCH + Duration::new(1_709_210_096, 42);
+        assert_eq!(utc_stamp(t), "20240229-123456-000000042");
+    }
 }

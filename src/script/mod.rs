@@ -28,11 +28,12 @@ pub mod run;
 pub mod runtime;
 pub mod session;
 pub mod snapshot;
+pub mod stdlib;
 pub mod terminal;
 
 use std::sync::Arc;
 
-use rhai::module_resolvers::FileModuleResolver;
+use rhai::module_resolvers::{FileModuleResolver, ModuleResolversCollection};
 use rhai::{Array, Dynamic, Engine, Scope, Token};
 
 pub use session::Session;
@@ -72,12 +73,6 @@ pub fn build_engine(session: &Arc<Session>) -> Engine {
         _ => eprintln!("{text}"),
     });
 
-    let mut resolver = FileModuleResolver::new();
-    if let Some(dir) = &session.script_dir {
-        resolver.set_base_path(dir);
-    }
-    engine.set_module_resolver(resolver);
-
     globals::register(&mut engine, session);
     concurrency::register(&mut engine, session);
     client::register(&mut engine, session);
@@ -88,6 +83,16 @@ pub fn build_engine(session: &Arc<Session>) -> Engine {
     managers::register_all(&mut engine);
     images::register(&mut engine);
     operations::register(&mut engine);
+
+    // Imports: the stdlib modules compiled into the binary, then the script's own files.
+    let mut resolvers = ModuleResolversCollection::new();
+    resolvers.push(stdlib::resolver(&engine));
+    let mut files = FileModuleResolver::new();
+    if let Some(dir) = &session.script_dir {
+        files.set_base_path(dir);
+    }
+    resolvers.push(files);
+    engine.set_module_resolver(resolvers);
     engine
 }
 
@@ -149,6 +154,23 @@ mod tests {
             .map(|f| f["signature"].as_str().unwrap_or_default().to_owned())
             .collect();
         assert!(undocumented.is_empty(), "undocumented: {undocumented:#?}");
+    }
+
+    /// Every stdlib module compiles with the real engine and exports its functions.
+    #[test]
+    fn every_stdlib_module_compiles() {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let engine = build_engine(&session(&runtime));
+        for (name, source) in stdlib::MODULES {
+            let ast = engine
+                .compile(source)
+                .unwrap_or_else(|e| panic!("stdlib/{name}.rhai: {e}"));
+            assert!(ast.iter_functions().count() >= 3, "{name}");
+        }
+        let imported: rhai::INT = engine
+            .eval(r#"import "wait" as w; import "fleet" as f; import "snapshot" as s; 3"#)
+            .expect("imports resolve");
+        assert_eq!(imported, 3);
     }
 
     /// Rhai's reserved words that pylxd uses parse as identifiers.
