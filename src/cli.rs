@@ -91,6 +91,12 @@ enum Command {
     },
     /// Explore a server interactively (the default on a terminal)
     Repl,
+    /// Print the API reference (every type, property and method, from the engine itself)
+    Api {
+        /// Write `.d.rhai` definition files for editors into DIR instead
+        #[arg(long, value_name = "DIR")]
+        definitions: Option<PathBuf>,
+    },
     /// Open a login shell (or run CMD) in an instance, attached to this terminal
     Shell {
         /// The instance, optionally on a remote: [REMOTE:]INSTANCE
@@ -101,7 +107,7 @@ enum Command {
     },
 }
 
-const SUBCOMMANDS: [&str; 6] = ["run", "eval", "check", "repl", "shell", "help"];
+const SUBCOMMANDS: [&str; 7] = ["run", "eval", "check", "repl", "shell", "api", "help"];
 
 /// `lxd-script FILE ...` (as a `#!` interpreter) means `lxd-script run FILE ...`.
 fn with_implicit_run(mut args: Vec<String>) -> Vec<String> {
@@ -175,6 +181,9 @@ pub fn main(args: Vec<String>) -> i32 {
         Some(Command::Eval { code, args }) => run_source(&session(args, None), "<eval>", &code),
         Some(Command::Check { scripts }) => check(&session(Vec::new(), None), &scripts),
         Some(Command::Repl) => repl::run(&session(Vec::new(), None)),
+        Some(Command::Api { definitions }) => {
+            api(&session(Vec::new(), None), definitions.as_deref())
+        }
         Some(Command::Shell { target, command }) => {
             shell(&session(Vec::new(), None), &target, command)
         }
@@ -250,6 +259,27 @@ fn shell(session: &Arc<Session>, target: &str, command: Vec<String>) -> i32 {
                 1
             }
             other => other.exit_code(),
+        },
+    }
+}
+
+/// Prints the API reference, or writes `.d.rhai` definitions for editors.
+fn api(session: &Arc<Session>, definitions: Option<&Path>) -> i32 {
+    let engine = build_engine(session);
+    match definitions {
+        None => {
+            print!("{}", crate::script::reference::reference(&engine));
+            0
+        }
+        Some(dir) => match engine.definitions().write_to_dir(dir) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!(
+                    "lxd-script: cannot write definitions to {}: {e}",
+                    dir.display()
+                );
+                1
+            }
         },
     }
 }

@@ -24,6 +24,7 @@ pub mod operations;
 pub mod options;
 pub mod pending;
 pub mod progress;
+pub mod reference;
 pub mod run;
 pub mod runtime;
 pub mod session;
