@@ -7,6 +7,21 @@ use std::fmt::Write as _;
 use rhai::Engine;
 use serde_json::Value;
 
+/// A property: its type, whether scripts may assign it, its doc.
+#[derive(Default)]
+struct Property {
+    ty: String,
+    writable: bool,
+    doc: String,
+}
+
+/// What one type (or the globals) offers.
+#[derive(Default)]
+struct Section {
+    properties: BTreeMap<String, Property>,
+    methods: Vec<Entry>,
+}
+
 /// One registered function, cleaned up for people.
 struct Entry {
     name: String,
@@ -50,7 +65,7 @@ fn script_type(engine: &Engine, raw: &str) -> String {
         return "map".to_owned();
     }
     let registered = engine.map_type_name(inner);
-    if registered != inner {
+    if registered != inner && !registered.contains("::") {
         return registered.to_owned();
     }
     let last = inner.rsplit("::").next().unwrap_or(inner);
@@ -85,8 +100,7 @@ pub fn reference(engine: &Engine) -> String {
     let json = engine.gen_fn_metadata_to_json(false).unwrap_or_default();
     let meta: Value = serde_json::from_str(&json).unwrap_or(Value::Null);
     // owner ("" for globals) -> (properties, methods)
-    let mut owners: BTreeMap<String, (BTreeMap<String, (String, bool, String)>, Vec<Entry>)> =
-        BTreeMap::new();
+    let mut owners: BTreeMap<String, Section> = BTreeMap::new();
     for f in meta["functions"].as_array().into_iter().flatten() {
         let name = f["name"].as_str().unwrap_or_default();
         if name == "to_string" || name == "to_debug" {
@@ -112,20 +126,15 @@ pub fn reference(engine: &Engine) -> String {
         let returns = script_type(engine, f["returnType"].as_str().unwrap_or("()"));
         let doc = doc_text(f);
         if let Some(prop) = name.strip_prefix("get$") {
-            let slot =
-                entry
-                    .0
-                    .entry(prop.to_owned())
-                    .or_insert((returns.clone(), false, doc.clone()));
-            slot.0 = returns;
-            slot.2 = doc;
+            let p = entry.properties.entry(prop.to_owned()).or_default();
+            p.ty = returns;
+            p.doc = doc;
         } else if let Some(prop) = name.strip_prefix("set$") {
-            let writable = !doc.contains("read-only");
             entry
-                .0
+                .properties
                 .entry(prop.to_owned())
-                .or_insert(("any".to_owned(), false, String::new()))
-                .1 = writable;
+                .or_default()
+                .writable = !doc.contains("read-only");
         } else {
             let name = if name.starts_with("index$") {
                 "[index]".to_owned()
@@ -133,7 +142,7 @@ pub fn reference(engine: &Engine) -> String {
                 name.to_owned()
             };
             let skip = usize::from(receiver.is_some());
-            entry.1.push(Entry {
+            entry.methods.push(Entry {
                 name,
                 params: params
                     .iter()
@@ -153,15 +162,26 @@ pub fn reference(engine: &Engine) -> String {
     }
     let mut out =
         String::from("lxd-script API reference (generated from the engine; `lxd-script api`)\n");
-    for (owner, (properties, mut methods)) in owners {
+    for (
+        owner,
+        Section {
+            properties,
+            mut methods,
+        },
+    ) in owners
+    {
         let _ = writeln!(
             out,
             "\n{}",
             if owner.is_empty() { "Globals" } else { &owner }
         );
-        for (prop, (ty, writable, doc)) in &properties {
-            let access = if *writable { "read/write" } else { "read-only" };
-            let _ = writeln!(out, "  .{prop}: {ty} ({access})\n      {doc}");
+        for (name, p) in &properties {
+            let access = if p.writable {
+                "read/write"
+            } else {
+                "read-only"
+            };
+            let _ = writeln!(out, "  .{name}: {} ({access})\n      {}", p.ty, p.doc);
         }
         // The metadata's order is not stable between runs: sort by the whole signature.
         methods.sort_by(|a, b| {
