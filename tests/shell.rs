@@ -196,3 +196,40 @@ fn progress_bars_only_on_terminals() {
     let run = common::lxd_script(&["eval", &push]);
     assert_eq!((run.code, run.stderr.as_str()), (0, ""));
 }
+
+/// Operations with LXD-reported progress (publish, image copy) show it on a terminal.
+#[test]
+fn operation_progress_on_terminals() {
+    let tb = common::testbed();
+    let name = unique("bigimg");
+    let _cleanup = Cleanup::new("main", &[name.as_str()]);
+    script_ok(&format!(
+        r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
+           i.start(true);
+           i.execute(["sh", "-c", "head -c 300000000 /dev/urandom > /root/blob"]);
+           i.stop(true);"#
+    ));
+    let script = format!(
+        r#"let img = Client().instances.get("{name}").publish(#{{wait: true, compression_algorithm: "none"}});
+           let copied = img.copy(Client("second"));
+           copied.delete(); img.delete();"#
+    );
+    let env = format!(
+        "env LXD_DIR={} LXD_CONF={}",
+        tb.main_dir.display(),
+        tb.conf.display()
+    );
+    let quoted = script.replace('\'', "'\\''");
+    let tmux = Tmux::start(
+        &format!(
+            "{env} {} eval '{quoted}'; echo DONE=$?; sleep 60",
+            env!("CARGO_BIN_EXE_lxd-script")
+        ),
+        150,
+        8,
+    );
+    let screen = tmux.wait_for("copy: ");
+    assert!(screen.contains('%'), "LXD's progress text:\n{screen}");
+    let screen = tmux.wait_for("DONE=0");
+    assert!(!screen.contains("copy: "), "cleared when done:\n{screen}");
+}

@@ -18,6 +18,9 @@ pub struct Client {
     project: Option<String>,
 }
 
+/// Receives an operation's progress text while it is waited for.
+pub type OperationProgress = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// How long one `/wait` long poll asks the server to block.
 const WAIT_CHUNK: Duration = Duration::from_secs(30);
 /// Slack on top of a long poll before the HTTP request itself times out.
@@ -151,11 +154,27 @@ impl Client {
     /// (taken from the wait answer itself: LXD forgets finished operations after 5 s).
     /// `OperationFailed` when it failed, `Timeout` when `timeout` ran out first.
     pub async fn wait_operation(&self, id: &str, timeout: Option<Duration>) -> Result<Operation> {
+        self.wait_operation_reporting(id, timeout, None).await
+    }
+
+    /// Waits like [`Client::wait_operation`], passing the operation's progress text (such as
+    /// "Unpack: 45% (210MB/s)") to `progress` about once a second: the long polls are then 1 s.
+    pub async fn wait_operation_reporting(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+        progress: Option<OperationProgress>,
+    ) -> Result<Operation> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        let poll = if progress.is_some() {
+            Duration::from_secs(1)
+        } else {
+            WAIT_CHUNK
+        };
         loop {
             let chunk = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_CHUNK),
-                None => WAIT_CHUNK,
+                Some(d) => d.saturating_duration_since(Instant::now()).min(poll),
+                None => poll,
             };
             // LXD takes whole seconds; 0 would mean "answer at once", which is what we want at the end.
             let secs = chunk.as_secs_f64().ceil() as u64;
@@ -167,6 +186,9 @@ impl Client {
                     let op = Operation(answer.into_metadata());
                     if op.is_final() {
                         return op.into_result();
+                    }
+                    if let (Some(report), Some(text)) = (&progress, op.progress()) {
+                        report(&text);
                     }
                 }
                 // LXD 6.x: the time-out of a long poll arrives as an error envelope in a 200 body.

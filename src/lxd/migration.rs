@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::client::Client;
+use super::client::{Client, OperationProgress};
 use super::error::{Error, Result};
 use super::instance::{self, Instances};
 use super::request::Request;
@@ -80,6 +80,7 @@ pub async fn migrate(
     dest: &Client,
     name: &str,
     opts: &MigrateOptions,
+    progress: Option<OperationProgress>,
 ) -> Result<String> {
     let address = source_info
         .pointer("/environment/addresses")
@@ -125,7 +126,9 @@ pub async fn migrate(
         let create =
             Request::post("/1.0/instances", body).query_opt("target", opts.target.as_deref());
         let dest_op = dest.operation(&create).await?;
-        let pulled = dest.wait_operation(dest_op.id(), None).await;
+        let pulled = dest
+            .wait_operation_reporting(dest_op.id(), None, progress)
+            .await;
         if let Err(e) = pulled {
             // The source's operation ends by itself once no one pulls; do not leave it waiting.
             let _ = source.cancel_operation(source_op.id()).await;

@@ -163,6 +163,27 @@ impl Operation {
         self.0.get("metadata").unwrap_or(&Value::Null)
     }
 
+    /// The progress LXD reports: the text under a `*_progress` key (as `lxc` shows it), else
+    /// the structured `progress` (stage, percent, speed).
+    pub fn progress(&self) -> Option<String> {
+        let meta = self.metadata().as_object()?;
+        if let Some(text) = meta
+            .iter()
+            .find(|(k, v)| k.ends_with("_progress") && v.is_string())
+            .and_then(|(_, v)| v.as_str())
+        {
+            return Some(text.to_owned());
+        }
+        let p = meta.get("progress")?;
+        let field = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or_default();
+        Some(format!(
+            "{}: {}% ({})",
+            field("stage"),
+            field("percent"),
+            field("speed")
+        ))
+    }
+
     /// Turns a final operation into `Ok` (Success) or `OperationFailed`.
     pub fn into_result(self) -> Result<Operation> {
         match self.status_code() {
@@ -258,6 +279,19 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn progress_comes_from_the_progress_keys() {
+        let op = Operation(
+            json!({"metadata": {"create_instance_from_image_unpack_progress": "Unpack: 10%"}}),
+        );
+        assert_eq!(op.progress().as_deref(), Some("Unpack: 10%"));
+        let op = Operation(
+            json!({"metadata": {"progress": {"stage": "copy", "percent": "5", "speed": "1MB/s"}}}),
+        );
+        assert_eq!(op.progress().as_deref(), Some("copy: 5% (1MB/s)"));
+        assert_eq!(Operation(json!({"metadata": null})).progress(), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::client::Client;
 use super::errors::{RhaiResultOf, invalid_argument};
 use super::object::{ImageKind, Manager, Object};
 use super::options::{Options, strings};
-use super::progress::byte_progress;
+use super::progress::{byte_progress, operation_progress};
 use crate::lxd::image::{Images, ImportSource, RemoteImage};
 
 /// `client.images`.
@@ -99,7 +99,11 @@ fn create(m: &Manager<ImageKind>, data: &Dynamic, p: Placement) -> RhaiResultOf<
     let done = m
         .client
         .bridge
-        .block_on(m.client.api.wait_operation(op.id(), None))?;
+        .block_on(m.client.api.wait_operation_reporting(
+            op.id(),
+            None,
+            operation_progress(&m.client, "import"),
+        ))?;
     let fingerprint = done
         .metadata()
         .get("fingerprint")
@@ -145,8 +149,11 @@ fn copy(image: &mut Object<ImageKind>, dest: &Client, p: Placement) -> RhaiResul
     if !p.wait {
         return Ok(Dynamic::from(super::operations::Operation::new(dest, op)));
     }
-    dest.bridge
-        .block_on(dest.api.wait_operation(op.id(), None))?;
+    dest.bridge.block_on(dest.api.wait_operation_reporting(
+        op.id(),
+        None,
+        operation_progress(dest, "copy"),
+    ))?;
     Ok(Dynamic::from(finish(dest, &image.key, &p.aliases)?))
 }
 

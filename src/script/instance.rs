@@ -11,6 +11,7 @@ use super::errors::{RhaiResultOf, invalid_argument, reject_change};
 use super::files::FileManager;
 use super::options::Options;
 use super::pending::{After, Pending, join_slot, register_wait};
+use super::progress::operation_progress;
 use super::snapshot::SnapshotManager;
 use crate::lxd::image::{Publish, PublishSource};
 use crate::lxd::instance::{InstanceType, Instances, diff};
@@ -76,9 +77,19 @@ impl InstanceManager {
         let mut fields = serde_json::Map::new();
         fields.insert("name".into(), name.clone().into());
         let mut instance = Instance::from_loaded(self, &name, Loaded { fields, etag: None });
-        instance.pending = Some(Pending::new(&op, After::Reload));
         if wait {
-            instance.join(None)?;
+            // Waited here (not through the pending slot) to show the image unpack's progress.
+            let progress = operation_progress(&self.client, &format!("create {name}"));
+            self.client
+                .bridge
+                .block_on(
+                    self.client
+                        .api
+                        .wait_operation_reporting(op.id(), None, progress),
+                )?;
+            instance.reload()?;
+        } else {
+            instance.pending = Some(Pending::new(&op, After::Reload));
         }
         Ok(instance)
     }
@@ -316,6 +327,7 @@ impl Instance {
                 &dest.api,
                 &self.name,
                 &opts,
+                operation_progress(dest, &format!("migrate {}", self.name)),
             ))?,
         };
         InstanceManager::new(dest.clone(), None).get(&new_name)
@@ -434,9 +446,11 @@ pub(crate) fn publish(
         *pending = Some(Pending::new(&op, After::Nothing));
         return Ok(Dynamic::UNIT);
     }
-    let done = client
-        .bridge
-        .block_on(client.api.wait_operation(op.id(), None))?;
+    let done = client.bridge.block_on(client.api.wait_operation_reporting(
+        op.id(),
+        None,
+        operation_progress(client, "publish"),
+    ))?;
     let fingerprint = done
         .metadata()
         .get("fingerprint")

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::client::Client;
+use crate::lxd::client::OperationProgress;
 use crate::lxd::local::Progress;
 
 /// A progress bar that is cleared from the terminal when the transfer (its owner) ends.
@@ -45,6 +46,30 @@ pub fn byte_progress(client: &Client, what: String, total: Option<u64>) -> Optio
             b
         });
         bar.set_position(done);
+    });
+    Some(report)
+}
+
+/// A spinner showing an operation's progress text (image unpack, publish, copy, migration), or
+/// `None` where no bar may be drawn.
+pub fn operation_progress(client: &Client, what: &str) -> Option<OperationProgress> {
+    if !client.progress_allowed() || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let started = Instant::now();
+    let what = what.to_owned();
+    let bar: Arc<Mutex<ClearedBar>> = Arc::new(Mutex::new(ClearedBar(None)));
+    let report: OperationProgress = Arc::new(move |text| {
+        if started.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let Ok(mut slot) = bar.lock() else { return };
+        let bar = slot.0.get_or_insert_with(|| {
+            let b = ProgressBar::new_spinner();
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        bar.set_message(format!("{what}: {text}"));
     });
     Some(report)
 }
