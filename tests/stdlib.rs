@@ -137,3 +137,20 @@ fn snapshot_module() {
         .replace("NAME", &name),
     );
 }
+
+/// Ctrl-C stops every call of `parallel` in flight at once, with status 130.
+#[test]
+fn ctrl_c_stops_every_parallel_call() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ready = dir.path().join("ready");
+    let script = format!(
+        r#"parallel([1, 2, 3, 4, 5, 6], 6, |n| {{ if n == 6 {{ write_file("{}", ""); }} sleep(60); }});
+           print("not reached");"#,
+        ready.display()
+    );
+    let (out, took) = common::interrupt(&["eval", &script], || ready.exists());
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(out.code, 130, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+}

@@ -70,15 +70,27 @@ impl Client {
         self.transport.call(req, self.project.as_deref()).await
     }
 
-    /// Sends a request in this client's project and returns the raw response (file bodies).
+    /// Sends a request in this client's project and returns the raw response when it
+    /// succeeded (file bodies, streams); a failure is decoded from LXD's error envelope.
     pub async fn send(
         &self,
         req: &Request,
         body: Option<reqwest::Body>,
     ) -> Result<reqwest::Response> {
-        self.transport
+        let resp = self
+            .transport
             .send(req, self.project.as_deref(), body)
-            .await
+            .await?;
+        self.transport.success(resp, req).await
+    }
+
+    /// Sends a request with a raw body (a file, an image) and decodes LXD's envelope.
+    pub async fn call_with_body(&self, req: &Request, body: reqwest::Body) -> Result<Answer> {
+        let resp = self
+            .transport
+            .send(req, self.project.as_deref(), Some(body))
+            .await?;
+        self.transport.decode(resp, req).await
     }
 
     /// `GET path`, returning the sync metadata.

@@ -154,21 +154,6 @@ impl Files {
     async fn open(&self, path: &str) -> Result<(FileInfo, reqwest::Response)> {
         let req = requests::on(Method::GET, &self.instance, path);
         let resp = self.client.send(&req, None).await?;
-        if !resp.status().is_success() {
-            let status = resp.status().as_u16();
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| self.client.transport().map_error(e, &req))?;
-            return Err(match response::parse(status, &body, None) {
-                Err(e) => e,
-                Ok(_) => Error::Api {
-                    status,
-                    message: format!("HTTP {status}"),
-                    operation: None,
-                },
-            });
-        }
         Ok((parse_info(resp.headers())?, resp))
     }
 
@@ -203,15 +188,10 @@ impl Files {
     /// The type and owner of a path; `None` when it does not exist.
     pub async fn stat(&self, path: &str) -> Result<Option<FileInfo>> {
         let req = requests::on(Method::HEAD, &self.instance, path);
-        let resp = self.client.send(&req, None).await?;
-        match resp.status().as_u16() {
-            404 => Ok(None),
-            s if (200..300).contains(&s) => Ok(Some(parse_info(resp.headers())?)),
-            s => Err(Error::Api {
-                status: s,
-                message: format!("cannot stat {path}: HTTP {s}"),
-                operation: None,
-            }),
+        match self.client.send(&req, None).await {
+            Ok(resp) => Ok(Some(parse_info(resp.headers())?)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -225,13 +205,7 @@ impl Files {
     }
 
     async fn write(&self, req: Request, body: reqwest::Body) -> Result<()> {
-        let resp = self.client.send(&req, Some(body)).await?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| self.client.transport().map_error(e, &req))?;
-        response::parse(status, &bytes, None).map(|_| ())
+        self.client.call_with_body(&req, body).await.map(|_| ())
     }
 
     /// Creates a directory (and, with `parents`, its missing parents).

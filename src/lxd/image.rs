@@ -9,7 +9,7 @@ use super::client::Client;
 use super::error::{Error, Result};
 use super::local::{Progress, save_stream};
 use super::request::{Request, segment};
-use super::response::{self, Loaded, Operation};
+use super::response::{Loaded, Operation};
 
 /// What to publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,13 +192,9 @@ impl Images {
                 )
             }
         };
-        let resp = self.client.send(&req, Some(body)).await?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| self.client.transport().map_error(e, &req))?;
-        response::parse(status, &bytes, None)?
+        self.client
+            .call_with_body(&req, body)
+            .await?
             .operation()
             .ok_or_else(|| Error::Decode("image import did not start an operation".into()))
     }
@@ -245,20 +241,6 @@ impl Images {
     ) -> Result<Vec<PathBuf>> {
         let req = Request::get(format!("{}/export", path(fingerprint)));
         let resp = self.client.send(&req, None).await?;
-        let status = resp.status().as_u16();
-        if !resp.status().is_success() {
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| self.client.transport().map_error(e, &req))?;
-            return Err(response::parse(status, &body, None)
-                .err()
-                .unwrap_or(Error::Api {
-                    status,
-                    message: format!("HTTP {status}"),
-                    operation: None,
-                }));
-        }
         let transport = self.client.transport();
         let content_type = resp
             .headers()

@@ -167,6 +167,11 @@ impl Transport {
     /// Sends a request and decodes LXD's envelope.
     pub async fn call(&self, req: &Request, project: Option<&str>) -> Result<Answer> {
         let resp = self.send(req, project, None).await?;
+        self.decode(resp, req).await
+    }
+
+    /// Reads a response's body and decodes LXD's envelope.
+    pub async fn decode(&self, resp: reqwest::Response, req: &Request) -> Result<Answer> {
         let status = resp.status().as_u16();
         let etag = resp
             .headers()
@@ -175,6 +180,27 @@ impl Transport {
             .map(str::to_owned);
         let body = resp.bytes().await.map_err(|e| self.map_error(e, req))?;
         response::parse(status, &body, etag)
+    }
+
+    /// Passes a successful response on (its body unread, for streaming); a failure is decoded
+    /// from LXD's error envelope.
+    pub async fn success(
+        &self,
+        resp: reqwest::Response,
+        req: &Request,
+    ) -> Result<reqwest::Response> {
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        Err(match self.decode(resp, req).await {
+            Err(e) => e,
+            Ok(_) => Error::Api {
+                status,
+                message: format!("HTTP {status}"),
+                operation: None,
+            },
+        })
     }
 
     /// Maps a reqwest failure to our error: pinning failures to `Tls`, time-outs to `Timeout`,

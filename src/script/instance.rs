@@ -1,7 +1,5 @@
 //! `client.instances` (and `containers`, `virtual_machines`) and `Instance`.
 
-use std::time::Duration;
-
 use rhai::{Array, Dynamic, Engine, Map};
 use serde_json::Value;
 
@@ -10,7 +8,7 @@ use super::convert::{dynamic_to_json, json_to_dynamic, map_to_object, object_to_
 use super::errors::{RhaiResultOf, invalid_argument, reject_change};
 use super::files::FileManager;
 use super::options::Options;
-use super::pending::{After, Pending, join_slot, register_wait};
+use super::pending::{After, Pending, Settles, register_wait};
 use super::progress::operation_progress;
 use super::snapshot::SnapshotManager;
 use crate::lxd::image::{Publish, PublishSource};
@@ -119,6 +117,28 @@ pub struct Instance {
     pending: Option<Pending>,
 }
 
+impl Settles for Instance {
+    fn pending(&mut self) -> &mut Option<Pending> {
+        &mut self.pending
+    }
+
+    fn owner(&self) -> &Client {
+        &self.client
+    }
+
+    fn rename_to(&mut self, name: String) {
+        self.name = name;
+    }
+
+    fn reload(&mut self) -> RhaiResultOf<()> {
+        let loaded = self.client.bridge.block_on(self.api.get(&self.name))?;
+        self.current = loaded.fields.clone();
+        self.loaded = loaded.fields;
+        self.etag = loaded.etag;
+        Ok(())
+    }
+}
+
 /// Arguments of the state changes (`start`, `stop`, ...), with pylxd's defaults.
 struct StateArgs {
     timeout: i64,
@@ -164,45 +184,9 @@ impl Instance {
         }
     }
 
-    /// Joins the pending operation, if any, and does what it left to do.
-    fn join(&mut self, timeout: Option<Duration>) -> RhaiResultOf<()> {
-        let Some((_, after)) = join_slot(
-            &mut self.pending,
-            &self.client.bridge,
-            &self.client.api,
-            timeout,
-        )?
-        else {
-            return Ok(());
-        };
-        match after {
-            After::Reload => self.reload(),
-            After::Renamed(new_name) => {
-                self.name = new_name;
-                self.reload()
-            }
-            After::Deleted | After::Nothing => Ok(()),
-        }
-    }
-
     /// Joins the pending operation, if any (before any call that needs the instance settled).
     pub(crate) fn join_pending(&mut self) -> RhaiResultOf<()> {
         self.join(None)
-    }
-
-    /// Reloads from the server, dropping local edits.
-    fn reload(&mut self) -> RhaiResultOf<()> {
-        let loaded = self.client.bridge.block_on(self.api.get(&self.name))?;
-        self.current = loaded.fields.clone();
-        self.loaded = loaded.fields;
-        self.etag = loaded.etag;
-        Ok(())
-    }
-
-    /// Runs an operation this object started: waits (then `after`) or leaves it pending.
-    fn follow(&mut self, op: Operation, wait: bool, after: After) -> RhaiResultOf<()> {
-        self.pending = Some(Pending::new(&op, after));
-        if wait { self.join(None) } else { Ok(()) }
     }
 
     fn field(&mut self, key: &str) -> RhaiResultOf<Dynamic> {
@@ -234,10 +218,7 @@ impl Instance {
             self.client
                 .bridge
                 .block_on(self.api.save(&self.name, update, self.etag.as_deref()))?;
-        match op {
-            Some(op) => self.follow(op, wait, After::Reload),
-            None => self.reload(),
-        }
+        self.follow(op, wait, After::Reload)
     }
 
     fn change_state(&mut self, action: &str, args: StateArgs) -> RhaiResultOf<()> {
@@ -249,7 +230,7 @@ impl Instance {
             args.force,
             args.stateful,
         ))?;
-        self.follow(op, args.wait, After::Reload)
+        self.follow(Some(op), args.wait, After::Reload)
     }
 
     fn delete(&mut self, wait: bool, force: bool) -> RhaiResultOf<()> {
@@ -264,7 +245,7 @@ impl Instance {
             )?;
         }
         let op = self.client.bridge.block_on(self.api.delete(&self.name))?;
-        self.follow(op, wait, After::Deleted)
+        self.follow(Some(op), wait, After::Deleted)
     }
 
     fn rename(&mut self, new_name: &str, wait: bool) -> RhaiResultOf<()> {
@@ -273,7 +254,7 @@ impl Instance {
             .client
             .bridge
             .block_on(self.api.rename(&self.name, new_name))?;
-        self.follow(op, wait, After::Renamed(new_name.to_owned()))
+        self.follow(Some(op), wait, After::Renamed(new_name.to_owned()))
     }
 
     fn restore_snapshot(&mut self, snapshot: &str, wait: bool, stateful: bool) -> RhaiResultOf<()> {
@@ -282,7 +263,7 @@ impl Instance {
             .client
             .bridge
             .block_on(self.api.restore(&self.name, snapshot, stateful))?;
-        self.follow(op, wait, After::Reload)
+        self.follow(Some(op), wait, After::Reload)
     }
 
     fn state(&mut self) -> RhaiResultOf<Dynamic> {

@@ -3,7 +3,6 @@
 //! `Manager<K>`; each kind is a marker type, so each is its own Rhai type (`Profile`, ...).
 
 use std::marker::PhantomData;
-use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, Map};
 use serde_json::Value;
@@ -11,7 +10,7 @@ use serde_json::Value;
 use super::client::Client;
 use super::convert::{dynamic_to_json, json_to_dynamic, object_to_map};
 use super::errors::{RhaiResultOf, invalid_argument, reject_change};
-use super::pending::{After, Pending, join_slot, register_wait};
+use super::pending::{After, Pending, Settles, register_wait};
 use crate::lxd::object::{self, Collection, Kind, diff};
 use crate::lxd::response::{Loaded, Operation};
 
@@ -124,6 +123,28 @@ pub struct Object<K> {
     kind: PhantomData<K>,
 }
 
+impl<K: ObjectKind> Settles for Object<K> {
+    fn pending(&mut self) -> &mut Option<Pending> {
+        &mut self.pending
+    }
+
+    fn owner(&self) -> &Client {
+        &self.client
+    }
+
+    fn rename_to(&mut self, key: String) {
+        self.key = key;
+    }
+
+    fn reload(&mut self) -> RhaiResultOf<()> {
+        let loaded = self.client.bridge.block_on(self.api.get(&self.key))?;
+        self.current = loaded.fields.clone();
+        self.loaded = loaded.fields;
+        self.etag = loaded.etag;
+        Ok(())
+    }
+}
+
 impl<K: ObjectKind> Object<K> {
     /// An object as loaded from `api`.
     pub fn new(client: Client, api: Collection, key: &str, loaded: Loaded) -> Self {
@@ -136,55 +157,6 @@ impl<K: ObjectKind> Object<K> {
             etag: loaded.etag,
             pending: None,
             kind: PhantomData,
-        }
-    }
-
-    fn join(&mut self, timeout: Option<Duration>) -> RhaiResultOf<()> {
-        let Some((_, after)) = join_slot(
-            &mut self.pending,
-            &self.client.bridge,
-            &self.client.api,
-            timeout,
-        )?
-        else {
-            return Ok(());
-        };
-        match after {
-            After::Reload => self.reload(),
-            After::Renamed(key) => {
-                self.key = key;
-                self.reload()
-            }
-            After::Deleted | After::Nothing => Ok(()),
-        }
-    }
-
-    fn reload(&mut self) -> RhaiResultOf<()> {
-        let loaded = self.client.bridge.block_on(self.api.get(&self.key))?;
-        self.current = loaded.fields.clone();
-        self.loaded = loaded.fields;
-        self.etag = loaded.etag;
-        Ok(())
-    }
-
-    /// Runs an operation LXD may have answered with: waits (then `after`) or leaves it pending.
-    fn follow(&mut self, op: Option<Operation>, wait: bool, after: After) -> RhaiResultOf<()> {
-        match op {
-            Some(op) => {
-                self.pending = Some(Pending::new(&op, after));
-                if wait { self.join(None) } else { Ok(()) }
-            }
-            None => {
-                self.pending = None;
-                match after {
-                    After::Reload => self.reload(),
-                    After::Renamed(key) => {
-                        self.key = key;
-                        self.reload()
-                    }
-                    After::Deleted | After::Nothing => Ok(()),
-                }
-            }
         }
     }
 

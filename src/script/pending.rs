@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::client::Client;
 use super::errors::RhaiResultOf;
 use super::runtime::Bridge;
 use crate::lxd::{self, response::Operation};
@@ -67,6 +68,55 @@ pub fn join_slot(
                 *slot = Some(pending);
             }
             Err(err)
+        }
+    }
+}
+
+/// An object that can have a pending operation: it gets `join`, `settle` and `follow` from
+/// four accessors.
+pub trait Settles {
+    /// The object's pending-operation slot.
+    fn pending(&mut self) -> &mut Option<Pending>;
+    /// The client it talks through.
+    fn owner(&self) -> &Client;
+    /// Takes its new name after a rename.
+    fn rename_to(&mut self, name: String);
+    /// Reloads from the server, dropping local edits.
+    fn reload(&mut self) -> RhaiResultOf<()>;
+
+    /// Joins the pending operation, if any, and does what it left to do.
+    fn join(&mut self, timeout: Option<Duration>) -> RhaiResultOf<()> {
+        let (bridge, api) = (self.owner().bridge.clone(), self.owner().api.clone());
+        match join_slot(self.pending(), &bridge, &api, timeout)? {
+            Some((_, after)) => self.settle(after),
+            None => Ok(()),
+        }
+    }
+
+    /// Does what an ended operation left to do.
+    fn settle(&mut self, after: After) -> RhaiResultOf<()> {
+        match after {
+            After::Reload => self.reload(),
+            After::Renamed(name) => {
+                self.rename_to(name);
+                self.reload()
+            }
+            After::Deleted | After::Nothing => Ok(()),
+        }
+    }
+
+    /// Follows what a call started: waits for its operation (then settles) or leaves it
+    /// pending; a call LXD answered at once settles now.
+    fn follow(&mut self, op: Option<Operation>, wait: bool, after: After) -> RhaiResultOf<()> {
+        match op {
+            Some(op) => {
+                *self.pending() = Some(Pending::new(&op, after));
+                if wait { self.join(None) } else { Ok(()) }
+            }
+            None => {
+                *self.pending() = None;
+                self.settle(after)
+            }
         }
     }
 }

@@ -1,7 +1,5 @@
 //! `i.snapshots` and `Snapshot`.
 
-use std::time::Duration;
-
 use rhai::{Array, Dynamic, Engine, Map};
 use serde_json::Value;
 
@@ -10,7 +8,7 @@ use super::convert::{json_to_dynamic, object_to_map};
 use super::errors::{RhaiResultOf, reject_change};
 use super::instance::{PublishArgs, publish, register_publish};
 use super::options::Options;
-use super::pending::{After, Pending, join_slot, register_wait};
+use super::pending::{After, Pending, Settles, register_wait};
 use crate::lxd::image::PublishSource;
 use crate::lxd::instance::Instances;
 use crate::lxd::snapshot::{CreateSnapshot, Snapshots};
@@ -109,25 +107,17 @@ pub struct Snapshot {
     pending: Option<Pending>,
 }
 
-impl Snapshot {
-    fn join(&mut self, timeout: Option<Duration>) -> RhaiResultOf<()> {
-        let Some((_, after)) = join_slot(
-            &mut self.pending,
-            &self.client.bridge,
-            &self.client.api,
-            timeout,
-        )?
-        else {
-            return Ok(());
-        };
-        match after {
-            After::Reload => self.reload(),
-            After::Renamed(name) => {
-                self.name = name;
-                self.reload()
-            }
-            After::Deleted | After::Nothing => Ok(()),
-        }
+impl Settles for Snapshot {
+    fn pending(&mut self) -> &mut Option<Pending> {
+        &mut self.pending
+    }
+
+    fn owner(&self) -> &Client {
+        &self.client
+    }
+
+    fn rename_to(&mut self, name: String) {
+        self.name = name;
     }
 
     fn reload(&mut self) -> RhaiResultOf<()> {
@@ -138,7 +128,9 @@ impl Snapshot {
             .fields;
         Ok(())
     }
+}
 
+impl Snapshot {
     fn field(&mut self, key: &str) -> RhaiResultOf<Dynamic> {
         self.join(None)?;
         Ok(match key {
@@ -154,15 +146,13 @@ impl Snapshot {
             .client
             .bridge
             .block_on(self.api.rename(&self.name, new_name))?;
-        self.pending = Some(Pending::new(&op, After::Renamed(new_name.to_owned())));
-        if wait { self.join(None) } else { Ok(()) }
+        self.follow(Some(op), wait, After::Renamed(new_name.to_owned()))
     }
 
     fn delete(&mut self, wait: bool) -> RhaiResultOf<()> {
         self.join(None)?;
         let op = self.client.bridge.block_on(self.api.delete(&self.name))?;
-        self.pending = Some(Pending::new(&op, After::Deleted));
-        if wait { self.join(None) } else { Ok(()) }
+        self.follow(Some(op), wait, After::Deleted)
     }
 
     fn restore(&mut self, wait: bool) -> RhaiResultOf<()> {
@@ -177,8 +167,7 @@ impl Snapshot {
             self.client
                 .bridge
                 .block_on(instances.restore(&self.instance, &self.name, stateful))?;
-        self.pending = Some(Pending::new(&op, After::Nothing));
-        if wait { self.join(None) } else { Ok(()) }
+        self.follow(Some(op), wait, After::Nothing)
     }
 
     fn publish(&mut self, args: PublishArgs) -> RhaiResultOf<Dynamic> {
