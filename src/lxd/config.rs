@@ -462,6 +462,21 @@ mod tests {
         assert_eq!(cfg.ensure_client_identity().expect("kept"), (crt, key));
     }
 
+    proptest::proptest! {
+        /// No config.yml, however broken, makes reading it panic.
+        #[test]
+        fn any_config_text_is_handled(text in ".{0,200}", yaml in "(default-remote: [a-z]{0,5}\n)?remotes:\n(  [a-z]{1,5}: \\{addr: '[a-z:/.0-9]{0,20}'\\}\n){0,3}") {
+            let _ = parse_config(&text);
+            let _ = parse_config(&yaml);
+        }
+
+        /// Any address a user types is parsed or refused, never a panic.
+        #[test]
+        fn any_address_is_handled(addr in ".{0,60}") {
+            let _ = parse_addr(&addr);
+        }
+    }
+
     #[test]
     fn empty_and_broken_files() {
         let dir = tempfile::tempdir().expect("tempdir");

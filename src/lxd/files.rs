@@ -650,6 +650,23 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any header values are parsed or refused, never a panic; any name is judged.
+        #[test]
+        fn any_file_headers_are_handled(kind in ".{0,12}", uid in ".{0,12}", mode in ".{0,12}", name in ".{0,20}") {
+            let mut h = HeaderMap::new();
+            for (k, v) in [("x-lxd-type", &kind), ("x-lxd-uid", &uid), ("x-lxd-gid", &uid), ("x-lxd-mode", &mode)] {
+                if let Ok(v) = HeaderValue::from_str(v) {
+                    h.insert(k, v);
+                }
+            }
+            let _ = parse_info(&h);
+            if is_safe_name(&name) {
+                proptest::prop_assert!(!name.contains('/') && name != ".." && name != ".");
+            }
+        }
+    }
+
     #[test]
     fn only_single_components_are_safe() {
         for bad in ["", ".", "..", "a/b", "/etc", "a\0b"] {

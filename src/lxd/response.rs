@@ -294,6 +294,30 @@ mod tests {
         assert_eq!(Operation(json!({"metadata": null})).progress(), None);
     }
 
+    proptest::proptest! {
+        /// No answer, however malformed, makes parsing panic.
+        #[test]
+        fn any_body_parses_without_panicking(status in 100u16..600, body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = parse(status, &body, None);
+        }
+
+        /// Envelope-shaped answers with odd fields never panic either, nor do their operations.
+        #[test]
+        fn envelope_shaped_bodies_never_panic(kind in "(sync|async|error|[a-z]{0,5})", code in proptest::prelude::any::<u16>(), meta in "[a-z0-9{}\\[\\]\":,]{0,40}") {
+            let body = format!(r#"{{"type":"{kind}","error_code":{code},"error":"e","operation":"/1.0/operations/x","metadata":{meta}}}"#);
+            if let Ok(Answer::Async(op)) = parse(200, body.as_bytes(), None) {
+                let _ = (op.id().len(), op.status_code(), op.err().len(), op.progress());
+                let _ = op.into_result();
+            }
+        }
+
+        /// Operation ids come out of any URL without a panic.
+        #[test]
+        fn any_operation_url_is_handled(url in ".{0,80}") {
+            let _ = operation_id_from_url(&url);
+        }
+    }
+
     #[test]
     fn operation_ids_come_from_urls() {
         assert_eq!(

@@ -135,6 +135,15 @@ mod tests {
         assert!(!is_token(&STANDARD.encode(b"{}")));
     }
 
+    proptest::proptest! {
+        /// Any secret is judged token or password without a panic.
+        #[test]
+        fn any_secret_is_handled(secret in ".{0,80}") {
+            let _ = is_token(&secret);
+            let _ = certificate_from_pem(&secret);
+        }
+    }
+
     #[test]
     fn trust_bodies_carry_what_was_given() {
         let body = trust_body(&TrustRequest {

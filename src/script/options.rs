@@ -143,6 +143,19 @@ mod tests {
         assert!(text.contains("'wait' must be a bool"), "{text}");
     }
 
+    proptest::proptest! {
+        /// Option maps of any keys and value types are accepted or refused, never a panic.
+        #[test]
+        fn any_options_map_is_handled(keys in proptest::collection::vec("[a-z]{1,6}", 0..5), n in proptest::prelude::any::<i64>(), f in proptest::prelude::any::<f64>(), s in ".{0,10}") {
+            let values = [Dynamic::from_int(n), Dynamic::from_float(f), Dynamic::from(s.clone()), Dynamic::UNIT, Dynamic::from(true)];
+            let map: Map = keys.iter().enumerate().map(|(i, k)| (k.as_str().into(), values[i % values.len()].clone())).collect();
+            if let Ok(o) = Options::new("t", map, &["wait", "timeout", "name", "a", "b"]) {
+                let _ = (o.bool("wait"), o.int("timeout"), o.seconds("timeout"), o.string("name"), o.strings("a"), o.map("b"));
+            }
+            let _ = seconds(&values[(n.unsigned_abs() % 5) as usize]);
+        }
+    }
+
     #[test]
     fn seconds_accept_ints_and_floats_but_not_negatives() {
         assert_eq!(seconds(&Dynamic::from_int(2)), Some(2.0));
