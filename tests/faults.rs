@@ -99,3 +99,185 @@ fn verbose_logs_hold_no_secrets() {
            for op in m.operations.all() { if op.class == "token" { try { op.cancel(); } catch {} } }"#,
     );
 }
+
+/// A fault-injecting proxy on a unix socket of its own, in front of the test bed's `main`:
+/// it forwards everything, and once a request containing `cut_on` has been seen on a
+/// connection, cuts that connection (both ways) after `cut_after` more bytes from the server.
+struct CuttingProxy {
+    socket: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl CuttingProxy {
+    fn start(upstream: std::path::PathBuf, cut_on: &'static str, cut_after: usize) -> CuttingProxy {
+        use std::io::{Read, Write};
+        use std::os::unix::net::UnixStream;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("proxy.sock");
+        let listener = UnixListener::bind(&socket).expect("bind");
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = UnixStream::connect(&upstream) else {
+                    continue;
+                };
+                // usize::MAX: no cut armed yet; otherwise the downstream byte count to cut at.
+                let cut_at = Arc::new(AtomicUsize::new(usize::MAX));
+                let sent = Arc::new(AtomicUsize::new(0));
+                let (mut c_read, mut s_write) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                let (arm, seen) = (cut_at.clone(), sent.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = c_read.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if String::from_utf8_lossy(&buf[..n]).contains(cut_on) {
+                            arm.store(seen.load(Ordering::SeqCst) + cut_after, Ordering::SeqCst);
+                        }
+                        if s_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+                std::thread::spawn(move || {
+                    let (mut s_read, mut c_write) = (server, client);
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = s_read.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let before = sent.fetch_add(n, Ordering::SeqCst);
+                        let limit = cut_at.load(Ordering::SeqCst);
+                        if before + n > limit {
+                            let keep = limit.saturating_sub(before);
+                            let _ = c_write.write_all(&buf[..keep]);
+                            // A reset, not a clean close: drop both sides mid-stream.
+                            let _ = c_write.shutdown(std::net::Shutdown::Both);
+                            let _ = s_read.shutdown(std::net::Shutdown::Both);
+                            break;
+                        }
+                        if c_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        CuttingProxy { socket, _dir: dir }
+    }
+}
+
+/// A connection reset in the middle of an exec's output: a `Connection` error, never a
+/// truncated success.
+#[test]
+fn a_reset_mid_exec_is_a_connection_error() {
+    let tb = common::testbed();
+    let name = unique("cutexec");
+    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
+    script_ok(&format!(
+        r#"Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true).start(true);"#
+    ));
+    let proxy = CuttingProxy::start(tb.main_socket.clone(), "/websocket", 1_000_000);
+    let started = Instant::now();
+    let out = script_ok(&format!(
+        r#"let i = Client("{}").instances.get("{name}");
+           let e = error_of(|| i.execute(["head", "-c", "20000000", "/dev/zero"], #{{decode: false}}));
+           print(e.kind);
+           print(e.message);"#,
+        proxy.socket.display()
+    ));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(out.starts_with("Connection"), "{out}");
+}
+
+/// A connection reset in the middle of a pull: a `Connection` error and no file, partial or
+/// temporary, left behind.
+#[test]
+fn a_reset_mid_pull_leaves_no_partial_file() {
+    let tb = common::testbed();
+    let name = unique("cutpull");
+    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
+    script_ok(&format!(
+        r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
+           i.start(true);
+           i.execute(["sh", "-c", "head -c 20000000 /dev/zero > /root/big"]);"#
+    ));
+    let proxy = CuttingProxy::start(tb.main_socket.clone(), "path=%2Froot%2Fbig", 2_000_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("big");
+    let out = script_ok(&format!(
+        r#"let f = Client("{}").instances.get("{name}").files;
+           let e = error_of(|| f.pull("/root/big", "{}"));
+           print(e.kind);"#,
+        proxy.socket.display(),
+        target.display()
+    ));
+    assert_eq!(out.trim(), "Connection");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("dir").count(),
+        0,
+        "nothing left behind"
+    );
+}
+
+/// Only TLS 1.3 is spoken: a server offering TLS 1.2 at most is refused with a `Tls` error, even
+/// with `verify: false`.
+#[test]
+fn tls_1_2_servers_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (crt, key) = (dir.path().join("c.crt"), dir.path().join("c.key"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=t12",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("openssl (installed with lxd's ca-certificates)");
+    assert!(made.status.success());
+    let port = 18_400 + (std::process::id() % 90) as u16;
+    let mut server = std::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-tls1_2",
+            "-quiet",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+        ])
+        .arg(&crt)
+        .arg("-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    std::thread::sleep(Duration::from_millis(500));
+    let run = common::lxd_script(&[
+        "eval",
+        &format!(
+            r#"try {{ Client(#{{endpoint: "https://127.0.0.1:{port}", verify: false}}); print("connected"); }} catch (e) {{ print(e.kind); print(e.message); }}"#
+        ),
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(run.stdout.starts_with("Tls\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("ProtocolVersion"), "{}", run.stdout);
+}

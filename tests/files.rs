@@ -264,3 +264,28 @@ fn failed_pulls_leave_nothing() {
     ));
     assert_eq!(std::fs::read_dir(work.path()).expect("dir").count(), 0);
 }
+
+/// A name that is not UTF-8 in the instance: LXD lists it mangled (U+FFFD), so it cannot be
+/// fetched; the pull fails clearly, and nothing is written outside the destination.
+#[test]
+fn non_utf8_names_write_nothing_outside() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dest = work.path().join("dest");
+    let remote = format!("/srv/{}", unique("nonutf8"));
+    let out = with_files(&format!(
+        r#"
+        i.execute(["sh", "-c", "mkdir -p '{remote}' && cd '{remote}' && echo ok > plain && touch \"$(printf 'bad\\377name')\""]);
+        try {{ f.recursive_get("{remote}", "{dest}"); print("pulled"); }} catch (e) {{ print(e.kind); }}
+        "#,
+        dest = dest.display(),
+    ));
+    assert!(["pulled", "NotFound"].contains(&out.trim()), "{out}");
+    let outside: Vec<String> = std::fs::read_dir(work.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        outside.iter().all(|n| n == "dest"),
+        "written outside: {outside:?}"
+    );
+}

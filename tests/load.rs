@@ -63,3 +63,31 @@ fn twenty_concurrent_transfers() {
     // 20 × 16 MB = 320 MB moved each way; streaming keeps the process far below that.
     assert!(peak_kb < 128 * 1024, "peak RSS {peak_kb} kB");
 }
+
+/// The event stream under a flood keeps at most its queue (1,024 by default) and counts what it
+/// dropped, instead of growing.
+#[test]
+fn an_event_flood_is_bounded() {
+    let name = unique("flood");
+    let _cleanup = Cleanup::new("main", &[name.as_str()]);
+    let out = script_ok(
+        &r#"
+        let c = Client();
+        let i = c.instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"}}, true);
+        i.start(true);
+        let ev = c.events(["operation"]);
+        let items = [];
+        for n in 0..500 { items.push(n); }
+        parallel(items, 16, |n| i.execute(["true"]));
+        sleep(1);
+        let kept = 0;
+        while ev.next(0) != () { kept += 1; }
+        check(kept <= 1024, `kept ${kept}`);
+        check(ev.dropped > 0, "a flood of over 1,024 events drops some");
+        print(`${kept} kept, ${ev.dropped} dropped`);
+        i.delete(#{wait: true, force: true});
+        "#
+        .replace("NAME", &name),
+    );
+    eprintln!("event flood: {}", out.trim());
+}

@@ -233,3 +233,27 @@ fn operation_progress_on_terminals() {
     let screen = tmux.wait_for("DONE=0");
     assert!(!screen.contains("copy: "), "cleared when done:\n{screen}");
 }
+
+/// In the REPL, Ctrl-C stops the running evaluation and the session goes on.
+#[test]
+fn the_repl_survives_ctrl_c() {
+    let tb = common::testbed();
+    let tmux = Tmux::start(
+        &format!(
+            "env LXD_DIR={} LXD_CONF={} {} repl; echo EXIT=$?; sleep 60",
+            tb.main_dir.display(),
+            tb.conf.display(),
+            env!("CARGO_BIN_EXE_lxd-script")
+        ),
+        100,
+        20,
+    );
+    tmux.wait_for("lxd>");
+    tmux.keys("let x = 40; sleep(30)");
+    std::thread::sleep(Duration::from_millis(500));
+    tmux.run(&["send-keys", "-t", "t", "C-c"]);
+    tmux.wait_for("interrupted");
+    tmux.keys("print(x + 2)");
+    let screen = tmux.wait_for("42");
+    assert!(!screen.contains("EXIT="), "the session ended:\n{screen}");
+}

@@ -221,9 +221,15 @@ impl Transport {
                 operation: None,
             };
         }
-        if chain.contains("InvalidCertificate")
-            || chain.contains("certificate") && self.tls.is_some()
-        {
+        // The TLS handshake failed (a certificate, a protocol version, an alert): rustls's words.
+        const TLS_FAILURES: [&str; 5] = [
+            "invalid peer certificate",
+            "received fatal alert",
+            "peer is incompatible",
+            "peer misbehaved",
+            "InvalidCertificate",
+        ];
+        if self.tls.is_some() && TLS_FAILURES.iter().any(|m| chain.contains(m)) {
             return Error::Tls(format!(
                 "TLS handshake with {} failed: {chain}",
                 self.endpoint
