@@ -187,7 +187,16 @@ pub async fn run(
 
     while streams_done.is_none() || finished.is_none() {
         tokio::select! {
-            r = &mut streams, if streams_done.is_none() => streams_done = Some(r),
+            r = &mut streams, if streams_done.is_none() => {
+                if let Err(e) = r {
+                    // Output was lost: end the command now rather than wait for it (it may be
+                    // blocked writing to the dead socket, and never end by itself).
+                    let _ = send_control(&mut ctl, Control::Signal(SIGKILL)).await;
+                    let _ = ctl.close(None).await;
+                    return Err(e);
+                }
+                streams_done = Some(r);
+            }
             r = &mut wait, if finished.is_none() => finished = Some(r),
             c = control.recv(), if control_open => match c {
                 Some(c) => send_control(&mut ctl, c).await?,
