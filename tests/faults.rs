@@ -172,29 +172,6 @@ impl CuttingProxy {
     }
 }
 
-/// A connection reset in the middle of an exec's output: a `Connection` error, never a
-/// truncated success.
-#[test]
-fn a_reset_mid_exec_is_a_connection_error() {
-    let tb = common::testbed();
-    let name = unique("cutexec");
-    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
-    script_ok(&format!(
-        r#"Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true).start(true);"#
-    ));
-    let proxy = CuttingProxy::start(tb.main_socket.clone(), "/websocket", 1_000_000);
-    let started = Instant::now();
-    let out = script_ok(&format!(
-        r#"let i = Client("{}").instances.get("{name}");
-           let e = error_of(|| i.execute(["head", "-c", "20000000", "/dev/zero"], #{{decode: false}}));
-           print(e.kind);
-           print(e.message);"#,
-        proxy.socket.display()
-    ));
-    assert!(started.elapsed() < Duration::from_secs(30));
-    assert!(out.starts_with("Connection"), "{out}");
-}
-
 /// A connection reset in the middle of a pull: a `Connection` error and no file, partial or
 /// temporary, left behind.
 #[test]

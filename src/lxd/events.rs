@@ -123,6 +123,15 @@ impl EventStream {
         }
     }
 
+    /// How many events wait to be read now (never more than the queue bound).
+    pub fn pending(&self) -> usize {
+        self.shared
+            .queue
+            .lock()
+            .map(|q| q.len())
+            .unwrap_or_default()
+    }
+
     /// How many events were dropped because the reader was slow.
     pub fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)

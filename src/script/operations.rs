@@ -312,6 +312,13 @@ pub fn register(engine: &mut Engine) {
         .register_into_engine(engine, |e: &mut Events| {
             i64::try_from(e.stream.dropped()).unwrap_or(i64::MAX)
         });
+    rhai::FuncRegistration::new_getter("pending")
+        .with_comments([
+            "/// How many events wait to be read now (never more than the queue bound).",
+        ])
+        .register_into_engine(engine, |e: &mut Events| {
+            i64::try_from(e.stream.pending()).unwrap_or(i64::MAX)
+        });
     rhai::FuncRegistration::new("close")
         .with_comments(["/// Ends the stream."])
         .register_into_engine(engine, |e: &mut Events| e.stream.close());
