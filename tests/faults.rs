@@ -229,7 +229,12 @@ fn tls_1_2_servers_are_refused() {
         .output()
         .expect("openssl (installed with lxd's ca-certificates)");
     assert!(made.status.success());
-    let port = 18_400 + (std::process::id() % 90) as u16;
+    // A port the kernel says is free: a fixed range could land on one of the test bed's daemons,
+    // which speak TLS 1.3 and would accept us.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port();
     let mut server = std::process::Command::new("openssl")
         .args([
             "s_server",
@@ -246,7 +251,11 @@ fn tls_1_2_servers_are_refused() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("openssl s_server");
-    std::thread::sleep(Duration::from_millis(500));
+    let listening = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(listening, "openssl s_server never listened on {port}");
     let run = common::lxd_script(&[
         "eval",
         &format!(
