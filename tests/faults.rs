@@ -172,6 +172,40 @@ impl CuttingProxy {
     }
 }
 
+/// A connection reset in the middle of an exec's output: a `Connection` error within a bounded
+/// time, never a truncated success. The daemon is the test's own: a websocket cut under LXD 5.0.2
+/// can leave its exec operation running for good, which must not touch the shared test bed.
+#[test]
+fn a_reset_mid_exec_is_a_connection_error() {
+    let daemon = common::PrivateDaemon::with_image();
+    let name = unique("cutexec");
+    script_ok(&format!(
+        r#"Client("{}").instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true).start(true);"#,
+        daemon.socket().display()
+    ));
+    let proxy = CuttingProxy::start(daemon.socket(), "/websocket", 1_000_000);
+    let started = Instant::now();
+    let out = script_ok(&format!(
+        r#"let i = Client("{}").instances.get("{name}");
+           let e = error_of(|| i.execute(["head", "-c", "20000000", "/dev/zero"], #{{decode: false}}));
+           print(e.kind);
+           print(e.message);"#,
+        proxy.socket.display()
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(out.starts_with("Connection"), "{out}");
+    // The daemon is still usable afterwards, straight and through the proxy.
+    script_ok(&format!(
+        r#"let i = Client("{}").instances.get("{name}");
+           check_eq(i.execute(["echo", "still here"]).stdout, "still here\n", "exec after the cut");"#,
+        daemon.socket().display()
+    ));
+}
+
 /// A connection reset in the middle of a pull: a `Connection` error and no file, partial or
 /// temporary, left behind.
 #[test]

@@ -187,3 +187,120 @@ impl Drop for Cleanup {
         }
     }
 }
+
+/// An LXD daemon of the test's own on a temporary `LXD_DIR` (unix socket only), for faults that
+/// could disturb the shared test bed. Stopped, and everything it mounted unmounted, on drop.
+pub struct PrivateDaemon {
+    /// Its `LXD_DIR`; `unix.socket` is inside.
+    pub dir: PathBuf,
+    child: Option<std::process::Child>,
+    _work: tempfile::TempDir,
+}
+
+impl PrivateDaemon {
+    /// Starts a bare daemon (no storage, no image) and waits until it answers.
+    pub fn bare() -> PrivateDaemon {
+        let _ = testbed(); // lxd is installed by the test bed
+        let work = tempfile::tempdir_in("/var/tmp").expect("tempdir");
+        let dir = work.path().join("lxd");
+        std::fs::create_dir(&dir).expect("dir");
+        let mut daemon = PrivateDaemon {
+            dir,
+            child: None,
+            _work: work,
+        };
+        daemon.start();
+        daemon
+    }
+
+    /// Starts a daemon with a `dir` storage pool and the test bed's busybox image as `busybox`.
+    pub fn with_image() -> PrivateDaemon {
+        let daemon = PrivateDaemon::bare();
+        let preseed = "storage_pools:\n- name: default\n  driver: dir\nprofiles:\n- name: default\n  \
+                       devices:\n    root:\n      path: /\n      pool: default\n      type: disk\n";
+        let mut init = daemon
+            .command("lxd")
+            .args(["init", "--preseed"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("lxd init");
+        if let Some(mut stdin) = init.stdin.take() {
+            use std::io::Write;
+            stdin.write_all(preseed.as_bytes()).expect("preseed");
+        }
+        assert!(init.wait().expect("lxd init").success(), "lxd init");
+        let image = var("LXD_TESTBED_IMAGE");
+        let imported = daemon
+            .command("lxc")
+            .args(["image", "import", &image, "--alias", "busybox"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("lxc image import");
+        assert!(imported.success(), "image import");
+        daemon
+    }
+
+    /// The daemon's unix socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("unix.socket")
+    }
+
+    /// A command aimed at this daemon (`LXD_DIR` set, a client configuration of its own).
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env("LXD_DIR", &self.dir)
+            .env("LXD_CONF", self.dir.with_file_name("client"));
+        command
+    }
+
+    /// Starts `lxd` and waits until it answers.
+    pub fn start(&mut self) {
+        let child = self
+            .command("lxd")
+            .args(["--group", "root", "--logfile"])
+            .arg(self.dir.join("lxd.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start lxd (scripts/testbed up installs it)");
+        self.child = Some(child);
+        let ready = self
+            .command("lxd")
+            .args(["waitready", "--timeout", "60"])
+            .status()
+            .expect("lxd waitready");
+        assert!(ready.success(), "the test's own daemon did not start");
+    }
+
+    /// Kills the daemon (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill the daemon");
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateDaemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self
+                .command("lxd")
+                .args(["shutdown", "--timeout", "10"])
+                .status();
+        }
+        self.kill();
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let root = self.dir.to_string_lossy().into_owned();
+        let mut under: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(1))
+            .filter(|m| m.starts_with(&root))
+            .collect();
+        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in under {
+            let _ = Command::new("umount").args(["-l", m]).status();
+        }
+    }
+}
