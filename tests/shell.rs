@@ -2,74 +2,9 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Cleanup, script_ok, unique};
-
-/// A tmux server of this test's own.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(command: &str, width: u16, height: u16) -> Tmux {
-        let tmux = Tmux {
-            socket: unique("tmux"),
-        };
-        tmux.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "-x",
-            &width.to_string(),
-            "-y",
-            &height.to_string(),
-            command,
-        ]);
-        tmux
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("tmux (scripts/testbed up installs it)");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &str) {
-        self.run(&["send-keys", "-t", "t", keys, "Enter"]);
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-t", "t", "-p"])
-    }
-
-    /// Waits until the screen shows `text`.
-    fn wait_for(&self, text: &str) -> String {
-        let started = Instant::now();
-        loop {
-            let screen = self.screen();
-            if screen.contains(text) {
-                return screen;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "no {text:?} on the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.run(&["kill-server"]);
-    }
-}
+use common::{Cleanup, Tmux, script_ok, unique};
 
 /// The login shell with the terminal's size, a resize, the exit status, and the terminal
 /// restored afterwards.
@@ -232,28 +167,4 @@ fn operation_progress_on_terminals() {
     assert!(screen.contains('%'), "LXD's progress text:\n{screen}");
     let screen = tmux.wait_for("DONE=0");
     assert!(!screen.contains("copy: "), "cleared when done:\n{screen}");
-}
-
-/// In the REPL, Ctrl-C stops the running evaluation and the session goes on.
-#[test]
-fn the_repl_survives_ctrl_c() {
-    let tb = common::testbed();
-    let tmux = Tmux::start(
-        &format!(
-            "env LXD_DIR={} LXD_CONF={} {} repl; echo EXIT=$?; sleep 60",
-            tb.main_dir.display(),
-            tb.conf.display(),
-            env!("CARGO_BIN_EXE_lxd-script")
-        ),
-        100,
-        20,
-    );
-    tmux.wait_for("lxd>");
-    tmux.keys("let x = 40; sleep(30)");
-    std::thread::sleep(Duration::from_millis(500));
-    tmux.run(&["send-keys", "-t", "t", "C-c"]);
-    tmux.wait_for("interrupted");
-    tmux.keys("print(x + 2)");
-    let screen = tmux.wait_for("42");
-    assert!(!screen.contains("EXIT="), "the session ended:\n{screen}");
 }

@@ -105,6 +105,11 @@ impl ClientConfig {
         self.file.default_remote.as_deref()
     }
 
+    /// The names of the configured remotes.
+    pub fn remote_names(&self) -> impl Iterator<Item = &str> {
+        self.file.remotes.keys().map(String::as_str)
+    }
+
     /// Resolves a remote by name.
     pub fn remote(&self, name: &str) -> Result<Target> {
         let remote = match self.file.remotes.get(name) {

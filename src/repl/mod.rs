@@ -1,80 +1,377 @@
-//! The REPL. For now a plain line loop: variables and functions persist from line to line,
-//! errors print without leaving, Ctrl-C clears the line, Ctrl-D exits.
+//! The REPL: explore a live LXD server interactively.
+//!
+//! `client` is bound to the default client; variables and functions persist from entry to
+//! entry. Tab completes from the engine's metadata (never by running code) and from a cache of
+//! the server's names; hints show the signature of the call being typed; incomplete code asks
+//! for more lines. Ctrl-C cancels the running entry and keeps the session; a second Ctrl-C at
+//! an empty prompt, Ctrl-D or `:quit` leaves. History is kept in the XDG state directory.
 
+mod complete;
+mod display;
+mod helper;
+mod names;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rhai::{AST, Dynamic, Engine, Scope};
-use rustyline::DefaultEditor;
+use rustyline::config::Configurer;
 use rustyline::error::ReadlineError;
+use rustyline::history::{DefaultHistory, History};
+use rustyline::{CompletionType, Editor};
 
+use self::display::Palette;
+use self::helper::{COMMANDS, ReplHelper};
+use self::names::NameCache;
+use crate::script::client::Client;
+use crate::script::reference::script_type;
 use crate::script::run::{self, Outcome};
 use crate::script::{Session, build_engine, new_scope};
 
-/// Runs the REPL until Ctrl-D; returns the exit status.
+/// Entries kept in the history file.
+const HISTORY_SIZE: usize = 10_000;
+
+/// One REPL session: the engine, the persistent scope and functions, the line editor.
+struct Repl {
+    engine: Arc<Engine>,
+    session: Arc<Session>,
+    scope: Scope<'static>,
+    functions: AST,
+    editor: Editor<ReplHelper, DefaultHistory>,
+    history: Option<PathBuf>,
+    palette: Palette,
+}
+
+/// What the loop does after an entry.
+enum Next {
+    Continue,
+    Exit(i32),
+}
+
+/// Runs the REPL until Ctrl-D, `:quit` or a second Ctrl-C at an empty prompt; returns the
+/// exit status.
 pub fn run(session: &Arc<Session>) -> i32 {
-    let engine = build_engine(session);
-    let mut scope = new_scope(session);
-    let mut editor = match DefaultEditor::new() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("lxd-script: cannot start the line editor: {e}");
+    let mut repl = match Repl::new(session) {
+        Ok(repl) => repl,
+        Err(message) => {
+            eprintln!("lxd-script: {message}");
             return 1;
         }
     };
-    let mut functions = AST::empty();
-    loop {
-        let line = match editor.readline("lxd> ") {
-            Ok(line) => line,
-            Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => return 0,
-            Err(e) => {
-                eprintln!("lxd-script: {e}");
-                return 1;
+    repl.connect_default();
+    repl.run()
+}
+
+/// `$XDG_STATE_HOME/lxd-script/history`, else `~/.local/state/lxd-script/history`.
+fn history_path() -> Option<PathBuf> {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state"))
+        })?;
+    let dir = state.join("lxd-script");
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir.join("history"))
+}
+
+impl Repl {
+    fn new(session: &Arc<Session>) -> Result<Repl, String> {
+        let engine = Arc::new(build_engine(session));
+        let palette = Palette::for_stdout();
+        let mut editor: Editor<ReplHelper, DefaultHistory> =
+            Editor::new().map_err(|e| format!("cannot start the line editor: {e}"))?;
+        editor.set_completion_type(CompletionType::List);
+        editor.set_auto_add_history(false);
+        editor.set_tab_stop(4);
+        editor
+            .set_max_history_size(HISTORY_SIZE)
+            .map_err(|e| format!("cannot size the history: {e}"))?;
+        editor.set_helper(Some(ReplHelper::new(
+            engine.clone(),
+            NameCache::default(),
+            palette,
+        )));
+        let history = history_path();
+        if let Some(path) = &history {
+            // A missing file is a first session; anything else is worth a word.
+            if let Err(e) = editor.load_history(path)
+                && path.exists()
+            {
+                eprintln!(
+                    "lxd-script: history not loaded from {}: {e}",
+                    path.display()
+                );
             }
-        };
-        if line.trim().is_empty() {
-            continue;
         }
-        let _ = editor.add_history_entry(line.as_str());
-        session.bridge.interrupt().reset();
-        match evaluate(&engine, &mut scope, &mut functions, &line) {
+        Ok(Repl {
+            scope: new_scope(session),
+            engine,
+            session: session.clone(),
+            functions: AST::empty(),
+            editor,
+            history,
+            palette,
+        })
+    }
+
+    /// Binds `client` to the default client; says why when it cannot.
+    fn connect_default(&mut self) {
+        match self.evaluate("<connect>", "Client()") {
+            Ok(client) => self.bind_client(client),
+            Err(Outcome::Failed(m) | Outcome::Invalid(m)) => {
+                eprintln!("{m}\n(no `client` yet: `:remote NAME` or `let client = Client(...)`)");
+            }
+            Err(_) => {}
+        }
+        self.after_entry();
+    }
+
+    fn bind_client(&mut self, client: Dynamic) {
+        self.scope.set_value("client", client);
+    }
+
+    fn client(&self) -> Option<Client> {
+        self.scope.get_value::<Client>("client")
+    }
+
+    fn prompt(&self) -> String {
+        match self.client() {
+            Some(c) => {
+                let place = c.remote().map_or_else(
+                    || {
+                        let endpoint = c.endpoint();
+                        if endpoint.starts_with("unix:") {
+                            "local".to_owned()
+                        } else {
+                            endpoint
+                        }
+                    },
+                    str::to_owned,
+                );
+                format!("{place}:{}> ", c.project())
+            }
+            None => "lxd> ".to_owned(),
+        }
+    }
+
+    fn run(&mut self) -> i32 {
+        let mut interrupted_at_prompt = false;
+        loop {
+            let prompt = self.prompt();
+            let line = match self.editor.readline(&prompt) {
+                Ok(line) => line,
+                Err(ReadlineError::Interrupted) => {
+                    if interrupted_at_prompt {
+                        return 0;
+                    }
+                    interrupted_at_prompt = true;
+                    eprintln!("(Ctrl-C again, Ctrl-D or :quit to leave)");
+                    continue;
+                }
+                Err(ReadlineError::Eof) => return 0,
+                Err(e) => {
+                    eprintln!("lxd-script: {e}");
+                    return 1;
+                }
+            };
+            interrupted_at_prompt = false;
+            if line.trim().is_empty() {
+                continue;
+            }
+            self.remember(&line);
+            let next = match line.trim_start().strip_prefix(':') {
+                Some(command) => self.command(command.trim()),
+                None => self.entry("<repl>", &line),
+            };
+            self.after_entry();
+            if let Next::Exit(code) = next {
+                return code;
+            }
+        }
+    }
+
+    fn remember(&mut self, line: &str) {
+        let _ = self.editor.add_history_entry(line);
+        if let Some(path) = &self.history
+            && let Err(e) = self.editor.append_history(path)
+        {
+            eprintln!("lxd-script: history not saved to {}: {e}", path.display());
+            self.history = None;
+        }
+    }
+
+    /// Runs one entry and shows its value or its error.
+    fn entry(&mut self, name: &str, source: &str) -> Next {
+        match self.evaluate(name, source) {
             Ok(value) if value.is_unit() => {}
-            Ok(value) => println!("{}", display(&engine, value)),
-            Err(Outcome::Exit(code)) => return code,
+            Ok(value) => println!("{}", display::render(&self.engine, &value, self.palette)),
+            Err(Outcome::Exit(code)) => return Next::Exit(code),
             Err(Outcome::Failed(m) | Outcome::Invalid(m)) => eprintln!("{m}"),
             Err(Outcome::Interrupted) => eprintln!("interrupted"),
             Err(Outcome::Finished) => {}
         }
+        Next::Continue
     }
-}
 
-/// Evaluates one entry; its functions join those of earlier entries.
-fn evaluate(
-    engine: &Engine,
-    scope: &mut Scope<'static>,
-    functions: &mut AST,
-    line: &str,
-) -> Result<Dynamic, Outcome> {
-    let ast = engine
-        .compile_with_scope(scope, line)
-        .map_err(|e| Outcome::Invalid(run::describe_parse_error("<repl>", &e)))?;
-    let mut merged = functions.merge(&ast);
-    let result = engine
-        .eval_ast_with_scope::<Dynamic>(scope, &merged)
-        .map_err(|e| run::outcome_of(&e, "<repl>"));
-    merged.clear_statements();
-    *functions = merged;
-    result
-}
+    /// Evaluates source in the session's scope; its functions join those of earlier entries.
+    fn evaluate(&mut self, name: &str, source: &str) -> Result<Dynamic, Outcome> {
+        self.session.bridge.interrupt().reset();
+        let ast = self
+            .engine
+            .compile_with_scope(&self.scope, run::strip_shebang(source))
+            .map_err(|e| Outcome::Invalid(run::describe_parse_error(name, &e)))?;
+        let mut merged = self.functions.merge(&ast);
+        let result = self
+            .engine
+            .eval_ast_with_scope::<Dynamic>(&mut self.scope, &merged)
+            .map_err(|e| run::outcome_of(&e, name));
+        merged.clear_statements();
+        self.functions = merged;
+        result
+    }
 
-/// Renders a value with the engine's own `to_debug`, so scripted types print as themselves.
-fn display(engine: &Engine, value: Dynamic) -> String {
-    engine
-        .call_fn::<String>(
-            &mut Scope::new(),
-            &AST::empty(),
-            "to_debug",
-            (value.clone(),),
-        )
-        .unwrap_or_else(|_| value.to_string())
+    /// Tells the helper what the scope now holds, and the name cache which client to ask.
+    fn after_entry(&mut self) {
+        let client = self.client();
+        let vars = self
+            .scope
+            .iter_raw()
+            .map(|(name, _, value)| {
+                (
+                    name.to_owned(),
+                    script_type(&self.engine, value.type_name()),
+                )
+            })
+            .collect();
+        if let Some(helper) = self.editor.helper_mut() {
+            helper.vars = vars;
+            helper.names.set_client(client.as_ref());
+            helper.names.invalidate();
+            helper.names.prefetch("/1.0/instances");
+        }
+    }
+
+    /// Runs a `:` command.
+    fn command(&mut self, text: &str) -> Next {
+        let (name, arg) = text
+            .split_once(char::is_whitespace)
+            .map_or((text, ""), |(n, a)| (n, a.trim()));
+        match name {
+            "help" | "h" | "?" => self.help(arg),
+            "load" if !arg.is_empty() => match std::fs::read_to_string(arg) {
+                Ok(source) => return self.entry(arg, &source),
+                Err(e) => eprintln!(":load: cannot read {arg}: {e}"),
+            },
+            "vars" => self.vars(),
+            "remote" if !arg.is_empty() => self.switch_client("Client(__arg)", arg),
+            "project" if !arg.is_empty() => match self.client().map(|c| c.names("/1.0/projects")) {
+                None => eprintln!(":project needs a `client`; connect first (:remote NAME)"),
+                Some(Ok(projects)) if projects.iter().any(|p| p == arg) => {
+                    self.switch_client("client.with_project(__arg)", arg);
+                }
+                Some(Ok(projects)) => eprintln!(
+                    ":project: the server has no project '{arg}'; it has: {}",
+                    projects.join(", ")
+                ),
+                Some(Err(e)) => eprintln!("{}", run::describe_error(&e, ":project")),
+            },
+            "history" => {
+                let history = self.editor.history();
+                for i in 0..history.len() {
+                    if let Ok(Some(entry)) =
+                        history.get(i, rustyline::history::SearchDirection::Forward)
+                    {
+                        println!("{:>5}  {}", i + 1, entry.entry.replace('\n', "\n       "));
+                    }
+                }
+            }
+            "clear" => {
+                let _ = self.editor.clear_screen();
+            }
+            "quit" | "q" | "exit" => return Next::Exit(0),
+            "load" | "remote" | "project" => {
+                eprintln!(":{name} needs an argument; see :help");
+            }
+            other => eprintln!(
+                "no command :{other}; the commands are {}",
+                COMMANDS
+                    .iter()
+                    .map(|(c, _)| format!(":{c}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        }
+        Next::Continue
+    }
+
+    fn help(&self, arg: &str) {
+        if arg.is_empty() {
+            println!("Rhai with the LXD object API; `client` is the default client.");
+            println!("Tab completes (methods, names on the server); Enter on an empty line");
+            println!("runs incomplete code anyway; Ctrl-C cancels what runs.\n");
+            for (command, what) in COMMANDS {
+                println!("  :{command:<8} {what}");
+            }
+            println!("\nStart with `client.instances.all()` or `:help Instance`.");
+            return;
+        }
+        let Some(helper) = self.editor.helper() else {
+            return;
+        };
+        let index = helper.index();
+        let topic = if arg == "Globals" { "" } else { arg };
+        let text = index
+            .render_type(topic)
+            .unwrap_or_else(|| index.render_member(arg.trim_start_matches('.')));
+        if text.is_empty() {
+            eprintln!(
+                "nothing is called {arg}; try :help Client or a method name such as :help create"
+            );
+        } else {
+            print!("{text}");
+        }
+    }
+
+    fn vars(&self) {
+        for (name, constant, value) in self.scope.iter_raw() {
+            let ty = script_type(&self.engine, value.type_name());
+            let mut shown = display::one_line(&self.engine, value);
+            if shown.chars().count() > 100 {
+                shown = shown.chars().take(99).chain(['…']).collect();
+            }
+            let keyword = if constant { "const" } else { "let" };
+            println!(
+                "{keyword} {}: {ty} = {shown}",
+                self.palette.paint("36", name)
+            );
+        }
+    }
+
+    /// Evaluates `code` with `__arg` bound to `arg`; on success `client` becomes the result.
+    fn switch_client(&mut self, code: &str, arg: &str) {
+        let mark = self.scope.len();
+        self.scope.push("__arg", arg.to_owned());
+        let result = self.evaluate(":command", code);
+        self.scope.rewind(mark);
+        match result {
+            Ok(client) if client.is::<Client>() => {
+                self.bind_client(client);
+                println!(
+                    "client: {}",
+                    display::one_line(
+                        &self.engine,
+                        &self
+                            .scope
+                            .get_value::<Dynamic>("client")
+                            .unwrap_or_default()
+                    )
+                );
+            }
+            Ok(_) => {}
+            Err(Outcome::Failed(m) | Outcome::Invalid(m)) => eprintln!("{m}"),
+            Err(Outcome::Interrupted) => eprintln!("interrupted"),
+            Err(_) => {}
+        }
+    }
 }

@@ -25,6 +25,7 @@ pub struct Client {
     pub(crate) bridge: Bridge,
     host_info: Arc<Value>,
     progress: bool,
+    remote: Option<Arc<str>>,
 }
 
 impl Client {
@@ -47,6 +48,7 @@ impl Client {
             bridge: session.bridge.clone(),
             host_info: Arc::new(host_info),
             progress: session.progress,
+            remote: target.remote.as_deref().map(Arc::from),
         })
     }
 
@@ -64,6 +66,38 @@ impl Client {
     pub fn reload_host_info(&mut self) -> RhaiResultOf<()> {
         self.host_info = Arc::new(self.bridge.block_on(self.api.server())?);
         Ok(())
+    }
+
+    /// Where the server is: `unix:/path` or `https://host:port`.
+    pub fn endpoint(&self) -> String {
+        self.api.endpoint().to_string()
+    }
+
+    /// The project its calls are made in.
+    pub fn project(&self) -> &str {
+        self.api.project()
+    }
+
+    /// The name of the lxc remote this client was reached through, if it was one.
+    pub fn remote(&self) -> Option<&str> {
+        self.remote.as_deref()
+    }
+
+    /// The names in a collection such as `/1.0/instances` (the last segment of each URL).
+    pub fn names(&self, collection: &str) -> RhaiResultOf<Vec<String>> {
+        let urls = self.bridge.block_on(self.api.get(collection))?;
+        Ok(urls
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter_map(|url| url.split('?').next()?.rsplit('/').next())
+            .map(|name| {
+                percent_encoding::percent_decode_str(name)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .collect())
     }
 
     /// Whether long transfers may show a progress bar (not with `--no-progress`).
@@ -263,6 +297,13 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
 
 fn describe(c: &Client) -> String {
     format!("Client {} (project {})", c.api.endpoint(), c.api.project())
+}
+
+/// The remotes of the lxc client configuration, by name (empty when there is none).
+pub fn remote_names() -> Vec<String> {
+    ClientConfig::discover()
+        .map(|config| config.remote_names().map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
 /// A number of seconds from a script value, for timeouts.

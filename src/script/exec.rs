@@ -27,6 +27,18 @@ pub struct ExecResult {
     stderr: Dynamic,
 }
 
+impl ExecResult {
+    /// The command's exit code.
+    pub fn exit_code(&self) -> i64 {
+        self.exit_code
+    }
+
+    /// What it wrote to stdout and stderr (strings, blobs, or empty when a callback took them).
+    pub fn streams(&self) -> (&Dynamic, &Dynamic) {
+        (&self.stdout, &self.stderr)
+    }
+}
+
 /// How many output chunks may wait for the script before the command is slowed down.
 const OUTPUT_QUEUE: usize = 16;
 

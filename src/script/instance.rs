@@ -172,6 +172,10 @@ impl StateArgs {
 }
 
 impl Instance {
+    /// Its fields as the script sees them now (local edits included).
+    pub fn fields(&self) -> &serde_json::Map<String, Value> {
+        &self.current
+    }
     fn from_loaded(manager: &InstanceManager, name: &str, loaded: Loaded) -> Self {
         Instance {
             client: manager.client.clone(),

@@ -30,6 +30,7 @@ pub mod runtime;
 pub mod session;
 pub mod snapshot;
 pub mod stdlib;
+pub mod summary;
 pub mod terminal;
 
 use std::sync::Arc;

@@ -18,28 +18,31 @@ use crate::lxd::response::{Loaded, Operation};
 pub trait ObjectKind: std::fmt::Debug + Clone + Send + Sync + 'static {
     /// What the kind is.
     const KIND: &'static Kind;
+    /// The fields a table of such objects shows.
+    const COLUMNS: &'static [&'static str];
 }
 
 macro_rules! kinds {
-    ($($marker:ident => $kind:path),* $(,)?) => {$(
+    ($($marker:ident => $kind:path, [$($column:literal),*]),* $(,)?) => {$(
         #[doc = concat!("Marks objects of kind `", stringify!($kind), "`.")]
         #[derive(Debug, Clone)]
         pub struct $marker;
         impl ObjectKind for $marker {
             const KIND: &'static Kind = &$kind;
+            const COLUMNS: &'static [&'static str] = &[$($column),*];
         }
     )*};
 }
 
 kinds! {
-    ProfileKind => object::PROFILE,
-    NetworkKind => object::NETWORK,
-    StoragePoolKind => object::STORAGE_POOL,
-    StorageVolumeKind => object::STORAGE_VOLUME,
-    ProjectKind => object::PROJECT,
-    CertificateKind => object::CERTIFICATE,
-    ClusterMemberKind => object::CLUSTER_MEMBER,
-    ImageKind => object::IMAGE,
+    ProfileKind => object::PROFILE, ["name", "description", "used_by"],
+    NetworkKind => object::NETWORK, ["name", "type", "managed", "status"],
+    StoragePoolKind => object::STORAGE_POOL, ["name", "driver", "status"],
+    StorageVolumeKind => object::STORAGE_VOLUME, ["name", "type", "content_type", "location"],
+    ProjectKind => object::PROJECT, ["name", "description", "used_by"],
+    CertificateKind => object::CERTIFICATE, ["name", "type", "fingerprint", "restricted"],
+    ClusterMemberKind => object::CLUSTER_MEMBER, ["server_name", "status", "url", "roles"],
+    ImageKind => object::IMAGE, ["fingerprint", "aliases", "type", "size", "architecture"],
 }
 
 /// A collection of objects of one kind.
@@ -146,6 +149,11 @@ impl<K: ObjectKind> Settles for Object<K> {
 }
 
 impl<K: ObjectKind> Object<K> {
+    /// Its fields as the script sees them now (local edits included).
+    pub fn fields(&self) -> &serde_json::Map<String, Value> {
+        &self.current
+    }
+
     /// An object as loaded from `api`.
     pub fn new(client: Client, api: Collection, key: &str, loaded: Loaded) -> Self {
         Object {

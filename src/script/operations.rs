@@ -41,6 +41,11 @@ impl Operation {
         self.op.id().to_owned()
     }
 
+    /// The operation as LXD last described it.
+    pub fn fields(&self) -> &serde_json::Value {
+        &self.op.0
+    }
+
     fn wait(&mut self, timeout: Option<Duration>) -> RhaiResultOf<()> {
         let api = self.client.api.clone();
         let id = self.id();

@@ -8,30 +8,60 @@ use rhai::Engine;
 use serde_json::Value;
 
 /// A property: its type, whether scripts may assign it, its doc.
-#[derive(Default)]
-struct Property {
-    ty: String,
-    writable: bool,
-    doc: String,
+#[derive(Debug, Default)]
+pub struct Property {
+    /// The script type it holds (`Instances`, `string`, `any`...).
+    pub ty: String,
+    /// True when scripts may assign it.
+    pub writable: bool,
+    /// Its doc comment, as one line.
+    pub doc: String,
 }
 
 /// What one type (or the globals) offers.
-#[derive(Default)]
-struct Section {
-    properties: BTreeMap<String, Property>,
-    methods: Vec<Entry>,
+#[derive(Debug, Default)]
+pub struct TypeApi {
+    /// Properties by name.
+    pub properties: BTreeMap<String, Property>,
+    /// Methods (or global functions), sorted by name, then by signature.
+    pub methods: Vec<Method>,
 }
 
 /// One registered function, cleaned up for people.
-struct Entry {
-    name: String,
-    params: Vec<String>,
-    returns: String,
-    doc: String,
+#[derive(Debug)]
+pub struct Method {
+    /// Its name (`[index]` for the indexer).
+    pub name: String,
+    /// Its parameters after the receiver, as `name: type` or `type`.
+    pub params: Vec<String>,
+    /// The script type it returns.
+    pub returns: String,
+    /// Its doc comment, as one line.
+    pub doc: String,
+}
+
+impl Method {
+    /// `name(params) -> returns`.
+    pub fn signature(&self) -> String {
+        format!(
+            "{}({}) -> {}",
+            self.name,
+            self.params.join(", "),
+            self.returns
+        )
+    }
+}
+
+/// Every type's properties and methods, read from the engine's metadata: the source of
+/// `lxd-script api`, the REPL's completion, hints and `:help`.
+#[derive(Debug, Default)]
+pub struct ApiIndex {
+    /// By script type name; `""` holds the global functions.
+    pub types: BTreeMap<String, TypeApi>,
 }
 
 /// A Rust type name as scripts know it (the engine knows the names of our types).
-fn script_type(engine: &Engine, raw: &str) -> String {
+pub fn script_type(engine: &Engine, raw: &str) -> String {
     let raw = raw.trim();
     let inner = raw
         .strip_prefix("core::result::Result<")
@@ -95,87 +125,101 @@ fn doc_text(f: &Value) -> String {
         .join(" ")
 }
 
-/// The reference as text.
-pub fn reference(engine: &Engine) -> String {
-    let json = engine.gen_fn_metadata_to_json(false).unwrap_or_default();
-    let meta: Value = serde_json::from_str(&json).unwrap_or(Value::Null);
-    // owner ("" for globals) -> (properties, methods)
-    let mut owners: BTreeMap<String, Section> = BTreeMap::new();
-    for f in meta["functions"].as_array().into_iter().flatten() {
-        let name = f["name"].as_str().unwrap_or_default();
-        if name == "to_string" || name == "to_debug" {
-            continue;
-        }
-        let params: Vec<(String, String)> = f["params"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| {
-                (
-                    p["name"].as_str().unwrap_or("_").to_owned(),
-                    p["type"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect();
-        let receiver = params
-            .first()
-            .filter(|(_, t)| t.starts_with("&mut "))
-            .map(|(_, t)| script_type(engine, t));
-        let owner = receiver.clone().unwrap_or_default();
-        let entry = owners.entry(owner).or_default();
-        let returns = script_type(engine, f["returnType"].as_str().unwrap_or("()"));
-        let doc = doc_text(f);
-        if let Some(prop) = name.strip_prefix("get$") {
-            let p = entry.properties.entry(prop.to_owned()).or_default();
-            p.ty = returns;
-            p.doc = doc;
-        } else if let Some(prop) = name.strip_prefix("set$") {
-            entry
-                .properties
-                .entry(prop.to_owned())
-                .or_default()
-                .writable = !doc.contains("read-only");
-        } else {
-            let name = if name.starts_with("index$") {
-                "[index]".to_owned()
+impl ApiIndex {
+    /// Reads the engine's metadata (a few milliseconds: build it once, when first needed).
+    pub fn of(engine: &Engine) -> ApiIndex {
+        let json = engine.gen_fn_metadata_to_json(false).unwrap_or_default();
+        let meta: Value = serde_json::from_str(&json).unwrap_or(Value::Null);
+        let mut types: BTreeMap<String, TypeApi> = BTreeMap::new();
+        for f in meta["functions"].as_array().into_iter().flatten() {
+            let name = f["name"].as_str().unwrap_or_default();
+            if name == "to_string" || name == "to_debug" {
+                continue;
+            }
+            let params: Vec<(String, String)> = f["params"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    (
+                        p["name"].as_str().unwrap_or("_").to_owned(),
+                        p["type"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            let receiver = params
+                .first()
+                .filter(|(_, t)| t.starts_with("&mut "))
+                .map(|(_, t)| script_type(engine, t));
+            let entry = types
+                .entry(receiver.clone().unwrap_or_default())
+                .or_default();
+            let returns = script_type(engine, f["returnType"].as_str().unwrap_or("()"));
+            let doc = doc_text(f);
+            if let Some(prop) = name.strip_prefix("get$") {
+                let p = entry.properties.entry(prop.to_owned()).or_default();
+                p.ty = returns;
+                p.doc = doc;
+            } else if let Some(prop) = name.strip_prefix("set$") {
+                entry
+                    .properties
+                    .entry(prop.to_owned())
+                    .or_default()
+                    .writable = !doc.contains("read-only");
             } else {
-                name.to_owned()
-            };
-            let skip = usize::from(receiver.is_some());
-            entry.methods.push(Entry {
-                name,
-                params: params
-                    .iter()
-                    .skip(skip)
-                    .map(|(n, t)| {
-                        if n == "_" {
-                            script_type(engine, t)
-                        } else {
-                            format!("{n}: {}", script_type(engine, t))
-                        }
-                    })
-                    .collect(),
-                returns,
-                doc,
+                let name = if name.starts_with("index$") {
+                    "[index]".to_owned()
+                } else {
+                    name.to_owned()
+                };
+                let skip = usize::from(receiver.is_some());
+                entry.methods.push(Method {
+                    name,
+                    params: params
+                        .iter()
+                        .skip(skip)
+                        .map(|(n, t)| {
+                            if n == "_" {
+                                script_type(engine, t)
+                            } else {
+                                format!("{n}: {}", script_type(engine, t))
+                            }
+                        })
+                        .collect(),
+                    returns,
+                    doc,
+                });
+            }
+        }
+        // The metadata's order is not stable between runs: sort by the whole signature.
+        for api in types.values_mut() {
+            api.methods.sort_by(|a, b| {
+                (&a.name, a.params.len(), &a.params).cmp(&(&b.name, b.params.len(), &b.params))
             });
         }
+        ApiIndex { types }
     }
-    let mut out =
-        String::from("lxd-script API reference (generated from the engine; `lxd-script api`)\n");
-    for (
-        owner,
-        Section {
-            properties,
-            mut methods,
-        },
-    ) in owners
-    {
-        let _ = writeln!(
-            out,
-            "\n{}",
-            if owner.is_empty() { "Globals" } else { &owner }
-        );
-        for (name, p) in &properties {
+
+    /// The type a member of `ty` gives: a method's return type when `called`, else the
+    /// property's type. `None` when unknown or dynamic.
+    pub fn member_type(&self, ty: &str, member: &str, called: bool) -> Option<&str> {
+        let api = self.types.get(ty)?;
+        let found = if called {
+            api.methods
+                .iter()
+                .find(|m| m.name == member)
+                .map(|m| m.returns.as_str())
+        } else {
+            api.properties.get(member).map(|p| p.ty.as_str())
+        };
+        found.filter(|t| *t != "any")
+    }
+
+    /// One type's section of the reference, or `None` for an unknown type.
+    pub fn render_type(&self, ty: &str) -> Option<String> {
+        let api = self.types.get(ty)?;
+        let mut out = format!("{}\n", if ty.is_empty() { "Globals" } else { ty });
+        for (name, p) in &api.properties {
             let access = if p.writable {
                 "read/write"
             } else {
@@ -183,23 +227,50 @@ pub fn reference(engine: &Engine) -> String {
             };
             let _ = writeln!(out, "  .{name}: {} ({access})\n      {}", p.ty, p.doc);
         }
-        // The metadata's order is not stable between runs: sort by the whole signature.
-        methods.sort_by(|a, b| {
-            (&a.name, a.params.len(), &a.params).cmp(&(&b.name, b.params.len(), &b.params))
-        });
-        for m in methods {
-            let prefix = if owner.is_empty() { "" } else { "." };
-            let _ = writeln!(
-                out,
-                "  {prefix}{}({}) -> {}\n      {}",
-                m.name,
-                m.params.join(", "),
-                m.returns,
-                m.doc
-            );
+        let prefix = if ty.is_empty() { "" } else { "." };
+        for m in &api.methods {
+            let _ = writeln!(out, "  {prefix}{}\n      {}", m.signature(), m.doc);
         }
+        Some(out)
     }
-    out
+
+    /// Every property and method called `name`, on any type, with its doc.
+    pub fn render_member(&self, name: &str) -> String {
+        let mut out = String::new();
+        for (ty, api) in &self.types {
+            let owner = if ty.is_empty() {
+                String::new()
+            } else {
+                format!("{ty}.")
+            };
+            if let Some(p) = api.properties.get(name) {
+                let _ = writeln!(out, "{owner}{name}: {}\n    {}", p.ty, p.doc);
+            }
+            for m in api.methods.iter().filter(|m| m.name == name) {
+                let _ = writeln!(out, "{owner}{}\n    {}", m.signature(), m.doc);
+            }
+        }
+        out
+    }
+
+    /// The whole reference as text.
+    pub fn render(&self) -> String {
+        let mut out = String::from(
+            "lxd-script API reference (generated from the engine; `lxd-script api`)\n",
+        );
+        for ty in self.types.keys() {
+            if let Some(section) = self.render_type(ty) {
+                out.push('\n');
+                out.push_str(&section);
+            }
+        }
+        out
+    }
+}
+
+/// The reference as text.
+pub fn reference(engine: &Engine) -> String {
+    ApiIndex::of(engine).render()
 }
 
 #[cfg(test)]

@@ -131,6 +131,10 @@ impl Settles for Snapshot {
 }
 
 impl Snapshot {
+    /// Its fields as the script sees them now (local edits included).
+    pub fn fields(&self) -> &serde_json::Map<String, Value> {
+        &self.fields
+    }
     fn field(&mut self, key: &str) -> RhaiResultOf<Dynamic> {
         self.join(None)?;
         Ok(match key {

@@ -304,3 +304,94 @@ impl Drop for PrivateDaemon {
         }
     }
 }
+
+/// A tmux server of this test's own.
+pub struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// Starts `command` in a detached session `t` of the given size.
+    pub fn start(command: &str, width: u16, height: u16) -> Tmux {
+        let tmux = Tmux {
+            socket: unique("tmux"),
+        };
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            command,
+        ]);
+        tmux
+    }
+
+    /// Runs a tmux command against this server.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux (scripts/testbed up installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types `keys`, then Enter.
+    pub fn keys(&self, keys: &str) {
+        self.type_text(keys);
+        self.run(&["send-keys", "-t", "t", "Enter"]);
+    }
+
+    /// Presses keys without Enter (`Tab`, `C-c`, `Up` are key names).
+    pub fn press(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    /// Types text literally, without Enter.
+    pub fn type_text(&self, text: &str) {
+        // tmux reads an argument's trailing `;` as its command separator: send that one escaped.
+        let (body, semicolon) = match text.strip_suffix(';') {
+            Some(body) => (body, true),
+            None => (text, false),
+        };
+        if !body.is_empty() {
+            self.run(&["send-keys", "-t", "t", "-l", body]);
+        }
+        if semicolon {
+            self.run(&["send-keys", "-t", "t", "\\;"]);
+        }
+    }
+
+    /// What the terminal shows now.
+    pub fn screen(&self) -> String {
+        self.run(&["capture-pane", "-t", "t", "-p"])
+    }
+
+    /// Waits until the screen shows `text`.
+    pub fn wait_for(&self, text: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no {text:?} on the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}

@@ -1,0 +1,495 @@
+//! The line editor's helper: completion from the engine's metadata and the live server, hints
+//! with the signature of the call being typed, syntax highlighting, and a validator that asks
+//! for more lines while the code is incomplete.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use rhai::{Engine, LexError, ParseErrorType};
+use rustyline::completion::{Completer, FilenameCompleter, Pair};
+use rustyline::highlight::{CmdKind, Highlighter};
+use rustyline::hint::{Hinter, HistoryHinter};
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{Context, Helper};
+
+use super::complete::{Link, Slot, open_call, word_at};
+use super::display::Palette;
+use super::names::NameCache;
+use crate::script::client::remote_names;
+use crate::script::reference::ApiIndex;
+
+/// The REPL's commands, with what each does (for completion and `:help`).
+pub const COMMANDS: [(&str, &str); 8] = [
+    (
+        "help",
+        "`:help` this list; `:help NAME` a type, method or property",
+    ),
+    (
+        "load",
+        "`:load FILE` runs a script here; its functions and variables stay",
+    ),
+    ("vars", "the variables, their types and values"),
+    (
+        "remote",
+        "`:remote NAME` points `client` at another remote of the lxc config",
+    ),
+    (
+        "project",
+        "`:project NAME` points `client` at another project",
+    ),
+    ("history", "the history of entries (kept across sessions)"),
+    ("clear", "clears the screen"),
+    (
+        "quit",
+        "leaves (so do Ctrl-D and a second Ctrl-C at an empty prompt)",
+    ),
+];
+
+const KEYWORDS: [&str; 20] = [
+    "let", "const", "fn", "if", "else", "for", "in", "while", "loop", "do", "until", "break",
+    "continue", "return", "throw", "try", "catch", "import", "export", "as",
+];
+
+/// The REPL's helper.
+pub struct ReplHelper {
+    engine: Arc<Engine>,
+    index: OnceLock<ApiIndex>,
+    /// The script type of each variable in scope, refreshed after every entry.
+    pub vars: BTreeMap<String, String>,
+    /// The live server's names.
+    pub names: NameCache,
+    files: FilenameCompleter,
+    history: HistoryHinter,
+    palette: Palette,
+}
+
+impl ReplHelper {
+    /// A helper for `engine`'s types; the API index is read on first use.
+    pub fn new(engine: Arc<Engine>, names: NameCache, palette: Palette) -> ReplHelper {
+        ReplHelper {
+            engine,
+            index: OnceLock::new(),
+            vars: BTreeMap::new(),
+            names,
+            files: FilenameCompleter::new(),
+            history: HistoryHinter::new(),
+            palette,
+        }
+    }
+
+    /// The API index (types, properties, methods) of the engine.
+    pub fn index(&self) -> &ApiIndex {
+        self.index.get_or_init(|| ApiIndex::of(&self.engine))
+    }
+
+    /// The script type a chain evaluates to, when it can be told without running anything.
+    fn type_of(&self, chain: &[Link]) -> Option<String> {
+        let (head, rest) = chain.split_first()?;
+        let index = self.index();
+        let mut ty = if head.called {
+            index.member_type("", &head.name, true)?.to_owned()
+        } else {
+            self.vars.get(&head.name)?.clone()
+        };
+        for link in rest {
+            ty = index.member_type(&ty, &link.name, link.called)?.to_owned();
+        }
+        Some(ty)
+    }
+
+    /// Members of a type: properties as they are, methods with their `(`.
+    fn members(&self, ty: &str, partial: &str) -> Vec<Pair> {
+        let Some(api) = self.index().types.get(ty) else {
+            return Vec::new();
+        };
+        let mut found: Vec<Pair> = api
+            .properties
+            .keys()
+            .filter(|name| name.starts_with(partial))
+            .map(|name| pair(name, name.clone()))
+            .collect();
+        for m in api.methods.iter().filter(|m| m.name.starts_with(partial)) {
+            if m.name.starts_with('[') || found.iter().any(|p| p.display == m.name) {
+                continue;
+            }
+            found.push(pair(&m.name, format!("{}(", m.name)));
+        }
+        found.sort_by(|a, b| a.display.cmp(&b.display));
+        found
+    }
+
+    fn globals(&self, partial: &str) -> Vec<Pair> {
+        let mut found: Vec<Pair> = self
+            .vars
+            .keys()
+            .filter(|v| v.starts_with(partial))
+            .map(|v| pair(v, v.clone()))
+            .collect();
+        if let Some(api) = self.index().types.get("") {
+            for m in api.methods.iter().filter(|m| m.name.starts_with(partial)) {
+                if !found.iter().any(|p| p.display == m.name) {
+                    found.push(pair(&m.name, format!("{}(", m.name)));
+                }
+            }
+        }
+        for k in KEYWORDS.iter().filter(|k| k.starts_with(partial)) {
+            found.push(pair(k, format!("{k} ")));
+        }
+        found.sort_by(|a, b| a.display.cmp(&b.display));
+        found
+    }
+
+    /// Names for the string argument of `method` on a receiver of type `ty`.
+    fn string_argument(&self, ty: Option<&str>, method: &str) -> Vec<String> {
+        let collection = match (ty, method) {
+            (None, "Client") => return remote_names(),
+            (Some("Instances"), _) => "/1.0/instances",
+            (Some("Profiles"), _) => "/1.0/profiles",
+            (Some("Networks"), _) => "/1.0/networks",
+            (Some("StoragePools"), _) => "/1.0/storage-pools",
+            (Some("Projects"), _) | (Some("Client"), "with_project") => "/1.0/projects",
+            (Some("Images"), "get_by_alias" | "exists_alias") => "/1.0/images/aliases",
+            (Some("Images"), _) => "/1.0/images",
+            _ => return Vec::new(),
+        };
+        self.names.names(collection)
+    }
+
+    fn command_argument(&self, command: &str, partial: &str, pos: usize, line: &str) -> Vec<Pair> {
+        let names: Vec<String> = match command {
+            "help" => {
+                let index = self.index();
+                let mut all: Vec<String> = index.types.keys().cloned().collect();
+                for api in index.types.values() {
+                    all.extend(api.properties.keys().cloned());
+                    all.extend(api.methods.iter().map(|m| m.name.clone()));
+                }
+                all.sort();
+                all.dedup();
+                all
+            }
+            "remote" => remote_names(),
+            "project" => self.names.names("/1.0/projects"),
+            "load" => {
+                return self
+                    .files
+                    .complete_path(line, pos)
+                    .map(|(_, pairs)| pairs)
+                    .unwrap_or_default();
+            }
+            _ => Vec::new(),
+        };
+        names
+            .into_iter()
+            .filter(|n| n.starts_with(partial) && !n.is_empty())
+            .map(|n| pair(&n, n.clone()))
+            .collect()
+    }
+
+    /// The signature hint for the innermost open call, e.g. `create(cfg: map, wait: bool)`.
+    fn signature_hint(&self, text: &str) -> Option<String> {
+        let open = open_call(text)?;
+        let chain = super::complete::chain_before(text[..open].trim_end())?;
+        let (last, receiver) = chain.split_last()?;
+        let ty = if receiver.is_empty() {
+            String::new()
+        } else {
+            self.type_of(receiver)?
+        };
+        let api = self.index().types.get(&ty)?;
+        let signatures: Vec<String> = api
+            .methods
+            .iter()
+            .filter(|m| m.name == last.name)
+            .map(|m| m.signature())
+            .collect();
+        if signatures.is_empty() {
+            return None;
+        }
+        Some(format!("   {}", signatures.join("  |  ")))
+    }
+}
+
+fn pair(display: &str, replacement: String) -> Pair {
+    Pair {
+        display: display.to_owned(),
+        replacement,
+    }
+}
+
+impl Completer for ReplHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let word = word_at(line, pos);
+        let candidates = match &word.slot {
+            Slot::Command => COMMANDS
+                .iter()
+                .filter(|(c, _)| c.starts_with(&word.partial))
+                .map(|(c, _)| pair(c, format!("{c} ")))
+                .collect(),
+            Slot::CommandArg(command) => {
+                let found = self.command_argument(command, &word.partial, pos, line);
+                if command == "load" {
+                    let start = self.files.complete_path(line, pos).map_or(pos, |(s, _)| s);
+                    return Ok((start, found));
+                }
+                found
+            }
+            Slot::Global => self.globals(&word.partial),
+            Slot::Member(chain) => match self.type_of(chain) {
+                Some(ty) => self.members(&ty, &word.partial),
+                None => Vec::new(),
+            },
+            Slot::StringArg { chain, method } => {
+                let ty = if chain.is_empty() {
+                    None
+                } else {
+                    self.type_of(chain)
+                };
+                if !chain.is_empty() && ty.is_none() {
+                    Vec::new()
+                } else {
+                    let mut names = self.string_argument(ty.as_deref(), method);
+                    names.sort();
+                    names.dedup();
+                    names
+                        .into_iter()
+                        .filter(|n| n.starts_with(&word.partial))
+                        .map(|n| pair(&n, format!("{n}\"")))
+                        .collect()
+                }
+            }
+        };
+        Ok((word.start, candidates))
+    }
+}
+
+impl Hinter for ReplHelper {
+    type Hint = ReplHint;
+
+    fn hint(&self, line: &str, pos: usize, ctx: &Context<'_>) -> Option<ReplHint> {
+        if pos < line.len() || line.trim_start().starts_with(':') {
+            return None;
+        }
+        if let Some(signature) = self.signature_hint(line) {
+            return Some(ReplHint {
+                display: signature,
+                completion: None,
+            });
+        }
+        self.history.hint(line, pos, ctx).map(|rest| ReplHint {
+            completion: Some(rest.clone()),
+            display: rest,
+        })
+    }
+}
+
+/// A hint: a signature (shown only) or the rest of a history entry (accepted with →).
+pub struct ReplHint {
+    display: String,
+    completion: Option<String>,
+}
+
+impl rustyline::hint::Hint for ReplHint {
+    fn display(&self) -> &str {
+        &self.display
+    }
+
+    fn completion(&self) -> Option<&str> {
+        self.completion.as_deref()
+    }
+}
+
+impl Highlighter for ReplHelper {
+    fn highlight<'l>(&self, line: &'l str, _pos: usize) -> Cow<'l, str> {
+        if !self.palette.color {
+            return Cow::Borrowed(line);
+        }
+        Cow::Owned(highlight(line, self.palette))
+    }
+
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(
+        &'s self,
+        prompt: &'p str,
+        _default: bool,
+    ) -> Cow<'b, str> {
+        if self.palette.color {
+            Cow::Owned(self.palette.paint("1;32", prompt))
+        } else {
+            Cow::Borrowed(prompt)
+        }
+    }
+
+    fn highlight_hint<'h>(&self, hint: &'h str) -> Cow<'h, str> {
+        if self.palette.color {
+            Cow::Owned(self.palette.paint("2", hint))
+        } else {
+            Cow::Borrowed(hint)
+        }
+    }
+
+    fn highlight_char(&self, _line: &str, _pos: usize, _kind: CmdKind) -> bool {
+        self.palette.color
+    }
+}
+
+/// Colours a line of Rhai: strings, numbers, keywords, comments and `:` commands.
+pub fn highlight(line: &str, palette: Palette) -> String {
+    if line.trim_start().starts_with(':') {
+        return palette.paint("36", line);
+    }
+    let mut out = String::with_capacity(line.len() * 2);
+    let chars: Vec<(usize, char)> = line.char_indices().collect();
+    let mut i = 0;
+    let end_of = |j: usize| chars.get(j).map_or(line.len(), |&(b, _)| b);
+    while i < chars.len() {
+        let (start, c) = chars[i];
+        let mut j = i + 1;
+        let style = if c == '"' || c == '`' {
+            while j < chars.len() && chars[j].1 != c {
+                if chars[j].1 == '\\' && c == '"' {
+                    j += 1;
+                }
+                j += 1;
+            }
+            j = (j + 1).min(chars.len());
+            Some("32")
+        } else if c == '/' && chars.get(j).is_some_and(|&(_, n)| n == '/') {
+            while j < chars.len() && chars[j].1 != '\n' {
+                j += 1;
+            }
+            Some("2")
+        } else if c.is_ascii_digit() {
+            while j < chars.len() && (chars[j].1.is_ascii_alphanumeric() || chars[j].1 == '.') {
+                j += 1;
+            }
+            Some("33")
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            while j < chars.len() && (chars[j].1.is_ascii_alphanumeric() || chars[j].1 == '_') {
+                j += 1;
+            }
+            let word = &line[start..end_of(j)];
+            if KEYWORDS.contains(&word) || ["true", "false"].contains(&word) {
+                Some("35")
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        let piece = &line[start..end_of(j)];
+        match style {
+            Some(code) => out.push_str(&palette.paint(code, piece)),
+            None => out.push_str(piece),
+        }
+        i = j;
+    }
+    out
+}
+
+impl Validator for ReplHelper {
+    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
+        Ok(validate(&self.engine, ctx.input()))
+    }
+}
+
+/// Whether `input` is ready to run: incomplete code (an open block, call, string, or a
+/// statement cut short) asks for another line; an empty last line always submits.
+pub fn validate(engine: &Engine, input: &str) -> ValidationResult {
+    if input.trim_start().starts_with(':') || input.ends_with('\n') {
+        return ValidationResult::Valid(None);
+    }
+    let Err(err) = engine.compile(input) else {
+        return ValidationResult::Valid(None);
+    };
+    // Rhai places "missing" errors just past the last character when the input ran out.
+    let last_line = input.lines().count().max(1);
+    let last_len = input.lines().last().map_or(0, |l| l.chars().count());
+    let position = err.position();
+    let at_end = position.line().is_none_or(|l| {
+        l > last_line || (l == last_line && position.position().is_none_or(|c| c > last_len))
+    });
+    match err.err_type() {
+        ParseErrorType::UnexpectedEOF => ValidationResult::Incomplete,
+        ParseErrorType::MissingToken(..) if at_end => ValidationResult::Incomplete,
+        ParseErrorType::BadInput(LexError::UnterminatedString) => ValidationResult::Incomplete,
+        _ => ValidationResult::Valid(None),
+    }
+}
+
+impl Helper for ReplHelper {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incomplete(source: &str) -> bool {
+        matches!(
+            validate(&Engine::new(), source),
+            ValidationResult::Incomplete
+        )
+    }
+
+    #[test]
+    fn incomplete_code_asks_for_more() {
+        for open in [
+            "fn f() {",
+            "[1, 2",
+            "#{ a: 1,",
+            "print(1",
+            "let x = ",
+            "if true { 1 } else",
+            "\"abc",
+            "`abc",
+            "for i in [1] {\n  print(i);",
+        ] {
+            assert!(incomplete(open), "{open:?} is incomplete");
+        }
+        for done in [
+            "1 + 1",
+            "fn f() { 1 }",
+            "let x = )",
+            ":help",
+            "fn f() {\n",
+            "print(1))",
+        ] {
+            assert!(!incomplete(done), "{done:?} is ready");
+        }
+    }
+
+    #[test]
+    fn highlighting_keeps_the_text() {
+        let palette = Palette { color: true };
+        let line = r#"let x = f("a\"b", 42); // note"#;
+        let coloured = highlight(line, palette);
+        let plain: String = strip_ansi(&coloured);
+        assert_eq!(plain, line);
+        assert!(coloured.contains("\x1b[35mlet\x1b[0m"));
+        assert!(coloured.contains("\x1b[33m42\x1b[0m"));
+        assert_eq!(strip_ansi(&highlight("\"open", palette)), "\"open");
+    }
+
+    fn strip_ansi(s: &str) -> String {
+        let mut out = String::new();
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                for c in chars.by_ref() {
+                    if c == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,189 @@
+//! The REPL, driven through a real terminal (tmux) against the test bed: completion of methods
+//! and of instance names, multi-line input, tables, Ctrl-C during `sleep` and `execute`,
+//! history kept across sessions.
+
+mod common;
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{Cleanup, Tmux, script_ok};
+
+/// A running container the REPL tests share.
+fn container() -> &'static str {
+    static SLOT: OnceLock<(String, Cleanup)> = OnceLock::new();
+    common::shared_container(&SLOT, "repl")
+}
+
+/// `lxd-script repl` in a terminal of its own, with its history under `state`.
+fn repl(state: &Path) -> Tmux {
+    let tb = common::testbed();
+    let tmux = Tmux::start(
+        &format!(
+            "env LXD_DIR={} LXD_CONF={} XDG_STATE_HOME={} {} repl; echo EXIT=$?; sleep 60",
+            tb.main_dir.display(),
+            tb.conf.display(),
+            state.display(),
+            env!("CARGO_BIN_EXE_lxd-script")
+        ),
+        120,
+        40,
+    );
+    tmux.wait_for(":default>");
+    tmux
+}
+
+/// Waits until `text` shows `count` times (earlier entries stay on the screen).
+fn wait_for_count(tmux: &Tmux, text: &str, count: usize) -> String {
+    let started = Instant::now();
+    loop {
+        let screen = tmux.screen();
+        if screen.matches(text).count() >= count {
+            return screen;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{text:?} not {count} times on the screen:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn tab_completes_methods_and_instance_names() {
+    let name = container();
+    let state = tempfile::tempdir().expect("tempdir");
+    let tmux = repl(state.path());
+    // A property of the client, from the engine's metadata.
+    tmux.type_text("let i = client.inst");
+    tmux.press(&["Tab"]);
+    tmux.wait_for("let i = client.instances");
+    // An instance name inside the string argument, from the live server.
+    let (prefix, _) = name.split_at(name.len() - 2);
+    tmux.type_text(&format!(".get(\"{prefix}"));
+    tmux.press(&["Tab"]);
+    tmux.wait_for(&format!("client.instances.get(\"{name}\""));
+    tmux.keys(")");
+    wait_for_count(&tmux, ":default>", 2);
+    // A method of the variable's type, now known from the scope.
+    tmux.type_text("i.sna");
+    tmux.press(&["Tab"]);
+    tmux.wait_for("i.snapshots");
+    tmux.keys("");
+    tmux.wait_for(&format!("Snapshots of {name}"));
+    // Hints show the signature of the call being typed.
+    tmux.type_text("i.execute(");
+    let screen = tmux.wait_for("execute(any) -> ExecResult");
+    assert!(screen.contains("i.execute("), "{screen}");
+}
+
+#[test]
+fn multi_line_input_tables_and_results() {
+    let name = container();
+    let state = tempfile::tempdir().expect("tempdir");
+    let tmux = repl(state.path());
+    tmux.keys("fn twice(x) {");
+    tmux.keys("  let y = x * 2;");
+    tmux.keys("  y");
+    tmux.keys("}");
+    wait_for_count(&tmux, ":default>", 2);
+    tmux.keys("twice(2100) + 1");
+    tmux.wait_for("4201");
+    tmux.keys("client.instances.all()");
+    let screen = tmux.wait_for(&format!("{name}  Running"));
+    assert!(screen.contains("NAME"), "a table header:\n{screen}");
+    assert!(screen.contains("STATUS"), "a table header:\n{screen}");
+    tmux.keys(&format!(
+        r#"client.instances.get("{name}").execute(["sh", "-c", "echo out-text; echo err-text >&2; exit 3"])"#
+    ));
+    let screen = tmux.wait_for("err-text");
+    assert!(screen.contains("exit code 3"), "{screen}");
+    assert!(screen.contains("  out-text"), "{screen}");
+    tmux.keys("#{name: \"n\", config: #{limits: 2}}");
+    let screen = tmux.wait_for("limits: 2");
+    assert!(screen.contains("config:\n  limits: 2"), "a tree:\n{screen}");
+    tmux.keys("this is not rhai");
+    tmux.wait_for("<repl>:1:");
+}
+
+#[test]
+fn ctrl_c_cancels_the_entry_and_keeps_the_session() {
+    let name = container();
+    let state = tempfile::tempdir().expect("tempdir");
+    let tmux = repl(state.path());
+    tmux.keys("let x = 40; sleep(30)");
+    std::thread::sleep(Duration::from_millis(500));
+    let pressed = Instant::now();
+    tmux.press(&["C-c"]);
+    tmux.wait_for("interrupted");
+    assert!(pressed.elapsed() < Duration::from_secs(5));
+    tmux.keys(&format!(
+        r#"client.instances.get("{name}").execute(["sleep", "60"])"#
+    ));
+    std::thread::sleep(Duration::from_millis(1500));
+    let pressed = Instant::now();
+    tmux.press(&["C-c"]);
+    wait_for_count(&tmux, "interrupted", 2);
+    assert!(
+        pressed.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        pressed.elapsed()
+    );
+    // The command is gone from the container.
+    let left = script_ok(&format!(
+        r#"print(Client().instances.get("{name}").execute(["sh", "-c", "ps | grep -c '[s]leep 60' || true"]).stdout)"#
+    ));
+    assert_eq!(left.trim(), "0", "the exec'd command was stopped");
+    tmux.keys("print(x + 2)");
+    let screen = tmux.wait_for("42");
+    assert!(!screen.contains("EXIT="), "the session ended:\n{screen}");
+    // A second Ctrl-C at an empty prompt leaves.
+    tmux.press(&["C-c"]);
+    tmux.wait_for("Ctrl-C again");
+    tmux.press(&["C-c"]);
+    tmux.wait_for("EXIT=0");
+}
+
+#[test]
+fn history_is_kept_across_sessions() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let tmux = repl(state.path());
+    tmux.keys("let remembered = 31337");
+    wait_for_count(&tmux, ":default>", 2);
+    tmux.keys(":quit");
+    tmux.wait_for("EXIT=0");
+    drop(tmux);
+    let file = state.path().join("lxd-script/history");
+    let saved = std::fs::read_to_string(&file).expect("the history file");
+    assert!(saved.contains("let remembered = 31337"), "{saved}");
+
+    let tmux = repl(state.path());
+    tmux.press(&["Up"]); // `:quit`
+    tmux.press(&["Up"]);
+    tmux.wait_for("let remembered = 31337");
+    tmux.press(&["C-u"]);
+    tmux.keys(":history");
+    tmux.wait_for("1  let remembered = 31337");
+}
+
+#[test]
+fn commands_help_vars_remote_and_project() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let tmux = repl(state.path());
+    tmux.keys(":help");
+    tmux.wait_for(":remote");
+    tmux.keys(":help with_project");
+    tmux.wait_for("Client.with_project(string) -> Client");
+    tmux.keys("let answer = 42");
+    tmux.keys(":vars");
+    tmux.wait_for("let answer: int = 42");
+    tmux.keys(":project no-such-project");
+    tmux.wait_for("the server has no project 'no-such-project'");
+    tmux.keys(":remote second");
+    tmux.wait_for("second:default>");
+    tmux.keys("client.endpoint");
+    tmux.wait_for("\"https://127.0.0.1:18444\"");
+    tmux.keys(":nonsense");
+    tmux.wait_for("no command :nonsense");
+}
