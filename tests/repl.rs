@@ -91,9 +91,22 @@ fn multi_line_input_tables_and_results() {
     tmux.keys("twice(2100) + 1");
     tmux.wait_for("4201");
     tmux.keys("client.instances.all()");
-    let screen = tmux.wait_for(&format!("{name}  Running"));
-    assert!(screen.contains("NAME"), "a table header:\n{screen}");
-    assert!(screen.contains("STATUS"), "a table header:\n{screen}");
+    let screen = tmux.wait_for("STATUS");
+    let header = screen
+        .lines()
+        .find(|l| l.starts_with("NAME"))
+        .unwrap_or_default();
+    assert!(header.contains("STATUS"), "a table header:\n{screen}");
+    let row = screen
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_default();
+    assert!(row.contains("Running"), "a row per instance:\n{screen}");
+    assert_eq!(
+        row.find("Running"),
+        header.find("STATUS"),
+        "aligned columns:\n{screen}"
+    );
     tmux.keys(&format!(
         r#"client.instances.get("{name}").execute(["sh", "-c", "echo out-text; echo err-text >&2; exit 3"])"#
     ));
