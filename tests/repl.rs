@@ -34,22 +34,6 @@ fn repl(state: &Path) -> Tmux {
     tmux
 }
 
-/// Waits until `text` shows `count` times (earlier entries stay on the screen).
-fn wait_for_count(tmux: &Tmux, text: &str, count: usize) -> String {
-    let started = Instant::now();
-    loop {
-        let screen = tmux.screen();
-        if screen.matches(text).count() >= count {
-            return screen;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{text:?} not {count} times on the screen:\n{screen}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn tab_completes_methods_and_instance_names() {
     let name = container();
@@ -65,7 +49,7 @@ fn tab_completes_methods_and_instance_names() {
     tmux.press(&["Tab"]);
     tmux.wait_for(&format!("client.instances.get(\"{name}\""));
     tmux.keys(")");
-    wait_for_count(&tmux, ":default>", 2);
+    tmux.wait_for_count(":default>", 2);
     // A method of the variable's type, now known from the scope.
     tmux.type_text("i.sna");
     tmux.press(&["Tab"]);
@@ -87,7 +71,7 @@ fn multi_line_input_tables_and_results() {
     tmux.keys("  let y = x * 2;");
     tmux.keys("  y");
     tmux.keys("}");
-    wait_for_count(&tmux, ":default>", 2);
+    tmux.wait_for_count(":default>", 2);
     tmux.keys("twice(2100) + 1");
     tmux.wait_for("4201");
     tmux.keys("client.instances.all()");
@@ -137,7 +121,7 @@ fn ctrl_c_cancels_the_entry_and_keeps_the_session() {
     std::thread::sleep(Duration::from_millis(1500));
     let pressed = Instant::now();
     tmux.press(&["C-c"]);
-    wait_for_count(&tmux, "interrupted", 2);
+    tmux.wait_for_count("interrupted", 2);
     assert!(
         pressed.elapsed() < Duration::from_secs(10),
         "{:?}",
@@ -163,7 +147,7 @@ fn history_is_kept_across_sessions() {
     let state = tempfile::tempdir().expect("tempdir");
     let tmux = repl(state.path());
     tmux.keys("let remembered = 31337");
-    wait_for_count(&tmux, ":default>", 2);
+    tmux.wait_for_count(":default>", 2);
     tmux.keys(":quit");
     tmux.wait_for("EXIT=0");
     drop(tmux);

@@ -6,17 +6,12 @@ mod common;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 fn wait_for(path: &Path, what: &str) {
-    let started = Instant::now();
-    while !path.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the script never got to {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::poll_until(
+        || path.exists(),
+        || format!("the script never got to {what}"),
+    );
 }
 
 #[test]

@@ -188,6 +188,15 @@ impl Drop for Cleanup {
     }
 }
 
+/// Checks `done` every 50 ms until it holds; panics with `what()` after 60 s.
+pub fn poll_until(mut done: impl FnMut() -> bool, what: impl Fn() -> String) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(60), "{}", what());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// An LXD daemon of the test's own on a temporary `LXD_DIR` (unix socket only), for faults that
 /// could disturb the shared test bed. Stopped, and everything it mounted unmounted, on drop.
 pub struct PrivateDaemon {
@@ -375,18 +384,25 @@ impl Tmux {
 
     /// Waits until the screen shows `text`.
     pub fn wait_for(&self, text: &str) -> String {
-        let started = Instant::now();
-        loop {
-            let screen = self.screen();
-            if screen.contains(text) {
-                return screen;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "no {text:?} on the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.wait_for_count(text, 1)
+    }
+
+    /// Waits until the screen shows `text` at least `count` times (earlier output stays).
+    pub fn wait_for_count(&self, text: &str, count: usize) -> String {
+        let mut screen = String::new();
+        poll_until(
+            || {
+                screen = self.screen();
+                screen.matches(text).count() >= count
+            },
+            || {
+                format!(
+                    "no {text:?} ({count} times) on the screen:\n{}",
+                    self.screen()
+                )
+            },
+        );
+        screen
     }
 }
 
