@@ -88,7 +88,7 @@ pub fn build_engine(session: &Arc<Session>) -> Engine {
 
     // Imports: the stdlib modules compiled into the binary, then the script's own files.
     let mut resolvers = ModuleResolversCollection::new();
-    resolvers.push(stdlib::resolver(&engine));
+    resolvers.push(stdlib::StdlibResolver::default());
     let mut files = FileModuleResolver::new();
     if let Some(dir) = &session.script_dir {
         files.set_base_path(dir);

@@ -1,7 +1,10 @@
 //! The modules of `stdlib/`, compiled into the binary: `import "wait" as wait;` needs no file.
+//! Each is compiled the first time a script imports it, so start-up pays for none of them.
 
-use rhai::module_resolvers::StaticModuleResolver;
-use rhai::{Engine, Module, Scope};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
 
 /// Each stdlib module: its import name and source.
 pub const MODULES: [(&str, &str); 3] = [
@@ -10,21 +13,37 @@ pub const MODULES: [(&str, &str); 3] = [
     ("snapshot", include_str!("../../stdlib/snapshot.rhai")),
 ];
 
-/// A resolver holding every stdlib module, compiled with `engine` (which has every type and
-/// global the modules use).
-pub fn resolver(engine: &Engine) -> StaticModuleResolver {
-    let mut resolver = StaticModuleResolver::new();
-    for (name, source) in MODULES {
-        // The modules are tested in CI: a broken one is a build defect, reported at import time.
-        if let Ok(module) = engine
-            .compile(source)
-            .map_err(|e| e.to_string())
-            .and_then(|ast| {
-                Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(|e| e.to_string())
-            })
-        {
-            resolver.insert(name, module);
+/// Resolves the stdlib's import names, compiling each module once, on first import.
+#[derive(Default)]
+pub struct StdlibResolver {
+    compiled: Mutex<HashMap<&'static str, Shared<Module>>>,
+}
+
+impl ModuleResolver for StdlibResolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        _source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        let Some((name, source)) = MODULES.iter().find(|(name, _)| *name == path) else {
+            return Err(EvalAltResult::ErrorModuleNotFound(path.to_owned(), pos).into());
+        };
+        let mut compiled = match self.compiled.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(module) = compiled.get(name) {
+            return Ok(module.clone());
         }
+        let ast = engine.compile(*source).map_err(|e| {
+            EvalAltResult::ErrorInModule(path.to_owned(), e.into(), pos)
+        })?;
+        let module: Shared<Module> = Module::eval_ast_as_new(Scope::new(), &ast, engine)
+            .map_err(|e| EvalAltResult::ErrorInModule(path.to_owned(), e, pos))?
+            .into();
+        compiled.insert(name, module.clone());
+        Ok(module)
     }
-    resolver
 }
