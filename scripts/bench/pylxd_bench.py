@@ -1,0 +1,85 @@
+"""The pylxd contender of scripts/bench/run: runs one workload ITERATIONS times in this process,
+timing each, and prints {"times": [seconds...]}.
+
+python pylxd_bench.py WORKLOAD ITERATIONS [ARGS...]   (pylxd finds the daemon through $LXD_DIR)
+"""
+
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pylxd
+
+
+def lifecycle(client, name, with_exec):
+    source = {"type": "image", "alias": "busybox"}
+    instance = client.instances.create({"name": name, "source": source}, wait=True)
+    instance.start(wait=True)
+    if with_exec:
+        instance.execute(["true"])
+    instance.stop(force=True, wait=True)
+    instance.delete(wait=True)
+
+
+def one(client, workload, n, arg):
+    if workload == "get":
+        client.instances.get(arg[0])
+    elif workload == "all":
+        client.instances.all()
+    elif workload == "lifecycle":
+        lifecycle(client, f"{arg[0]}-{n}", False)
+    elif workload == "exec":
+        result = client.instances.get(arg[0]).execute(["true"])
+        if result.exit_code != 0:
+            raise RuntimeError("exec true failed")
+    elif workload in ("exec-stdout", "exec-stdout-callback"):
+        result = client.instances.get(arg[0]).execute(["head", "-c", arg[1], "/dev/zero"])
+        if len(result.stdout) != int(arg[1]):
+            raise RuntimeError(f"got {len(result.stdout)} bytes of stdout")
+    elif workload == "exec-stdin":
+        with open(arg[1], "rb") as f:
+            payload = f.read()
+        result = client.instances.get(arg[0]).execute(["wc", "-c"], stdin_payload=payload)
+        if result.stdout.strip() != str(len(payload)):
+            raise RuntimeError(f"wc saw {result.stdout.strip()!r} of {len(payload)} bytes")
+    elif workload == "push":
+        with open(arg[1], "rb") as f:
+            client.instances.get(arg[0]).files.put(arg[2], f)
+    elif workload == "pull":
+        data = client.instances.get(arg[0]).files.get(arg[1])
+        with open(arg[2], "wb") as f:
+            f.write(data)
+    elif workload == "recursive-push":
+        client.instances.get(arg[0]).files.recursive_put(arg[1], arg[2])
+    elif workload == "recursive-pull":
+        client.instances.get(arg[0]).files.recursive_get(arg[1], arg[2])
+    elif workload == "snapshot":
+        snapshot = client.instances.get(arg[0]).snapshots.create(f"bench{n}", wait=True)
+        snapshot.delete(wait=True)
+    elif workload == "fleet":
+        names = [f"{arg[0]}-{n}-{k}" for k in range(int(arg[1]))]
+        width = int(arg[2])
+        if width <= 1:
+            for name in names:
+                lifecycle(client, name, True)
+        else:
+            with ThreadPoolExecutor(max_workers=width) as pool:
+                list(pool.map(lambda name: lifecycle(client, name, True), names))
+    else:
+        raise ValueError(f"unknown workload {workload}")
+
+
+def main():
+    workload, iterations, arg = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    client = pylxd.Client()
+    times = []
+    for n in range(iterations):
+        started = time.perf_counter()
+        one(client, workload, n, arg)
+        times.append(time.perf_counter() - started)
+    print(json.dumps({"times": times}))
+
+
+if __name__ == "__main__":
+    main()
