@@ -19,6 +19,9 @@ pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
 static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// How much of a download is gathered before it goes to disk.
+const WRITE_BUFFER: usize = 1 << 20;
+
 fn local_error(e: std::io::Error, what: &Path) -> Error {
     Error::InvalidArgument(format!("cannot write {}: {e}", what.display()))
 }
@@ -44,7 +47,7 @@ where
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let result = async {
-        let mut file = tokio::fs::OpenOptions::new()
+        let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .custom_flags(libc::O_NOFOLLOW)
@@ -52,6 +55,9 @@ where
             .open(&temp)
             .await
             .map_err(|e| local_error(e, &temp))?;
+        // The body arrives in small chunks, and each write to a tokio file is a trip to the
+        // blocking pool: gather a megabyte per trip.
+        let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut total = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(&transfer_error)?;

@@ -37,9 +37,9 @@ impl ModuleResolver for StdlibResolver {
         if let Some(module) = compiled.get(name) {
             return Ok(module.clone());
         }
-        let ast = engine.compile(*source).map_err(|e| {
-            EvalAltResult::ErrorInModule(path.to_owned(), e.into(), pos)
-        })?;
+        let ast = engine
+            .compile(*source)
+            .map_err(|e| EvalAltResult::ErrorInModule(path.to_owned(), e.into(), pos))?;
         let module: Shared<Module> = Module::eval_ast_as_new(Scope::new(), &ast, engine)
             .map_err(|e| EvalAltResult::ErrorInModule(path.to_owned(), e, pos))?
             .into();
