@@ -73,12 +73,6 @@ impl Transport {
         let http = reqwest::Client::builder()
             .unix_socket(path.clone())
             .tls_backend_preconfigured(plain)
-            // LXD 5.0.2 stops accepting on its unix socket while one connection sits silent
-            // (up to 10 s). The pool opens a connection when none is idle at the moment of a
-            // request, and may then use another that came back meanwhile: the new one would
-            // sit silent. With one idle connection at most, it is the one the next request
-            // takes (the other is closed), so none stays silent.
-            .pool_max_idle_per_host(1)
             .http1_only()
             .pool_idle_timeout(POOL_IDLE)
             .connect_timeout(CONNECT_TIMEOUT)
