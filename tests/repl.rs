@@ -94,11 +94,12 @@ fn multi_line_input_tables_and_results() {
     tmux.keys(&format!(
         r#"client.instances.get("{name}").execute(["sh", "-c", "echo out-text; echo err-text >&2; exit 3"])"#
     ));
-    let screen = tmux.wait_for("err-text");
-    assert!(screen.contains("exit code 3"), "{screen}");
+    // Wait for what only the output holds: the typed line holds the streams' text too.
+    tmux.wait_for("exit code 3");
+    let screen = tmux.wait_for("  err-text");
     assert!(screen.contains("  out-text"), "{screen}");
     tmux.keys("#{name: \"n\", config: #{limits: 2}}");
-    let screen = tmux.wait_for("limits: 2");
+    let screen = tmux.wait_for("  limits: 2");
     assert!(screen.contains("config:\n  limits: 2"), "a tree:\n{screen}");
     tmux.keys("this is not rhai");
     tmux.wait_for("<repl>:1:");
