@@ -300,7 +300,7 @@ def write_results(args, rows, results):
                 cells.append(f"{fmt_time(med[who])} ({fmt_time(low[who])})")
         ratios = []
         for other in ["pylxd", "lxc", "floor"]:
-            if med["lxd-script"] and med[other]:
+            if med["lxd-script"] and med[other] and other not in failed:
                 r = med["lxd-script"] / med[other]
                 ratios.append(f"{1 / r:.2f}× thr" if row.size else f"{r:.2f}")
             else:

@@ -22,7 +22,7 @@ def lifecycle(client, name, with_exec):
     instance.delete(wait=True)
 
 
-def one(client, workload, n, arg):
+def one(client, instance, workload, n, arg):
     if workload == "get":
         client.instances.get(arg[0])
     elif workload == "all":
@@ -30,32 +30,32 @@ def one(client, workload, n, arg):
     elif workload == "lifecycle":
         lifecycle(client, f"{arg[0]}-{n}", False)
     elif workload == "exec":
-        result = client.instances.get(arg[0]).execute(["true"])
+        result = instance.execute(["true"])
         if result.exit_code != 0:
             raise RuntimeError("exec true failed")
     elif workload in ("exec-stdout", "exec-stdout-callback"):
-        result = client.instances.get(arg[0]).execute(["head", "-c", arg[1], "/dev/zero"])
+        result = instance.execute(["head", "-c", arg[1], "/dev/zero"])
         if len(result.stdout) != int(arg[1]):
             raise RuntimeError(f"got {len(result.stdout)} bytes of stdout")
     elif workload == "exec-stdin":
         with open(arg[1], "rb") as f:
             payload = f.read()
-        result = client.instances.get(arg[0]).execute(["wc", "-c"], stdin_payload=payload)
+        result = instance.execute(["wc", "-c"], stdin_payload=payload)
         if result.stdout.strip() != str(len(payload)):
             raise RuntimeError(f"wc saw {result.stdout.strip()!r} of {len(payload)} bytes")
     elif workload == "push":
         with open(arg[1], "rb") as f:
-            client.instances.get(arg[0]).files.put(arg[2], f)
+            instance.files.put(arg[2], f)
     elif workload == "pull":
-        data = client.instances.get(arg[0]).files.get(arg[1])
+        data = instance.files.get(arg[1])
         with open(arg[2], "wb") as f:
             f.write(data)
     elif workload == "recursive-push":
-        client.instances.get(arg[0]).files.recursive_put(arg[1], arg[2])
+        instance.files.recursive_put(arg[1], arg[2])
     elif workload == "recursive-pull":
-        client.instances.get(arg[0]).files.recursive_get(arg[1], arg[2])
+        instance.files.recursive_get(arg[1], arg[2])
     elif workload == "snapshot":
-        snapshot = client.instances.get(arg[0]).snapshots.create(f"bench{n}", wait=True)
+        snapshot = instance.snapshots.create(f"bench{n}", wait=True)
         snapshot.delete(wait=True)
     elif workload == "fleet":
         names = [f"{arg[0]}-{n}-{k}" for k in range(int(arg[1]))]
@@ -73,10 +73,13 @@ def one(client, workload, n, arg):
 def main():
     workload, iterations, arg = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     client = pylxd.Client()
+    # Workloads on one instance fetch it once, outside the timing: they time the call itself.
+    on_instance = workload not in ("get", "all", "lifecycle", "fleet")
+    instance = client.instances.get(arg[0]) if on_instance else None
     times = []
     for n in range(iterations):
         started = time.perf_counter()
-        one(client, workload, n, arg)
+        one(client, instance, workload, n, arg)
         times.append(time.perf_counter() - started)
     print(json.dumps({"times": times}))
 
