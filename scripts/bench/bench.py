@@ -10,10 +10,12 @@ import argparse
 import datetime
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,27 +50,46 @@ class Tools:
         raise ValueError(contender)
 
 
+# No batch may hang the run: `lxc exec` itself sometimes never returns under concurrent load.
+BATCH_TIMEOUT = 900
+
+
+def bounded(argv, shell=False, stdout=subprocess.PIPE):
+    """Runs a command in its own process group, killing the group after BATCH_TIMEOUT.
+    Returns (returncode, stdout bytes, stderr text, rusage)."""
+    proc = subprocess.Popen(argv, shell=shell, stdout=stdout, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    timer = threading.Timer(BATCH_TIMEOUT, lambda: os.killpg(proc.pid, signal.SIGKILL))
+    timer.start()
+    errors = []
+    reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()))
+    reader.start()
+    try:
+        out = proc.stdout.read() if proc.stdout else b""
+        reader.join()
+        err = errors[0].decode(errors="replace") if errors else ""
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    code = os.waitstatus_to_exitcode(status)
+    if code == -signal.SIGKILL:
+        raise RuntimeError([f"killed after {BATCH_TIMEOUT} s without an end"])
+    if code != 0:
+        raise RuntimeError((err or out.decode(errors="replace")).strip().splitlines()[-1:]
+                           or [f"exit {code}"])
+    return out, usage
+
+
 def run_measured(argv, shell=False):
     """Runs a command; returns (wall seconds, stdout). Raises with its last error line."""
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, shell=shell, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = proc.communicate()
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError((err or out).decode(errors="replace").strip().splitlines()[-1:]
-                           or [f"exit {proc.returncode}"])
-    return wall, out.decode()
+    out, _ = bounded(argv, shell=shell)
+    return time.perf_counter() - started, out.decode()
 
 
 def rss_of(argv, shell=False):
     """Peak RSS (KB) of one run, from wait4()."""
-    proc = subprocess.Popen(argv, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
-    if proc.returncode != 0:
-        raise RuntimeError(err.strip().splitlines()[-1:] or [f"exit {proc.returncode}"])
+    _, usage = bounded(argv, shell=shell, stdout=subprocess.DEVNULL)
     return usage.ru_maxrss
 
 
@@ -79,9 +100,7 @@ def hyperfine(line, runs, prepare=None):
         if prepare:
             argv += ["--prepare", prepare]
         argv.append(line)
-        proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if proc.returncode != 0:
-            raise RuntimeError(proc.stderr.decode(errors="replace").strip().splitlines()[-1:])
+        bounded(argv, stdout=subprocess.DEVNULL)
         return json.load(open(out.name))["results"][0]["times"]
 
 
