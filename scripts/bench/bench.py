@@ -239,6 +239,9 @@ def main():
     parser.add_argument("--only", help="comma-separated workload keys")
     parser.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"))
     args = parser.parse_args()
+    global BATCH_TIMEOUT
+    if args.quick:
+        BATCH_TIMEOUT = 300  # single iterations: keeps a hung `lxc exec` from stretching CI
     tools = Tools(args)
     rows = workloads(args.quick)
     if args.only:
