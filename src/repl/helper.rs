@@ -149,14 +149,14 @@ impl ReplHelper {
             (Some("Networks"), _) => "/1.0/networks",
             (Some("StoragePools"), _) => "/1.0/storage-pools",
             (Some("Projects"), _) | (Some("Client"), "with_project") => "/1.0/projects",
-            (Some("Images"), "get_by_alias" | "exists_alias") => "/1.0/images/aliases",
+            (Some("Images"), "get_by_alias") => "/1.0/images/aliases",
             (Some("Images"), _) => "/1.0/images",
             _ => return Vec::new(),
         };
         self.names.names(collection)
     }
 
-    fn command_argument(&self, command: &str, partial: &str, pos: usize, line: &str) -> Vec<Pair> {
+    fn command_argument(&self, command: &str, partial: &str) -> Vec<Pair> {
         let names: Vec<String> = match command {
             "help" => {
                 let index = self.index();
@@ -171,13 +171,6 @@ impl ReplHelper {
             }
             "remote" => remote_names(),
             "project" => self.names.names("/1.0/projects"),
-            "load" => {
-                return self
-                    .files
-                    .complete_path(line, pos)
-                    .map(|(_, pairs)| pairs)
-                    .unwrap_or_default();
-            }
             _ => Vec::new(),
         };
         names
@@ -234,14 +227,10 @@ impl Completer for ReplHelper {
                 .filter(|(c, _)| c.starts_with(&word.partial))
                 .map(|(c, _)| pair(c, format!("{c} ")))
                 .collect(),
-            Slot::CommandArg(command) => {
-                let found = self.command_argument(command, &word.partial, pos, line);
-                if command == "load" {
-                    let start = self.files.complete_path(line, pos).map_or(pos, |(s, _)| s);
-                    return Ok((start, found));
-                }
-                found
+            Slot::CommandArg(command) if command == "load" => {
+                return self.files.complete_path(line, pos);
             }
+            Slot::CommandArg(command) => self.command_argument(command, &word.partial),
             Slot::Global => self.globals(&word.partial),
             Slot::Member(chain) => match self.type_of(chain) {
                 Some(ty) => self.members(&ty, &word.partial),

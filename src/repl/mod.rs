@@ -356,17 +356,8 @@ impl Repl {
         self.scope.rewind(mark);
         match result {
             Ok(client) if client.is::<Client>() => {
+                println!("client: {}", display::one_line(&self.engine, &client));
                 self.bind_client(client);
-                println!(
-                    "client: {}",
-                    display::one_line(
-                        &self.engine,
-                        &self
-                            .scope
-                            .get_value::<Dynamic>("client")
-                            .unwrap_or_default()
-                    )
-                );
             }
             Ok(_) => {}
             Err(Outcome::Failed(m) | Outcome::Invalid(m)) => eprintln!("{m}"),

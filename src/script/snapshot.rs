@@ -131,7 +131,7 @@ impl Settles for Snapshot {
 }
 
 impl Snapshot {
-    /// Its fields as the script sees them now (local edits included).
+    /// Its fields as last loaded (snapshots have no local edits).
     pub fn fields(&self) -> &serde_json::Map<String, Value> {
         &self.fields
     }
