@@ -24,9 +24,10 @@ fn shell_in_a_terminal() {
     );
     let tmux = Tmux::start(&command, 100, 30);
     tmux.wait_for("#");
-    tmux.keys("stty size; echo TERM=$TERM; id -u");
-    let screen = tmux.wait_for("TERM=");
-    assert!(screen.contains("30 100"), "initial size:\n{screen}");
+    // Wait for what only the output holds: the typed line is on the screen first.
+    tmux.keys("echo SIZE=$(stty size) UID=$(id -u)");
+    let screen = tmux.wait_for("UID=0");
+    assert!(screen.contains("SIZE=30 100"), "initial size:\n{screen}");
     tmux.run(&["resize-window", "-t", "t", "-x", "120", "-y", "40"]);
     std::thread::sleep(Duration::from_millis(300));
     tmux.keys("stty size");
