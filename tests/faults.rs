@@ -236,6 +236,42 @@ fn a_reset_mid_pull_leaves_no_partial_file() {
     );
 }
 
+/// A connection reset in the middle of a tree pull (one SFTP session): a `Connection` error
+/// within a bounded time, and no partial or temporary file of the big entry left behind.
+#[test]
+fn a_reset_mid_tree_pull_is_a_connection_error() {
+    let tb = common::testbed();
+    let name = unique("cuttree");
+    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
+    script_ok(&format!(
+        r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
+           i.start(true);
+           i.execute(["sh", "-c", "mkdir /root/tree && head -c 20000000 /dev/zero > /root/tree/big"]);"#
+    ));
+    let proxy = CuttingProxy::start(tb.main_socket.clone(), "/sftp", 2_000_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("tree");
+    let started = Instant::now();
+    let out = script_ok(&format!(
+        r#"let f = Client("{}").instances.get("{name}").files;
+           let e = error_of(|| f.recursive_get("/root/tree", "{}"));
+           print(e.kind);"#,
+        proxy.socket.display(),
+        target.display()
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.trim(), "Connection");
+    assert_eq!(
+        std::fs::read_dir(&target).expect("tree").count(),
+        0,
+        "nothing left behind"
+    );
+}
+
 /// Only TLS 1.3 is spoken: a server offering TLS 1.2 at most is refused with a `Tls` error, even
 /// with `verify: false`.
 #[test]

@@ -97,9 +97,17 @@ fn trees_round_trip() {
     let back = work.path().join("back");
     with_files(&format!(
         r#"
-        f.recursive_put("{src}", "{remote}");
+        f.recursive_put("{src}", "{remote}", #{{uid: 5, gid: 6}});
         check_eq(i.execute(["readlink", "{remote}/rel"]).stdout, "f1\n", "symlink pushed as a symlink");
-        check_eq(i.execute(["stat", "-c", "%a", "{remote}/f0"]).stdout, "600\n", "mode kept");
+        check_eq(i.execute(["stat", "-c", "%a", "{remote}/f0", "{remote}/sub/deeper"]).stdout, "600\n755\n", "modes");
+        check_eq(i.execute(["stat", "-c", "%u:%g", "{remote}/f0", "{remote}/sub/deeper"]).stdout, "5:6\n5:6\n", "owners");
+        // Again over the existing tree: contents replaced, owners of what existed kept.
+        i.execute(["sh", "-c", "echo old > {remote}/f2"]);
+        f.recursive_put("{src}", "{remote}");
+        check_eq(f.get("{remote}/f2").as_string(), "file 2\n", "replaced");
+        check_eq(i.execute(["stat", "-c", "%u", "{remote}/f2"]).stdout, "5\n", "owner kept");
+        check_eq(error_of(|| f.recursive_get("{remote}/f1", "{back}")).kind, "InvalidArgument", "a file is no tree");
+        check_eq(error_of(|| f.recursive_get("/nonexistent", "{back}")).kind, "NotFound", "missing tree");
         f.recursive_get("{remote}", "{back}");
         "#,
         src = src.display(),

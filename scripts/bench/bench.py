@@ -238,7 +238,7 @@ def main():
     args = parser.parse_args()
     global BATCH_TIMEOUT
     if args.quick:
-        BATCH_TIMEOUT = 300  # single iterations: keeps a hung `lxc exec` from stretching CI
+        BATCH_TIMEOUT = 120  # single iterations (the slowest takes ~10 s): a hung `lxc exec` must not stretch CI
     tools = Tools(args)
     rows = workloads(args.quick)
     if args.only:

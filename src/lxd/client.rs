@@ -84,6 +84,26 @@ impl Client {
         self.transport.success(resp, req).await
     }
 
+    /// Sends a request carrying `Upgrade` headers in this client's project and returns the
+    /// connection once LXD switched protocols (101); any other answer is decoded as an error.
+    pub async fn upgrade(&self, req: &Request) -> Result<reqwest::Upgraded> {
+        let resp = self
+            .transport
+            .send(req, self.project.as_deref(), None)
+            .await?;
+        if resp.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+            let status = resp.status().as_u16();
+            self.transport.success(resp, req).await?;
+            return Err(Error::Decode(format!(
+                "{} answered {status} instead of switching protocols",
+                req.path
+            )));
+        }
+        resp.upgrade()
+            .await
+            .map_err(|e| self.transport.map_error(e, req))
+    }
+
     /// Sends a request with a raw body (a file, an image) and decodes LXD's envelope.
     pub async fn call_with_body(&self, req: &Request, body: reqwest::Body) -> Result<Answer> {
         let resp = self

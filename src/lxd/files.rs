@@ -5,14 +5,13 @@
 //! renamed into place only when complete. Recursive pulls never follow a symlink, never write
 //! through one, and refuse entry names that could leave the destination.
 
-use std::collections::VecDeque;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt, stream};
+use futures_util::TryStreamExt;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 
@@ -22,9 +21,7 @@ use super::instance;
 use super::local::{Progress, save_stream};
 use super::request::Request;
 use super::response;
-
-/// Transfers in flight at once in recursive operations (the sweet spot on a 2-core machine).
-pub const PARALLEL_TRANSFERS: usize = 4;
+use super::sftp;
 
 /// What a path is in the instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,187 +329,30 @@ impl Files {
         .await
     }
 
-    /// Pushes a local tree: directories first, then files and symlinks (as symlinks), a few at a
-    /// time. `attrs.mode` applies to files; directories keep their local mode.
+    /// Pushes a local tree over one SFTP session ([`sftp`]): directories first, then files and
+    /// symlinks (as symlinks). `attrs.mode` applies to files; directories keep their local
+    /// mode. Returns the bytes sent.
     pub async fn recursive_put(&self, local: &Path, path: &str, attrs: &WriteAttrs) -> Result<u64> {
-        let root_meta = std::fs::symlink_metadata(local)
-            .map_err(|e| Error::InvalidArgument(format!("cannot read {}: {e}", local.display())))?;
-        if !root_meta.is_dir() {
-            return Err(Error::InvalidArgument(format!(
-                "{} is not a directory",
-                local.display()
-            )));
-        }
-        let mut dirs = vec![(
-            local.to_owned(),
-            path.trim_end_matches('/').to_owned(),
-            root_meta.permissions().mode(),
-        )];
-        let mut leaves: Vec<(PathBuf, String, std::fs::Metadata)> = Vec::new();
-        let mut queue = VecDeque::from([(local.to_owned(), path.trim_end_matches('/').to_owned())]);
-        while let Some((dir, remote)) = queue.pop_front() {
-            let entries = std::fs::read_dir(&dir).map_err(|e| {
-                Error::InvalidArgument(format!("cannot read {}: {e}", dir.display()))
-            })?;
-            for entry in entries {
-                let entry = entry.map_err(|e| {
-                    Error::InvalidArgument(format!("cannot read {}: {e}", dir.display()))
-                })?;
-                let name = entry.file_name();
-                let name = name.to_str().ok_or_else(|| {
-                    Error::InvalidArgument(format!(
-                        "{}: LXD's file API cannot carry a non-UTF-8 name",
-                        entry.path().display()
-                    ))
-                })?;
-                let meta = std::fs::symlink_metadata(entry.path()).map_err(|e| {
-                    Error::InvalidArgument(format!("cannot read {}: {e}", entry.path().display()))
-                })?;
-                let child = format!("{remote}/{name}");
-                if meta.is_dir() {
-                    dirs.push((entry.path(), child.clone(), meta.permissions().mode()));
-                    queue.push_back((entry.path(), child));
-                } else {
-                    leaves.push((entry.path(), child, meta));
-                }
-            }
-        }
-        for (_, remote, mode) in &dirs {
-            let a = WriteAttrs {
-                mode: Some(mode & 0o7777),
-                append: false,
-                ..*attrs
-            };
-            self.mk_dir(remote, &a, false).await?;
-        }
-        let sent: Vec<u64> =
-            stream::iter(leaves.into_iter().map(|(local, remote, meta)| async move {
-                if meta.file_type().is_symlink() {
-                    let target = std::fs::read_link(&local).map_err(|e| {
-                        Error::InvalidArgument(format!("cannot read {}: {e}", local.display()))
-                    })?;
-                    let a = WriteAttrs {
-                        mode: None,
-                        append: false,
-                        ..*attrs
-                    };
-                    self.symlink(&remote, &target.to_string_lossy(), &a)
-                        .await
-                        .map(|_| 0)
-                } else if meta.is_file() {
-                    self.push(
-                        &local,
-                        &remote,
-                        &WriteAttrs {
-                            append: false,
-                            ..*attrs
-                        },
-                        None,
-                    )
-                    .await
-                } else {
-                    Ok(0) // sockets, fifos and devices are not files LXD can hold
-                }
-            }))
-            .buffer_unordered(PARALLEL_TRANSFERS)
-            .try_collect()
-            .await?;
-        Ok(sent.iter().sum())
+        sftp::Session::open(&self.client, &self.instance)
+            .await?
+            .push_tree(local, path, attrs)
+            .await
     }
 
-    /// Pulls a tree into `local` (created if missing). One GET per entry tells its type and
-    /// carries its content. Symlinks are recreated, never followed; nothing is written outside
-    /// `local`, even where `local` already holds symlinks.
+    /// Pulls a tree into `local` (created if missing) over one SFTP session ([`sftp`]).
+    /// Symlinks are recreated, never followed; nothing is written outside `local`, even where
+    /// `local` already holds symlinks. Returns the number of entries.
     pub async fn recursive_get(&self, path: &str, local: &Path) -> Result<u64> {
-        let (info, resp) = self.open(path).await?;
-        if info.kind != FileType::Directory {
-            return Err(Error::InvalidArgument(format!(
-                "{path} is not a directory: use pull()"
-            )));
-        }
-        let names = listing(&self.body(path, resp).await?)?;
-        // The destination is the caller's choice: its missing parents are created.
-        if let Some(parent) = local.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                Error::InvalidArgument(format!("cannot create {}: {e}", parent.display()))
-            })?;
-        }
-        ensure_real_dir(local, info.mode)?;
-        let root = path.trim_end_matches('/').to_owned();
-        let mut queue = VecDeque::from([(root.clone(), local.to_owned(), names)]);
-        let mut total = 0;
-        while let Some((remote_dir, local_dir, names)) = queue.pop_front() {
-            for name in &names {
-                if !is_safe_name(name) {
-                    return Err(Error::InvalidArgument(format!(
-                        "refusing the entry {name:?} of {remote_dir}: not a single path component"
-                    )));
-                }
-            }
-            let results: Vec<Option<(String, PathBuf, Vec<String>)>> =
-                stream::iter(names.into_iter().map(|name| {
-                    let remote = format!("{remote_dir}/{name}");
-                    let target = local_dir.join(&name);
-                    let root = root.as_str();
-                    async move {
-                        self.get_entry(root, &remote, &target)
-                            .await
-                            .map(|sub| sub.map(|names| (remote, target, names)))
-                    }
-                }))
-                .buffer_unordered(PARALLEL_TRANSFERS)
-                .try_collect()
-                .await?;
-            total += results.len() as u64;
-            queue.extend(results.into_iter().flatten());
-        }
-        Ok(total)
-    }
-
-    /// Fetches one entry of the tree at `root` to `target`; for a directory, returns its names.
-    async fn get_entry(
-        &self,
-        root: &str,
-        remote: &str,
-        target: &Path,
-    ) -> Result<Option<Vec<String>>> {
-        let (info, resp) = self.open(remote).await?;
-        match info.kind {
-            FileType::Directory => {
-                let names = listing(&self.body(remote, resp).await?)?;
-                ensure_real_dir(target, info.mode)?;
-                Ok(Some(names))
-            }
-            FileType::Symlink => {
-                let link = self.body(remote, resp).await?;
-                let link = relative_link(root, remote, &String::from_utf8_lossy(&link));
-                remove_non_dir(target)?;
-                std::os::unix::fs::symlink(&link, target).map_err(|e| {
-                    Error::InvalidArgument(format!(
-                        "cannot create the symlink {}: {e}",
-                        target.display()
-                    ))
-                })?;
-                Ok(None)
-            }
-            FileType::File => {
-                if std::fs::symlink_metadata(target).is_ok_and(|m| m.is_dir()) {
-                    return Err(Error::InvalidArgument(format!(
-                        "{} is a local directory, {remote} a file",
-                        target.display()
-                    )));
-                }
-                self.stream_to(remote, resp, target, info.mode, None)
-                    .await
-                    .map(|_| None)
-            }
-        }
+        sftp::Session::open(&self.client, &self.instance)
+            .await?
+            .pull_tree(path, local)
+            .await
     }
 }
 
-/// LXD reports a symlink's target resolved to an absolute path; a target inside the pulled tree
-/// becomes relative again, so the local copy points into itself.
-fn relative_link(root: &str, link: &str, target: &str) -> String {
+/// A symlink's target as the local copy of a pulled tree should hold it: an absolute target
+/// inside the tree becomes relative, so the copy points into itself.
+pub(super) fn relative_link(root: &str, link: &str, target: &str) -> String {
     let inside = |p: &str| p == root || p.starts_with(&format!("{root}/"));
     if !inside(target) || !inside(link) {
         return target.to_owned();
@@ -541,7 +381,7 @@ fn listing(body: &[u8]) -> Result<Vec<String>> {
 }
 
 /// Makes `dir` a real directory: a symlink (or file) there is replaced, never followed.
-fn ensure_real_dir(dir: &Path, mode: u32) -> Result<()> {
+pub(super) fn ensure_real_dir(dir: &Path, mode: u32) -> Result<()> {
     let local_error =
         |e: std::io::Error| Error::InvalidArgument(format!("cannot create {}: {e}", dir.display()));
     match std::fs::symlink_metadata(dir) {
@@ -559,7 +399,7 @@ fn ensure_real_dir(dir: &Path, mode: u32) -> Result<()> {
 }
 
 /// Removes whatever non-directory is at `path` (a symlink is removed, not followed).
-fn remove_non_dir(path: &Path) -> Result<()> {
+pub(super) fn remove_non_dir(path: &Path) -> Result<()> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => Err(Error::InvalidArgument(format!(
             "{} is a local directory",

@@ -7,7 +7,7 @@
 //! - [`client`] is the cheap-to-clone handle scripts hold; it waits for operations.
 //! - One module per LXD object: [`instance`], [`snapshot`], [`image`], [`files`]; the objects
 //!   that share one shape (profiles, networks, storage, projects, ...) are [`object`]s; [`exec`]
-//!   runs commands over [`websocket`]s.
+//!   runs commands over [`websocket`]s; recursive file transfers use an [`sftp`] session.
 //! - [`error`] is the one error type.
 
 pub mod client;
@@ -23,6 +23,7 @@ pub mod migration;
 pub mod object;
 pub mod request;
 pub mod response;
+pub mod sftp;
 pub mod snapshot;
 pub mod tls;
 pub mod transport;

@@ -225,7 +225,7 @@ pub fn register(engine: &mut Engine) {
             f.mk_dir(path, attrs, parents)
         });
     rhai::FuncRegistration::new("recursive_put")
-        .with_comments(["/// Pushes a local directory tree (symlinks as symlinks, modes kept), a few files at a time."])
+        .with_comments(["/// Pushes a local directory tree (symlinks as symlinks, modes kept) over one SFTP session, many files in flight."])
         .register_into_engine(engine, |f: &mut FileManager, local: &str, path: &str| {
             f.block_on(f.api.recursive_put(Path::new(local), path, &WriteAttrs::default())).map(|_| ())
         });
@@ -243,7 +243,7 @@ pub fn register(engine: &mut Engine) {
             },
         );
     rhai::FuncRegistration::new("recursive_get")
-        .with_comments(["/// Pulls a directory tree; symlinks stay symlinks and nothing is written outside the local directory."])
+        .with_comments(["/// Pulls a directory tree over one SFTP session; symlinks stay symlinks and nothing is written outside the local directory."])
         .register_into_engine(engine, |f: &mut FileManager, path: &str, local: &str| {
             f.block_on(f.api.recursive_get(path, Path::new(local))).map(|_| ())
         });
