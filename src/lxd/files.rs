@@ -18,7 +18,7 @@ use reqwest::header::HeaderMap;
 use super::client::Client;
 use super::error::{Error, Result};
 use super::instance;
-use super::local::{Progress, save_stream};
+use super::local::{Progress, save_stream_on_task};
 use super::request::Request;
 use super::response;
 use super::sftp;
@@ -322,9 +322,9 @@ impl Files {
         progress: Option<Progress>,
     ) -> Result<u64> {
         let req = requests::on(Method::GET, &self.instance, path);
-        let transport = self.client.transport();
-        save_stream(resp.bytes_stream(), local, mode, progress, |e| {
-            transport.map_error(e, &req)
+        let client = self.client.clone();
+        save_stream_on_task(resp.bytes_stream(), local, mode, progress, move |e| {
+            client.transport().map_error(e, &req)
         })
         .await
     }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::client::Client;
 use super::error::{Error, Result};
-use super::local::{Progress, save_stream};
+use super::local::{Progress, save_stream, save_stream_on_task};
 use super::request::{Request, segment};
 use super::response::{Loaded, Operation};
 
@@ -241,7 +241,6 @@ impl Images {
     ) -> Result<Vec<PathBuf>> {
         let req = Request::get(format!("{}/export", path(fingerprint)));
         let resp = self.client.send(&req, None).await?;
-        let transport = self.client.transport();
         let content_type = resp
             .headers()
             .get("content-type")
@@ -250,8 +249,9 @@ impl Images {
             .to_owned();
         let boundary = multer::parse_boundary(&content_type).ok();
         let Some(boundary) = boundary else {
-            save_stream(resp.bytes_stream(), local, 0o644, progress, |e| {
-                transport.map_error(e, &req)
+            let client = self.client.clone();
+            save_stream_on_task(resp.bytes_stream(), local, 0o644, progress, move |e| {
+                client.transport().map_error(e, &req)
             })
             .await?;
             return Ok(vec![local.to_owned()]);

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tokio::io::AsyncWriteExt;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::error::{Error, Result};
 
@@ -19,23 +21,41 @@ pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
 static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// How much of a download is gathered before it goes to disk.
-const WRITE_BUFFER: usize = 1 << 20;
+/// How much of a download is handed to the writer at once, and written with one `write`.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Buffers queued for the writer at most.
+const QUEUED_BATCHES: usize = 4;
 
 fn local_error(e: std::io::Error, what: &Path) -> Error {
     Error::InvalidArgument(format!("cannot write {}: {e}", what.display()))
 }
 
+/// What the receiving side hands the writer thread.
+enum Batch {
+    /// The next bytes of the body.
+    Bytes(Vec<u8>),
+    /// The body ended complete: the file may be put in place.
+    End,
+}
+
 /// Streams `body` into `local` with permission bits `mode`; returns the bytes written.
-pub async fn save_stream<S, E>(
-    mut body: S,
+///
+/// The body is received here and gathered into buffers of a megabyte that one blocking thread
+/// writes and hands back: the same few buffers go round, so the network side's own buffers are
+/// freed at once and reused (keeping chunks instead makes it fault in fresh memory all along).
+/// The writer thread owns the temporary file's fate: a transfer that fails, or is dropped
+/// half-way (Ctrl-C), leaves nothing behind.
+pub async fn save_stream<S, E, F>(
+    body: S,
     local: &Path,
     mode: u32,
     progress: Option<Progress>,
-    transfer_error: impl Fn(E) -> Error,
+    transfer_error: F,
 ) -> Result<u64>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    F: Fn(E) -> Error,
 {
     let name = local
         .file_name()
@@ -46,44 +66,127 @@ where
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = async {
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .mode(0o600)
-            .open(&temp)
-            .await
-            .map_err(|e| local_error(e, &temp))?;
-        // The body arrives in small chunks, and each write to a tokio file is a trip to the
-        // blocking pool: gather a megabyte per trip.
-        let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
-        let mut total = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(&transfer_error)?;
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| local_error(e, &temp))?;
-            total += chunk.len() as u64;
+    let (batches, queue) = tokio::sync::mpsc::channel::<Batch>(QUEUED_BATCHES);
+    let (spare, spares) = std::sync::mpsc::channel::<Vec<u8>>();
+    let writer = {
+        let (temp, local) = (temp, local.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let result = write_batches(queue, spare, &temp, &local, mode);
+            if result.is_err() {
+                let _ = std::fs::remove_file(&temp);
+            }
+            result
+        })
+    };
+    let received = receive(body, batches, spares, progress, transfer_error).await;
+    let written = writer.await.map_err(|e| {
+        Error::InvalidArgument(format!("the writer of {} stopped: {e}", local.display()))
+    })?;
+    // A failed body outranks the writer's result: the file is incomplete either way.
+    let total = received?;
+    written.map(|()| total)
+}
+
+/// [`save_stream`] on a task of the runtime, for a big body: the task receives next to the
+/// connection's own task, so chunks pass between them without waking the calling thread. The
+/// task is aborted if the caller is dropped.
+pub async fn save_stream_on_task<S, E, F>(
+    body: S,
+    local: &Path,
+    mode: u32,
+    progress: Option<Progress>,
+    transfer_error: F,
+) -> Result<u64>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin + 'static,
+    E: Send + 'static,
+    F: Fn(E) -> Error + Send + 'static,
+{
+    let local = local.to_owned();
+    let task =
+        tokio::spawn(
+            async move { save_stream(body, &local, mode, progress, transfer_error).await },
+        );
+    AbortOnDropHandle::new(task)
+        .await
+        .map_err(|e| Error::InvalidArgument(format!("the download stopped: {e}")))?
+}
+
+/// Reads the body into buffers for the writer (reusing the ones it hands back); sends the end
+/// marker only if the body ended complete. A closed queue means the writer failed (its error
+/// is the one to report).
+async fn receive<S, E, F>(
+    mut body: S,
+    batches: tokio::sync::mpsc::Sender<Batch>,
+    spares: std::sync::mpsc::Receiver<Vec<u8>>,
+    progress: Option<Progress>,
+    transfer_error: F,
+) -> Result<u64>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    F: Fn(E) -> Error,
+{
+    let mut total = 0u64;
+    let mut buffer = Vec::with_capacity(BATCH_BYTES);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(&transfer_error)?;
+        total += chunk.len() as u64;
+        buffer.extend_from_slice(&chunk);
+        if buffer.len() >= BATCH_BYTES {
+            let next = spares
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(BATCH_BYTES));
+            let full = std::mem::replace(&mut buffer, next);
+            if batches.send(Batch::Bytes(full)).await.is_err() {
+                return Ok(total);
+            }
             if let Some(p) = &progress {
                 p(total);
             }
         }
-        file.flush().await.map_err(|e| local_error(e, &temp))?;
-        tokio::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode & 0o7777))
-            .await
-            .map_err(|e| local_error(e, &temp))?;
-        // rename() replaces a symlink at `local` itself; it never writes through it.
-        tokio::fs::rename(&temp, local)
-            .await
-            .map_err(|e| local_error(e, local))?;
-        Ok(total)
     }
-    .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&temp).await;
+    if !buffer.is_empty() && batches.send(Batch::Bytes(buffer)).await.is_err() {
+        return Ok(total);
     }
-    result
+    let _ = batches.send(Batch::End).await;
+    if let Some(p) = &progress {
+        p(total);
+    }
+    Ok(total)
+}
+
+/// The writer thread: creates `temp` (never through a symlink), writes each buffer and hands it
+/// back, and on the end marker gives the file its mode and renames it to `local`. A queue that
+/// closes without the marker is an abandoned transfer.
+fn write_batches(
+    mut queue: tokio::sync::mpsc::Receiver<Batch>,
+    spare: std::sync::mpsc::Sender<Vec<u8>>,
+    temp: &Path,
+    local: &Path,
+    mode: u32,
+) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(temp)
+        .map_err(|e| local_error(e, temp))?;
+    loop {
+        match queue.blocking_recv() {
+            Some(Batch::Bytes(mut buffer)) => {
+                file.write_all(&buffer).map_err(|e| local_error(e, temp))?;
+                buffer.clear();
+                let _ = spare.send(buffer);
+            }
+            Some(Batch::End) => break,
+            None => return Err(Error::Cancelled),
+        }
+    }
+    file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+        .map_err(|e| local_error(e, temp))?;
+    // rename() replaces a symlink at `local` itself; it never writes through it.
+    std::fs::rename(temp, local).map_err(|e| local_error(e, local))
 }
 
 #[cfg(test)]
@@ -109,6 +212,26 @@ mod tests {
         .await;
         assert!(result.is_err());
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_stream_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("out");
+        let first: Vec<std::result::Result<Bytes, &str>> = vec![Ok(Bytes::from_static(b"part"))];
+        // One chunk, then a body that never ends: the transfer is dropped, as Ctrl-C does.
+        let body = futures_util::stream::iter(first).chain(futures_util::stream::pending());
+        let transfer = save_stream(body, &target, 0o644, None, |_| Error::Cancelled);
+        let dropped = tokio::time::timeout(std::time::Duration::from_millis(200), transfer).await;
+        assert!(dropped.is_err(), "the body never ends");
+        // The writer thread removes its temporary file once it sees the queue closed.
+        for _ in 0..100 {
+            if std::fs::read_dir(dir.path()).expect("dir").count() == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("a temporary file was left behind");
     }
 
     #[tokio::test]
