@@ -74,6 +74,34 @@ fn stdin_of_any_size() {
     );
 }
 
+/// `stdin_file` streams a local file as the command reads it; a missing file or both options
+/// at once are clear errors.
+#[test]
+fn stdin_streams_from_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("input");
+    let data: Vec<u8> = (0..40_000_000u32).map(|n| (n % 251) as u8).collect();
+    std::fs::write(&input, &data).expect("write");
+    let sum = String::from_utf8(
+        std::process::Command::new("md5sum")
+            .arg(&input)
+            .output()
+            .expect("md5sum")
+            .stdout,
+    )
+    .expect("utf-8");
+    let sum = sum.split_whitespace().next().expect("sum");
+    in_container(&format!(
+        r#"
+        check_eq(i.execute(["md5sum"], #{{stdin_file: "{input}"}}).stdout, "{sum}  -\n", "the whole file, in order");
+        let e = error_of(|| i.execute(["cat"], #{{stdin_file: "{input}.missing"}}));
+        check(e.kind == "InvalidArgument" && e.message.contains("stdin_file"), e.message);
+        check_eq(error_of(|| i.execute(["cat"], #{{stdin: "x", stdin_file: "{input}"}})).kind, "InvalidArgument", "both");
+        "#,
+        input = input.display(),
+    ));
+}
+
 /// Binary output with decode: false, latin1, and callbacks that never split a character.
 #[test]
 fn decoding_and_callbacks() {

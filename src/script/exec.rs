@@ -125,12 +125,13 @@ struct ExecArgs {
     timeout: Option<Duration>,
 }
 
-const EXEC_KEYS: [&str; 10] = [
+const EXEC_KEYS: [&str; 11] = [
     "environment",
     "cwd",
     "user",
     "group",
     "stdin",
+    "stdin_file",
     "stdout",
     "stderr",
     "decode",
@@ -163,6 +164,20 @@ fn id_option(o: &Options, key: &str) -> RhaiResultOf<Option<u32>> {
         .transpose()
 }
 
+/// The `stdin` option: nothing, a string or a blob.
+fn stdin_input(stdin: Option<&Dynamic>) -> RhaiResultOf<Input> {
+    match stdin {
+        None => Ok(Input::Empty),
+        Some(v) if v.is_unit() => Ok(Input::Empty),
+        Some(v) if v.is_string() => Ok(Input::Bytes(Bytes::from(v.to_string()))),
+        Some(v) if v.is_blob() => Ok(Input::Bytes(Bytes::from(v.clone().cast::<Blob>()))),
+        Some(v) => Err(invalid_argument(format!(
+            "Instance.execute: option 'stdin' must be a string or a blob, not {}",
+            v.type_name()
+        ))),
+    }
+}
+
 fn parse_args(command: Vec<String>, map: Map) -> RhaiResultOf<ExecArgs> {
     let o = Options::new("Instance.execute", map.clone(), &EXEC_KEYS)?;
     let environment: BTreeMap<String, String> = o
@@ -171,17 +186,22 @@ fn parse_args(command: Vec<String>, map: Map) -> RhaiResultOf<ExecArgs> {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let stdin = match map.get("stdin") {
-        None => Input::Empty,
-        Some(v) if v.is_unit() => Input::Empty,
-        Some(v) if v.is_string() => Input::Bytes(Bytes::from(v.to_string())),
-        Some(v) if v.is_blob() => Input::Bytes(Bytes::from(v.clone().cast::<Blob>())),
-        Some(v) => {
-            return Err(invalid_argument(format!(
-                "Instance.execute: option 'stdin' must be a string or a blob, not {}",
-                v.type_name()
-            )));
+    let stdin = match (map.get("stdin"), o.string("stdin_file")?) {
+        (Some(v), Some(_)) if !v.is_unit() => {
+            return Err(invalid_argument(
+                "Instance.execute: give 'stdin' or 'stdin_file', not both".to_owned(),
+            ));
         }
+        (_, Some(path)) => {
+            // Streamed from the file as the command reads it: constant memory for any size.
+            let file = std::fs::File::open(&path).map_err(|e| {
+                invalid_argument(format!(
+                    "Instance.execute: cannot read the stdin_file {path}: {e}"
+                ))
+            })?;
+            Input::Reader(Box::new(tokio::fs::File::from_std(file)))
+        }
+        (stdin, None) => stdin_input(stdin)?,
     };
     let decode = o.bool("decode")?.unwrap_or(true);
     let encoding = match (decode, o.string("encoding")?) {
@@ -402,7 +422,7 @@ pub fn register(engine: &mut Engine) {
             execute(&ctx, i, &cmd, Map::new())
         });
     rhai::FuncRegistration::new("execute")
-        .with_comments(["/// Runs a command with options #{environment, cwd, user, group, stdin, stdout, stderr, decode, encoding, timeout}."])
+        .with_comments(["/// Runs a command with options #{environment, cwd, user, group, stdin, stdin_file, stdout, stderr, decode, encoding, timeout}."])
         .register_into_engine(
             engine,
             |ctx: NativeCallContext, i: &mut Instance, cmd: Dynamic, options: Map| {
