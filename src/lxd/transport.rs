@@ -70,11 +70,17 @@ impl Transport {
         let plain = rustls::ClientConfig::builder()
             .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth();
+        // No pooling on the socket. LXD 5.0.2 stops serving its unix socket, for every client,
+        // while a connection to it sits open without having sent a request (measured: for as
+        // long as it stays open). A pool makes exactly such connections: when a request finds
+        // no idle connection it starts one, and if another comes back first, the new one is
+        // parked unused until the idle timeout. A fresh connection per request costs little on
+        // a local socket and never sits silent.
         let http = reqwest::Client::builder()
             .unix_socket(path.clone())
             .tls_backend_preconfigured(plain)
             .http1_only()
-            .pool_idle_timeout(POOL_IDLE)
+            .pool_max_idle_per_host(0)
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| Error::Config(format!("cannot set up the HTTP client: {e}")))?;
