@@ -2,8 +2,7 @@
 //!
 //! File bodies are raw HTTP bodies with `X-LXD-*` headers. Nothing is buffered whole: pushes
 //! stream the local file, pulls stream into a temporary file beside the destination that is
-//! renamed into place only when complete. Recursive pulls never follow a symlink, never write
-//! through one, and refuse entry names that could leave the destination.
+//! renamed into place only when complete. Recursive transfers go over [`sftp`].
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -124,11 +123,6 @@ pub fn parse_info(headers: &HeaderMap) -> Result<FileInfo> {
         gid: number("X-LXD-gid", 10)?,
         mode: number("X-LXD-mode", 8)?,
     })
-}
-
-/// True when `name`, as listed by the instance, is a single safe path component.
-pub fn is_safe_name(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\0')
 }
 
 /// The files of one instance.
@@ -350,65 +344,10 @@ impl Files {
     }
 }
 
-/// A symlink's target as the local copy of a pulled tree should hold it: an absolute target
-/// inside the tree becomes relative, so the copy points into itself.
-pub(super) fn relative_link(root: &str, link: &str, target: &str) -> String {
-    let inside = |p: &str| p == root || p.starts_with(&format!("{root}/"));
-    if !inside(target) || !inside(link) {
-        return target.to_owned();
-    }
-    let parent: Vec<&str> = link
-        .rsplit_once('/')
-        .map_or("", |(d, _)| d)
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    let to: Vec<&str> = target.split('/').filter(|s| !s.is_empty()).collect();
-    let common = parent.iter().zip(&to).take_while(|(a, b)| a == b).count();
-    let mut parts: Vec<&str> = vec![".."; parent.len() - common];
-    parts.extend(&to[common..]);
-    if parts.is_empty() {
-        ".".to_owned()
-    } else {
-        parts.join("/")
-    }
-}
-
 /// Parses a directory listing (a sync envelope whose metadata is a list of names).
 fn listing(body: &[u8]) -> Result<Vec<String>> {
     let names = response::parse(200, body, None)?.into_metadata();
     serde_json::from_value(names).map_err(|e| Error::Decode(format!("bad directory listing: {e}")))
-}
-
-/// Makes `dir` a real directory: a symlink (or file) there is replaced, never followed.
-pub(super) fn ensure_real_dir(dir: &Path, mode: u32) -> Result<()> {
-    let local_error =
-        |e: std::io::Error| Error::InvalidArgument(format!("cannot create {}: {e}", dir.display()));
-    match std::fs::symlink_metadata(dir) {
-        Ok(m) if m.is_dir() => return Ok(()),
-        Ok(_) => std::fs::remove_file(dir).map_err(local_error)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(local_error(e)),
-    }
-    std::fs::create_dir(dir).map_err(local_error)?;
-    std::fs::set_permissions(
-        dir,
-        std::fs::Permissions::from_mode((mode & 0o7777) | 0o700),
-    )
-    .map_err(local_error)
-}
-
-/// Removes whatever non-directory is at `path` (a symlink is removed, not followed).
-pub(super) fn remove_non_dir(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => Err(Error::InvalidArgument(format!(
-            "{} is a local directory",
-            path.display()
-        ))),
-        Ok(_) => std::fs::remove_file(path)
-            .map_err(|e| Error::InvalidArgument(format!("cannot replace {}: {e}", path.display()))),
-        Err(_) => Ok(()),
-    }
 }
 
 #[cfg(test)]
@@ -465,35 +404,10 @@ mod tests {
         assert!(parse_info(&h).is_err());
     }
 
-    #[test]
-    fn links_inside_the_tree_become_relative() {
-        assert_eq!(
-            relative_link("/srv/t", "/srv/t/link", "/srv/t/a.txt"),
-            "a.txt"
-        );
-        assert_eq!(
-            relative_link("/srv/t", "/srv/t/sub/link", "/srv/t/a.txt"),
-            "../a.txt"
-        );
-        assert_eq!(
-            relative_link("/srv/t", "/srv/t/link", "/srv/t/sub/b"),
-            "sub/b"
-        );
-        assert_eq!(relative_link("/srv/t", "/srv/t/link", "/srv/t"), ".");
-        assert_eq!(
-            relative_link("/srv/t", "/srv/t/link", "/etc/passwd"),
-            "/etc/passwd"
-        );
-        assert_eq!(
-            relative_link("/srv/t", "/srv/t/link", "/srv/tree"),
-            "/srv/tree"
-        );
-    }
-
     proptest::proptest! {
-        /// Any header values are parsed or refused, never a panic; any name is judged.
+        /// Any header values are parsed or refused, never a panic.
         #[test]
-        fn any_file_headers_are_handled(kind in ".{0,12}", uid in ".{0,12}", mode in ".{0,12}", name in ".{0,20}") {
+        fn any_file_headers_are_handled(kind in ".{0,12}", uid in ".{0,12}", mode in ".{0,12}") {
             let mut h = HeaderMap::new();
             for (k, v) in [("x-lxd-type", &kind), ("x-lxd-uid", &uid), ("x-lxd-gid", &uid), ("x-lxd-mode", &mode)] {
                 if let Ok(v) = HeaderValue::from_str(v) {
@@ -501,30 +415,6 @@ mod tests {
                 }
             }
             let _ = parse_info(&h);
-            if is_safe_name(&name) {
-                proptest::prop_assert!(!name.contains('/') && name != ".." && name != ".");
-            }
         }
-    }
-
-    #[test]
-    fn only_single_components_are_safe() {
-        for bad in ["", ".", "..", "a/b", "/etc", "a\0b"] {
-            assert!(!is_safe_name(bad), "{bad:?}");
-        }
-        for good in ["a", ".hidden", "with space", "new\nline", "...", "é"] {
-            assert!(is_safe_name(good), "{good:?}");
-        }
-    }
-
-    #[test]
-    fn local_symlinks_are_replaced_not_followed() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let outside = tempfile::tempdir().expect("tempdir");
-        let link = dir.path().join("sub");
-        std::os::unix::fs::symlink(outside.path(), &link).expect("symlink");
-        ensure_real_dir(&link, 0o755).expect("replaced");
-        assert!(std::fs::symlink_metadata(&link).expect("meta").is_dir());
-        assert!(outside.path().exists());
     }
 }

@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::client::Client;
 use super::error::{Error, Result};
-use super::files::{WriteAttrs, ensure_real_dir, is_safe_name, relative_link, remove_non_dir};
+use super::files::WriteAttrs;
 use super::instance;
 use super::local::save_stream;
 use super::request::Request;
@@ -113,15 +113,9 @@ impl Session {
         }
     }
 
-    /// The same for an I/O error of an open remote file.
+    /// The same for an I/O error of an open remote file (a timed-out one stays a timeout).
     fn io_error(&self, path: &str, e: std::io::Error) -> Error {
-        if e.kind() == std::io::ErrorKind::TimedOut {
-            return self.error(path, SftpError::Timeout);
-        }
-        Error::Connection {
-            endpoint: self.endpoint.clone(),
-            message: format!("SFTP on {path} in {}: {e}", self.instance),
-        }
+        self.error(path, SftpError::from(e))
     }
 
     /// Pushes the local tree `local` to `remote`: directories top-down, a level at a time, then
@@ -440,4 +434,125 @@ fn walk_local(local: &Path, remote: &str) -> Result<(Vec<LocalDir>, Vec<LocalLea
         }
     }
     Ok((dirs, leaves))
+}
+
+/// True when `name`, as listed by the instance, is a single safe path component.
+fn is_safe_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\0')
+}
+
+/// A symlink's target as the local copy of a pulled tree should hold it: an absolute target
+/// inside the tree becomes relative, so the copy points into itself.
+fn relative_link(root: &str, link: &str, target: &str) -> String {
+    let inside = |p: &str| p == root || p.starts_with(&format!("{root}/"));
+    if !inside(target) || !inside(link) {
+        return target.to_owned();
+    }
+    let parent: Vec<&str> = link
+        .rsplit_once('/')
+        .map_or("", |(d, _)| d)
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let to: Vec<&str> = target.split('/').filter(|s| !s.is_empty()).collect();
+    let common = parent.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<&str> = vec![".."; parent.len() - common];
+    parts.extend(&to[common..]);
+    if parts.is_empty() {
+        ".".to_owned()
+    } else {
+        parts.join("/")
+    }
+}
+
+/// Makes `dir` a real directory: a symlink (or file) there is replaced, never followed.
+fn ensure_real_dir(dir: &Path, mode: u32) -> Result<()> {
+    let local_error =
+        |e: std::io::Error| Error::InvalidArgument(format!("cannot create {}: {e}", dir.display()));
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => std::fs::remove_file(dir).map_err(local_error)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(local_error(e)),
+    }
+    std::fs::create_dir(dir).map_err(local_error)?;
+    std::fs::set_permissions(
+        dir,
+        std::fs::Permissions::from_mode((mode & 0o7777) | 0o700),
+    )
+    .map_err(local_error)
+}
+
+/// Removes whatever non-directory is at `path` (a symlink is removed, not followed).
+fn remove_non_dir(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Err(Error::InvalidArgument(format!(
+            "{} is a local directory",
+            path.display()
+        ))),
+        Ok(_) => std::fs::remove_file(path)
+            .map_err(|e| Error::InvalidArgument(format!("cannot replace {}: {e}", path.display()))),
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_inside_the_tree_become_relative() {
+        assert_eq!(
+            relative_link("/srv/t", "/srv/t/link", "/srv/t/a.txt"),
+            "a.txt"
+        );
+        assert_eq!(
+            relative_link("/srv/t", "/srv/t/sub/link", "/srv/t/a.txt"),
+            "../a.txt"
+        );
+        assert_eq!(
+            relative_link("/srv/t", "/srv/t/link", "/srv/t/sub/b"),
+            "sub/b"
+        );
+        assert_eq!(relative_link("/srv/t", "/srv/t/link", "/srv/t"), ".");
+        assert_eq!(
+            relative_link("/srv/t", "/srv/t/link", "/etc/passwd"),
+            "/etc/passwd"
+        );
+        assert_eq!(
+            relative_link("/srv/t", "/srv/t/link", "/srv/tree"),
+            "/srv/tree"
+        );
+    }
+
+    proptest::proptest! {
+        /// Any name is judged, never a panic; a name judged safe stays one component.
+        #[test]
+        fn any_name_is_judged(name in ".{0,20}") {
+            if is_safe_name(&name) {
+                proptest::prop_assert!(!name.contains('/') && name != ".." && name != ".");
+            }
+        }
+    }
+
+    #[test]
+    fn only_single_components_are_safe() {
+        for bad in ["", ".", "..", "a/b", "/etc", "a\0b"] {
+            assert!(!is_safe_name(bad), "{bad:?}");
+        }
+        for good in ["a", ".hidden", "with space", "new\nline", "...", "é"] {
+            assert!(is_safe_name(good), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn local_symlinks_are_replaced_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        let link = dir.path().join("sub");
+        std::os::unix::fs::symlink(outside.path(), &link).expect("symlink");
+        ensure_real_dir(&link, 0o755).expect("replaced");
+        assert!(std::fs::symlink_metadata(&link).expect("meta").is_dir());
+        assert!(outside.path().exists());
+    }
 }
