@@ -1,7 +1,7 @@
 //! The async LXD client. It knows nothing of Rhai.
 //!
-//! - [`transport`] sends requests over a pooled keep-alive connection (unix socket or HTTPS with
-//!   a pinned certificate, [`tls`]); [`request`] builds requests as plain data and [`response`]
+//! - [`transport`] sends requests over kept-alive connections: on the unix socket with our own
+//!   client ([`unix`]), over HTTPS with reqwest and a pinned certificate ([`tls`]); [`request`] builds requests as plain data and [`response`]
 //!   decodes LXD's envelope and operations.
 //! - [`config`] resolves where to connect (socket discovery, the `lxc` client configuration).
 //! - [`client`] is the cheap-to-clone handle scripts hold; it waits for operations.
@@ -28,6 +28,7 @@ pub mod snapshot;
 pub mod tls;
 pub mod transport;
 pub mod trust;
+pub mod unix;
 pub mod websocket;
 
 pub use client::Client;

@@ -1,14 +1,18 @@
-//! The transport: one pooled HTTP/1.1 keep-alive connection pool per remote, over the unix socket
-//! or HTTPS with a pinned server certificate. It sends [`Request`]s and decodes envelopes.
+//! The transport: HTTP/1.1 on kept-alive connections to one remote, over the unix socket
+//! ([`UnixHttp`]) or HTTPS with a pinned server certificate (reqwest). It sends [`Request`]s and
+//! decodes envelopes.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use super::error::{Error, Result};
 use super::request::Request;
 use super::response::{self, Answer};
 use super::tls::{self, TlsSettings};
+use super::unix::{Failure, UnixHttp};
 
 /// Where a remote lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,14 +41,25 @@ pub struct TransportOptions {
     pub verbose: bool,
 }
 
-/// Sends requests to one LXD server over a pooled, keep-alive HTTP/1.1 client.
+/// Sends requests to one LXD server over kept-alive HTTP/1.1 connections.
 #[derive(Debug)]
 pub struct Transport {
-    http: reqwest::Client,
-    base: String,
+    http: Http,
     endpoint: Endpoint,
     options: TransportOptions,
     tls: Option<rustls::ClientConfig>,
+}
+
+/// The HTTP client of one transport.
+#[derive(Debug)]
+enum Http {
+    /// Our own client on the unix socket (see [`super::unix`] for why not reqwest's pool).
+    Unix(UnixHttp),
+    /// reqwest over HTTPS, with the base URL requests are sent below.
+    Https {
+        client: reqwest::Client,
+        base: String,
+    },
 }
 
 /// How long an idle pooled connection is kept: short, since the daemon may restart.
@@ -64,29 +79,8 @@ fn install_crypto_provider() {
 impl Transport {
     /// A transport over a unix socket.
     pub fn unix(path: PathBuf, options: TransportOptions) -> Result<Transport> {
-        install_crypto_provider();
-        // The socket speaks plain HTTP: an empty trust store keeps reqwest from reading the
-        // system's certificates at start-up, which costs milliseconds for nothing.
-        let plain = rustls::ClientConfig::builder()
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth();
-        // No pooling on the socket. LXD 5.0.2 stops serving its unix socket, for every client,
-        // while a connection to it sits open without having sent a request (measured: for as
-        // long as it stays open). A pool makes exactly such connections: when a request finds
-        // no idle connection it starts one, and if another comes back first, the new one is
-        // parked unused until the idle timeout. A fresh connection per request costs little on
-        // a local socket and never sits silent.
-        let http = reqwest::Client::builder()
-            .unix_socket(path.clone())
-            .tls_backend_preconfigured(plain)
-            .http1_only()
-            .pool_max_idle_per_host(0)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|e| Error::Config(format!("cannot set up the HTTP client: {e}")))?;
         Ok(Transport {
-            http,
-            base: "http://lxd".to_owned(),
+            http: Http::Unix(UnixHttp::new(path.clone())),
             endpoint: Endpoint::Unix(path),
             options,
             tls: None,
@@ -102,7 +96,7 @@ impl Transport {
         let url = url.trim_end_matches('/').to_owned();
         install_crypto_provider();
         let config = tls::client_config(settings)?;
-        let http = reqwest::Client::builder()
+        let client = reqwest::Client::builder()
             .tls_backend_preconfigured(config.clone())
             .http1_only()
             .no_proxy()
@@ -112,8 +106,10 @@ impl Transport {
             .build()
             .map_err(|e| Error::Config(format!("cannot set up the HTTPS client: {e}")))?;
         Ok(Transport {
-            http,
-            base: url.clone(),
+            http: Http::Https {
+                client,
+                base: url.clone(),
+            },
             endpoint: Endpoint::Https(url),
             options,
             tls: Some(config),
@@ -143,22 +139,41 @@ impl Transport {
         body: Option<reqwest::Body>,
     ) -> Result<reqwest::Response> {
         let started = Instant::now();
-        let url = format!("{}{}", self.base, req.path_and_query(project));
-        let mut builder = self.http.request(req.method.clone(), &url);
-        for (name, value) in &req.headers {
-            builder = builder.header(*name, value);
-        }
-        if let Some(timeout) = req.timeout.or(self.options.timeout) {
-            builder = builder.timeout(timeout);
-        }
-        builder = match (body, &req.body) {
-            (Some(b), _) => builder.body(b),
-            (None, Some(json)) => builder
-                .header("Content-Type", "application/json")
-                .body(serde_json::to_vec(json).map_err(|e| Error::Decode(e.to_string()))?),
-            (None, None) => builder,
+        let timeout = req.timeout.or(self.options.timeout);
+        // A raw body (a file, an image) goes as it is; otherwise the request's JSON, if any.
+        let json = body.is_none() && req.body.is_some();
+        let body = match (body, &req.body) {
+            (Some(b), _) => Some(b),
+            (None, Some(json)) => Some(reqwest::Body::from(
+                serde_json::to_vec(json).map_err(|e| Error::Decode(e.to_string()))?,
+            )),
+            (None, None) => None,
         };
-        let result = builder.send().await;
+        let result = match &self.http {
+            Http::Unix(unix) => {
+                let request = unix_request(req, project, json, body)?;
+                unix.send(request, timeout)
+                    .await
+                    .map_err(|failure| self.map_failure(failure, req))
+            }
+            Http::Https { client, base } => {
+                let url = format!("{base}{}", req.path_and_query(project));
+                let mut builder = client.request(req.method.clone(), &url);
+                for (name, value) in &req.headers {
+                    builder = builder.header(*name, value);
+                }
+                if json {
+                    builder = builder.header("Content-Type", "application/json");
+                }
+                if let Some(timeout) = timeout {
+                    builder = builder.timeout(timeout);
+                }
+                if let Some(body) = body {
+                    builder = builder.body(body);
+                }
+                builder.send().await.map_err(|e| self.map_error(e, req))
+            }
+        };
         if self.options.verbose {
             let outcome = match &result {
                 Ok(resp) => resp.status().as_u16().to_string(),
@@ -173,7 +188,7 @@ impl Transport {
                 started.elapsed().as_secs_f64() * 1000.0
             );
         }
-        result.map_err(|e| self.map_error(e, req))
+        result
     }
 
     /// Sends a request and decodes LXD's envelope.
@@ -215,6 +230,30 @@ impl Transport {
         })
     }
 
+    /// Maps a failure on the unix socket to our error: `Timeout` or `Connection`.
+    fn map_failure(&self, failure: Failure, req: &Request) -> Error {
+        match failure {
+            Failure::TimedOut => self.timed_out(req),
+            Failure::Broken(e) => Error::Connection {
+                endpoint: self.endpoint.to_string(),
+                message: error_chain(e.as_ref()),
+            },
+        }
+    }
+
+    /// The `Timeout` of a request whose timeout ran out.
+    fn timed_out(&self, req: &Request) -> Error {
+        Error::Timeout {
+            what: format!("{} {}", req.method, req.path),
+            seconds: req
+                .timeout
+                .or(self.options.timeout)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default(),
+            operation: None,
+        }
+    }
+
     /// Maps a reqwest failure to our error: pinning failures to `Tls`, time-outs to `Timeout`,
     /// everything else to `Connection`, with the whole cause chain in the message.
     pub fn map_error(&self, err: reqwest::Error, req: &Request) -> Error {
@@ -223,15 +262,7 @@ impl Transport {
             return Error::Tls(chain[pos..].to_owned());
         }
         if err.is_timeout() {
-            return Error::Timeout {
-                what: format!("{} {}", req.method, req.path),
-                seconds: req
-                    .timeout
-                    .or(self.options.timeout)
-                    .map(|d| d.as_secs_f64())
-                    .unwrap_or_default(),
-                operation: None,
-            };
+            return self.timed_out(req);
         }
         // The TLS handshake failed (a certificate, a protocol version, an alert): rustls's words.
         const TLS_FAILURES: [&str; 5] = [
@@ -252,6 +283,30 @@ impl Transport {
             message: chain,
         }
     }
+}
+
+/// Builds the request sent on the unix socket: origin-form URI, `Host` set as HTTP/1.1 asks.
+fn unix_request(
+    req: &Request,
+    project: Option<&str>,
+    json: bool,
+    body: Option<reqwest::Body>,
+) -> Result<http::Request<reqwest::Body>> {
+    let mut builder = http::Request::builder()
+        .method(req.method.clone())
+        .uri(req.path_and_query(project))
+        .header(http::header::HOST, "lxd");
+    for (name, value) in &req.headers {
+        builder = builder.header(*name, value);
+    }
+    if json {
+        builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    builder
+        .body(body.unwrap_or_else(|| reqwest::Body::from(Bytes::new())))
+        .map_err(|e| {
+            Error::InvalidArgument(format!("cannot send {} {}: {e}", req.method, req.path))
+        })
 }
 
 /// The messages of an error and all its sources, without repeats.

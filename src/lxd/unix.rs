@@ -1,0 +1,414 @@
+//! HTTP/1.1 over LXD's unix socket, on kept-alive connections that are opened only to carry a
+//! request at once, and driven by the task that waits for the answer.
+//!
+//! LXD 5.0.2 stops serving its unix socket, for every client, while a connection to it sits open
+//! without having sent a request (measured: for as long as that connection stays open; a
+//! connection that has carried a request and sits idle is harmless). A general-purpose pool, such
+//! as reqwest's, makes exactly such connections: when a request finds no idle connection it
+//! starts one, and if another connection comes back first the new one is parked unused. Here a
+//! connection is only opened by the request that will use it, and only connections that have
+//! carried a request go back to the pool.
+//!
+//! A connection has no task of its own: the request's future and then its response body drive
+//! it, so a request is written and its answer read on the calling thread, with no hand-over to a
+//! worker in between (an upgraded connection, which outlives its response, gets a task).
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use sync_wrapper::SyncWrapper;
+use tokio::net::UnixStream;
+use tokio::time::{Instant, Sleep};
+
+/// How many idle connections are kept for reuse; more are closed when their response ends.
+const MAX_IDLE: usize = 8;
+
+/// One connection: the handle requests are sent through, and the connection itself, which
+/// whoever waits on it polls.
+struct Connection {
+    sender: SendRequest<reqwest::Body>,
+    io: http1::Connection<TokioIo<UnixStream>, reqwest::Body>,
+}
+
+/// Connections that have carried a request and are free for the next one.
+type IdleConnections = Arc<Mutex<Vec<SyncWrapper<Connection>>>>;
+
+/// An HTTP/1.1 client for one unix socket.
+pub struct UnixHttp {
+    path: PathBuf,
+    idle: IdleConnections,
+}
+
+impl std::fmt::Debug for UnixHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnixHttp")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// Why a request over the socket failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The timeout ran out before the response (head or body) was complete.
+    TimedOut,
+    /// The socket could not be reached, or the connection broke.
+    Broken(Box<dyn StdError + Send + Sync>),
+}
+
+impl From<hyper::Error> for Failure {
+    fn from(e: hyper::Error) -> Self {
+        Failure::Broken(Box::new(e))
+    }
+}
+
+impl UnixHttp {
+    /// A client for the socket at `path`; nothing is connected yet.
+    pub fn new(path: PathBuf) -> UnixHttp {
+        UnixHttp {
+            path,
+            idle: Arc::default(),
+        }
+    }
+
+    /// Sends `request` (origin-form URI, `Host` set) and returns the response once its head has
+    /// arrived; reading its body drives the connection on. `timeout`, if any, covers the whole
+    /// exchange, body included.
+    pub async fn send(
+        &self,
+        request: http::Request<reqwest::Body>,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, Failure> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let exchange = self.exchange(request, deadline);
+        let response = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, exchange)
+                .await
+                .map_err(|_| Failure::TimedOut)??,
+            None => exchange.await?,
+        };
+        Ok(response.into())
+    }
+
+    /// Sends on an idle connection if one is still open, else on a new one.
+    async fn exchange(
+        &self,
+        mut request: http::Request<reqwest::Body>,
+        deadline: Option<Instant>,
+    ) -> Result<http::Response<reqwest::Body>, Failure> {
+        if request.headers().contains_key(http::header::UPGRADE) {
+            return self.upgrade(request).await;
+        }
+        while let Some(connection) = self.take_idle() {
+            match self.round_trip(connection, request, deadline).await {
+                Ok(response) => return Ok(response),
+                // The server closed this connection before the request went out: hyper hands
+                // the request back, unsent, and the next connection carries it.
+                Err(Unsent::Back(unsent)) => request = *unsent,
+                Err(Unsent::Failed(failure)) => return Err(failure),
+            }
+        }
+        let connection = self.connect().await?;
+        match self.round_trip(connection, request, deadline).await {
+            Ok(response) => Ok(response),
+            Err(Unsent::Back(_)) => Err(Failure::Broken(
+                "the new connection closed before the request was sent".into(),
+            )),
+            Err(Unsent::Failed(failure)) => Err(failure),
+        }
+    }
+
+    /// Sends one request on `connection`, polling the connection until the response's head is
+    /// in; the body then carries the connection and gives it back to the pool at its end.
+    async fn round_trip(
+        &self,
+        mut connection: Connection,
+        request: http::Request<reqwest::Body>,
+        deadline: Option<Instant>,
+    ) -> Result<http::Response<reqwest::Body>, Unsent> {
+        let mut answer = std::pin::pin!(connection.sender.try_send_request(request));
+        let mut io_done = false;
+        let head = std::future::poll_fn(|cx| {
+            if !io_done {
+                // Ready means the connection is finished (closed or failed); the answer then
+                // holds the reason, so only the answer is polled from here on.
+                io_done = connection.io.poll_without_shutdown(cx).is_ready();
+            }
+            match answer.as_mut().poll(cx) {
+                Poll::Ready(Ok(head)) => Poll::Ready(Ok(head)),
+                Poll::Ready(Err(mut failed)) => Poll::Ready(Err(match failed.take_message() {
+                    Some(unsent) => Unsent::Back(Box::new(unsent)),
+                    None => Unsent::Failed(failed.into_error().into()),
+                })),
+                Poll::Pending if io_done => Poll::Ready(Err(Unsent::Failed(Failure::Broken(
+                    "the connection closed without an answer".into(),
+                )))),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await?;
+        let (head, body) = head.into_parts();
+        let body = DrivenBody {
+            body,
+            connection: (!io_done).then(|| SyncWrapper::new(connection)),
+            pool: self.idle.clone(),
+            expiry: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+        };
+        Ok(http::Response::from_parts(head, reqwest::Body::wrap(body)))
+    }
+
+    /// Sends a request that asks to switch protocols on a connection of its own, driven by a
+    /// task: the upgraded stream outlives the response.
+    async fn upgrade(
+        &self,
+        request: http::Request<reqwest::Body>,
+    ) -> Result<http::Response<reqwest::Body>, Failure> {
+        let Connection { mut sender, io } = self.connect().await?;
+        tokio::spawn(async move {
+            // Its errors reach the request through the sender.
+            let _ = io.with_upgrades().await;
+        });
+        let (head, body) = sender.send_request(request).await?.into_parts();
+        Ok(http::Response::from_parts(head, reqwest::Body::wrap(body)))
+    }
+
+    /// An idle connection that is still open, if any.
+    fn take_idle(&self) -> Option<Connection> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(connection) = idle.pop() {
+            let mut connection = connection.into_inner();
+            // Polled once: an idle connection only finishes when the server has closed it; the
+            // poll also lets it take the next request.
+            let mut cx = Context::from_waker(Waker::noop());
+            if connection.io.poll_without_shutdown(&mut cx).is_pending()
+                && connection.sender.is_ready()
+            {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    /// Opens a connection for a request that is about to be sent on it.
+    async fn connect(&self) -> Result<Connection, Failure> {
+        let stream = UnixStream::connect(&self.path).await.map_err(|e| {
+            Failure::Broken(Box::new(io::Error::new(
+                e.kind(),
+                format!("cannot connect to {}: {e}", self.path.display()),
+            )))
+        })?;
+        let (sender, io) = http1::handshake(TokioIo::new(stream)).await?;
+        Ok(Connection { sender, io })
+    }
+}
+
+/// A request that did not get an answer.
+enum Unsent {
+    /// It never left: it can go on another connection.
+    Back(Box<http::Request<reqwest::Body>>),
+    /// It failed on the way.
+    Failed(Failure),
+}
+
+/// A response body that drives its connection while it is read, gives the connection back to
+/// the pool when it ends, and fails with `TimedOut` once the request's deadline has passed.
+struct DrivenBody {
+    body: Incoming,
+    /// `None` once the connection has finished (the server closed it).
+    connection: Option<SyncWrapper<Connection>>,
+    pool: IdleConnections,
+    expiry: Option<Pin<Box<Sleep>>>,
+}
+
+impl Body for DrivenBody {
+    type Data = Bytes;
+    type Error = Box<dyn StdError + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Some(expiry) = &mut this.expiry
+            && expiry.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Some(Err(Box::new(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the response was not complete before the timeout",
+            )))));
+        }
+        if let Some(connection) = &mut this.connection
+            && connection.get_mut().io.poll_without_shutdown(cx).is_ready()
+        {
+            this.connection = None;
+        }
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(None) = frame
+            && let Some(connection) = this.connection.take()
+        {
+            let mut idle = this.pool.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < MAX_IDLE {
+                idle.push(connection);
+            }
+        }
+        frame.map_err(|e| Box::new(e) as Self::Error)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // Until the end has been polled, the connection is not back in the pool.
+        self.connection.is_none() && self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::UnixListener;
+
+    /// What a fake server saw: connections opened, and those closed without a request.
+    #[derive(Default)]
+    struct Seen {
+        connections: AtomicUsize,
+        silent: AtomicUsize,
+    }
+
+    /// How the fake server answers each request.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        /// `ok`, and the connection stays open.
+        KeepAlive,
+        /// `ok`, then the server closes the connection without saying so.
+        ThenClose,
+        /// A head promising ten bytes, two of them, then nothing.
+        Stall,
+    }
+
+    fn request(path: &str) -> http::Request<reqwest::Body> {
+        http::Request::builder()
+            .uri(path)
+            .header(http::header::HOST, "lxd")
+            .body(reqwest::Body::from(Bytes::new()))
+            .expect("request")
+    }
+
+    /// A fake HTTP/1.1 server on a unix socket of the test's own.
+    fn serve(answer: Answer) -> (tempfile::TempDir, PathBuf, Arc<Seen>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("fake.sock");
+        let listener = UnixListener::bind(&path).expect("bind");
+        let seen = Arc::new(Seen::default());
+        let counts = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counts.connections.fetch_add(1, Ordering::SeqCst);
+                let counts = counts.clone();
+                tokio::spawn(async move {
+                    let mut requests = 0;
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while let Ok(n) = stream.read(&mut chunk).await {
+                        if n == 0 {
+                            break;
+                        }
+                        buffer.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buffer.drain(..end + 4);
+                            requests += 1;
+                            let reply: &[u8] = match answer {
+                                Answer::Stall => b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok",
+                                _ => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                            };
+                            if stream.write_all(reply).await.is_err() {
+                                break;
+                            }
+                        }
+                        if requests > 0 && matches!(answer, Answer::ThenClose) {
+                            break;
+                        }
+                    }
+                    if requests == 0 {
+                        counts.silent.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        (dir, path, seen)
+    }
+
+    async fn get_ok(client: &UnixHttp) {
+        let response = client.send(request("/1.0"), None).await.expect("answer");
+        assert_eq!(response.bytes().await.expect("body").as_ref(), b"ok");
+    }
+
+    #[tokio::test]
+    async fn sequential_requests_share_one_connection() {
+        let (_dir, path, seen) = serve(Answer::KeepAlive);
+        let client = UnixHttp::new(path);
+        for _ in 0..20 {
+            get_ok(&client).await;
+        }
+        assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_never_leave_a_silent_connection() {
+        let (_dir, path, seen) = serve(Answer::KeepAlive);
+        let client = Arc::new(UnixHttp::new(path));
+        for _ in 0..5 {
+            let burst: Vec<_> = (0..30)
+                .map(|_| {
+                    let client = client.clone();
+                    tokio::spawn(async move { get_ok(&client).await })
+                })
+                .collect();
+            for request in burst {
+                request.await.expect("request task");
+            }
+        }
+        drop(client);
+        // The server counts a connection when it closes: give the closes a moment to land.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(seen.connections.load(Ordering::SeqCst) >= 1);
+        assert_eq!(seen.silent.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_is_replaced() {
+        let (_dir, path, seen) = serve(Answer::ThenClose);
+        let client = UnixHttp::new(path);
+        for _ in 0..3 {
+            get_ok(&client).await;
+            // Let the server's close arrive before the next request.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(seen.connections.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn the_timeout_covers_a_stalled_body() {
+        let (_dir, path, _seen) = serve(Answer::Stall);
+        let client = UnixHttp::new(path);
+        let response = client
+            .send(request("/1.0"), Some(Duration::from_millis(300)))
+            .await
+            .expect("the head arrives");
+        let failed = response.bytes().await.expect_err("the body stalls");
+        assert!(failed.is_timeout(), "{failed:?}");
+    }
+}
