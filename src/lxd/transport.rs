@@ -67,7 +67,7 @@ const POOL_IDLE: Duration = Duration::from_secs(10);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// reqwest needs a process-wide rustls provider even for plain HTTP on a socket: ours is ring.
+/// reqwest needs a process-wide rustls provider: ours is ring.
 fn install_crypto_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
