@@ -219,12 +219,10 @@ impl UnixHttp {
 
     /// Opens a connection for a request that is about to be sent on it.
     async fn connect(&self) -> Result<Connection, Failure> {
-        let stream = UnixStream::connect(&self.path).await.map_err(|e| {
-            Failure::Broken(Box::new(io::Error::new(
-                e.kind(),
-                format!("cannot connect to {}: {e}", self.path.display()),
-            )))
-        })?;
+        // The transport's error already names the socket.
+        let stream = UnixStream::connect(&self.path)
+            .await
+            .map_err(|e| Failure::Broken(Box::new(e)))?;
         let (sender, io) = http1::handshake(TokioIo::new(stream)).await?;
         Ok(Connection { sender, io })
     }
