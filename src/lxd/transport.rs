@@ -64,7 +64,7 @@ enum Http {
 
 /// How long an idle pooled connection is kept: short, since the daemon may restart.
 const POOL_IDLE: Duration = Duration::from_secs(10);
-/// How long connecting may take.
+/// How long connecting may take (to the unix socket too).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// reqwest needs a process-wide rustls provider: ours is ring.
@@ -80,7 +80,7 @@ impl Transport {
     /// A transport over a unix socket.
     pub fn unix(path: PathBuf, options: TransportOptions) -> Result<Transport> {
         Ok(Transport {
-            http: Http::Unix(UnixHttp::new(path.clone())),
+            http: Http::Unix(UnixHttp::new(path.clone(), CONNECT_TIMEOUT)),
             endpoint: Endpoint::Unix(path),
             options,
             tls: None,

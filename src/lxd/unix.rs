@@ -51,6 +51,7 @@ type IdleConnections = Arc<Mutex<Vec<SyncWrapper<Connection>>>>;
 /// An HTTP/1.1 client for one unix socket.
 pub struct UnixHttp {
     path: PathBuf,
+    connect_timeout: Duration,
     idle: IdleConnections,
 }
 
@@ -78,10 +79,12 @@ impl From<hyper::Error> for Failure {
 }
 
 impl UnixHttp {
-    /// A client for the socket at `path`; nothing is connected yet.
-    pub fn new(path: PathBuf) -> UnixHttp {
+    /// A client for the socket at `path` whose connects give up after `connect_timeout`
+    /// (a daemon that has stopped accepting leaves them hanging); nothing is connected yet.
+    pub fn new(path: PathBuf, connect_timeout: Duration) -> UnixHttp {
         UnixHttp {
             path,
+            connect_timeout,
             idle: Arc::default(),
         }
     }
@@ -220,8 +223,9 @@ impl UnixHttp {
     /// Opens a connection for a request that is about to be sent on it.
     async fn connect(&self) -> Result<Connection, Failure> {
         // The transport's error already names the socket.
-        let stream = UnixStream::connect(&self.path)
+        let stream = tokio::time::timeout(self.connect_timeout, UnixStream::connect(&self.path))
             .await
+            .map_err(|_| Failure::TimedOut)?
             .map_err(|e| Failure::Broken(Box::new(e)))?;
         let (sender, io) = http1::handshake(TokioIo::new(stream)).await?;
         Ok(Connection { sender, io })
@@ -408,6 +412,10 @@ mod tests {
         (dir, path, seen)
     }
 
+    fn client_for(path: PathBuf) -> UnixHttp {
+        UnixHttp::new(path, Duration::from_secs(10))
+    }
+
     async fn get_ok(client: &UnixHttp) {
         let response = client.send(request("/1.0"), None).await.expect("answer");
         assert_eq!(response.bytes().await.expect("body").as_ref(), b"ok");
@@ -416,7 +424,7 @@ mod tests {
     #[tokio::test]
     async fn sequential_requests_share_one_connection() {
         let (_dir, path, seen) = serve(Answer::KeepAlive);
-        let client = UnixHttp::new(path);
+        let client = client_for(path);
         for _ in 0..20 {
             get_ok(&client).await;
         }
@@ -426,7 +434,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_requests_never_leave_a_silent_connection() {
         let (_dir, path, seen) = serve(Answer::KeepAlive);
-        let client = Arc::new(UnixHttp::new(path));
+        let client = Arc::new(client_for(path));
         for _ in 0..5 {
             let burst: Vec<_> = (0..30)
                 .map(|_| {
@@ -448,7 +456,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_the_server_closed_is_replaced() {
         let (_dir, path, seen) = serve(Answer::ThenClose);
-        let client = UnixHttp::new(path);
+        let client = client_for(path);
         for _ in 0..3 {
             get_ok(&client).await;
             // Let the server's close arrive before the next request.
@@ -460,7 +468,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_connection_that_carried_a_long_body_is_reused() {
         let (_dir, path, seen) = serve(Answer::Long);
-        let client = UnixHttp::new(path);
+        let client = client_for(path);
         for _ in 0..3 {
             let response = client.send(request("/file"), None).await.expect("answer");
             assert_eq!(response.bytes().await.expect("body").len(), LONG);
@@ -473,7 +481,7 @@ mod tests {
     #[tokio::test]
     async fn the_timeout_covers_a_stalled_body() {
         let (_dir, path, _seen) = serve(Answer::Stall);
-        let client = UnixHttp::new(path);
+        let client = client_for(path);
         let response = client
             .send(request("/1.0"), Some(Duration::from_millis(300)))
             .await
