@@ -3,6 +3,7 @@
 //! the final name.
 
 use std::ffi::OsStr;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -166,6 +167,7 @@ fn write_batches(
     local: &Path,
     mode: u32,
 ) -> Result<()> {
+    release_cached(local);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -187,6 +189,27 @@ fn write_batches(
     file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
         .map_err(|e| local_error(e, temp))?;
     put_in_place(temp, local)
+}
+
+/// Drops the page cache of the regular file at `local`, which the download is about to replace,
+/// so that the new file's pages reuse that memory. Until the swap the previous version stays
+/// whole on disk; only its cached copy goes. Without this, a pull over a file of the same size
+/// needs as much fresh memory again, and on a VM first touching that memory made 1 GB pulls
+/// 5-10 % slower than a client that truncates the file first (copying into the page cache took
+/// 0.5-1 s instead of 0.15 s). A file being written stays cached until its write-back.
+fn release_cached(local: &Path) {
+    if !std::fs::symlink_metadata(local).is_ok_and(|m| m.is_file()) {
+        return;
+    }
+    let Ok(previous) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(local)
+    else {
+        return;
+    };
+    // SAFETY: an advice call on a descriptor this function owns for the duration of the call.
+    unsafe { libc::posix_fadvise(previous.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
 }
 
 /// Moves the complete temporary file to `local`, replacing what is there atomically: at every
