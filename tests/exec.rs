@@ -136,6 +136,40 @@ fn decoding_and_callbacks() {
     );
 }
 
+/// record_output: LXD writes the output to log files, read and deleted after the end. Same
+/// results as through websockets (streams apart, exit codes, callbacks, decoding); stdin and
+/// timeout are refused with a clear error; no log is left behind.
+#[test]
+fn recorded_output() {
+    in_container(
+        r#"
+        let logs = || Client().api.get(`/1.0/instances/${i.name}/logs`).filter(|l| l.contains("/exec_"));
+        let before = logs.call().len();
+        let rec = #{record_output: true};
+        let r = i.execute(["sh", "-c", "echo out; echo err >&2; exit 3"], rec);
+        check_eq([r.exit_code, r.stdout, r.stderr], [3, "out\n", "err\n"], "streams and exit code");
+        check_eq(i.execute(["no-such-command"], rec).exit_code, 127, "not found");
+        check_eq(i.execute(["/etc/passwd"], rec).exit_code, 126, "not executable");
+        check_eq(i.execute(["pwd"], #{record_output: true, cwd: "/srv", user: 1234}).stdout, "/srv\n", "cwd");
+        check_eq(i.execute(["printf", "caf\\351"], #{record_output: true, encoding: "latin1"}).stdout, "café", "latin1");
+
+        // 3 MB through a callback, as blobs.
+        let seen = 0;
+        let r = i.execute(["head", "-c", "3000000", "/dev/zero"],
+                          #{record_output: true, decode: false, stdout: |c| seen += c.len()});
+        check_eq([seen, r.stdout.len()], [3000000, 0], "the callback had every byte");
+
+        let e = error_of(|| i.execute(["cat"], #{record_output: true, stdin: "x"}));
+        check_eq(e.kind, "InvalidArgument", "stdin refused");
+        check(e.message.contains("drop 'stdin' or 'record_output'"), e.message);
+        let e = error_of(|| i.execute(["sleep", "9"], #{record_output: true, timeout: 1}));
+        check_eq(e.kind, "InvalidArgument", "timeout refused");
+        check_eq(error_of(|| i.execute(["true"], #{record_output: "yes"})).kind, "InvalidArgument", "a bool");
+        check_eq(logs.call().len(), before, "every log deleted");
+        "#,
+    );
+}
+
 /// A timeout kills the command and throws Timeout; the instance stays usable.
 #[test]
 fn timeouts_kill_the_command() {

@@ -125,7 +125,7 @@ struct ExecArgs {
     timeout: Option<Duration>,
 }
 
-const EXEC_KEYS: [&str; 11] = [
+const EXEC_KEYS: [&str; 12] = [
     "environment",
     "cwd",
     "user",
@@ -137,6 +137,7 @@ const EXEC_KEYS: [&str; 11] = [
     "decode",
     "encoding",
     "timeout",
+    "record_output",
 ];
 
 fn fn_option(map: &Map, key: &str) -> RhaiResultOf<Option<FnPtr>> {
@@ -222,6 +223,7 @@ fn parse_args(command: Vec<String>, map: Map) -> RhaiResultOf<ExecArgs> {
             group: id_option(&o, "group")?,
             interactive: false,
             size: None,
+            record_output: o.bool("record_output")?.unwrap_or(false),
         },
         stdin,
         stdout: fn_option(&map, "stdout")?,
@@ -323,6 +325,7 @@ pub fn interactive(
         group: id_option(&o, "group")?,
         interactive: true,
         size: Some(terminal::size().unwrap_or((80, 24))),
+        record_output: false,
     };
     let bridge = client.bridge.clone();
     let api = client.api.clone();
@@ -397,6 +400,7 @@ fn raw_interactive(instance: &mut Instance, cmd: &Dynamic, options: Map) -> Rhai
         group: id_option(&o, "group")?,
         interactive: true,
         size: None,
+        record_output: false,
     };
     instance.join_pending()?;
     let (ws, control) = instance
@@ -422,7 +426,7 @@ pub fn register(engine: &mut Engine) {
             execute(&ctx, i, &cmd, Map::new())
         });
     rhai::FuncRegistration::new("execute")
-        .with_comments(["/// Runs a command with options #{environment, cwd, user, group, stdin, stdin_file, stdout, stderr, decode, encoding, timeout}."])
+        .with_comments(["/// Runs a command with options #{environment, cwd, user, group, stdin, stdin_file, stdout, stderr, decode, encoding, timeout, record_output}."])
         .register_into_engine(
             engine,
             |ctx: NativeCallContext, i: &mut Instance, cmd: Dynamic, options: Map| {
