@@ -161,6 +161,9 @@ def workloads(quick):
                  rss=True),
         Workload("stdout-cb", "exec, 10 MB of stdout to a callback", "exec-stdout-callback",
                  [c, "10000000"], None, n(3), n(5), rss=True, only=["lxd-script"]),
+        # LXD's record-output mode: neither pylxd nor lxc exec offers it.
+        Workload("stdout-rec", "exec, 10 MB of stdout, `record_output`", "exec-stdout-recorded",
+                 [c, "10000000"], None, n(3), n(5), rss=True, only=["lxd-script", "floor"]),
         Workload("stdin1", "exec, 1 MiB of stdin", "exec-stdin", [c, f"{w}/in-1m"],
                  f"lxc exec {c} -- wc -c < {w}/in-1m", n(3), n(5)),
         Workload("stdin64", "exec, 64 MiB of stdin", "exec-stdin", [c, f"{w}/in-64m"],
@@ -168,13 +171,19 @@ def workloads(quick):
         Workload("push100", "push 100 MB", "push", [c, f"{w}/f-100m", "/root/f-100m"],
                  f"lxc file push {w}/f-100m {c}/root/f-100m", n(5), n(2), size=100 * MB,
                  rss=True),
+        # Each pull writes a new file: the batch's cleanup removes the previous one.
         Workload("pull100", "pull 100 MB", "pull", [c, "/root/f-100m", f"{w}/out-{{who}}"],
-                 f"lxc file pull {c}/root/f-100m {w}/out-lxc", n(5), n(2), size=100 * MB,
+                 f"lxc file pull {c}/root/f-100m {w}/out-lxc", n(10), 1, size=100 * MB,
                  rss=True, cleanup=f"rm -f {w}/out-*"),
+        # The second pull of each batch replaces the first one's file.
+        Workload("pull100r", "pull 100 MB over the previous copy", "pull",
+                 [c, "/root/f-100m", f"{w}/out-{{who}}"],
+                 f"lxc file pull {c}/root/f-100m {w}/out-lxc", n(5), n(2), size=100 * MB,
+                 cleanup=f"rm -f {w}/out-*"),
         Workload("push1g", "push 1 GB", "push", [c, f"{w}/f-1g", "/root/f-1g"],
                  f"lxc file push {w}/f-1g {c}/root/f-1g", n(2), 1, size=1000 * MB, rss=True),
         Workload("pull1g", "pull 1 GB", "pull", [c, "/root/f-1g", f"{w}/out-{{who}}"],
-                 f"lxc file pull {c}/root/f-1g {w}/out-lxc", n(2), 1, size=1000 * MB, rss=True,
+                 f"lxc file pull {c}/root/f-1g {w}/out-lxc", n(4), 1, size=1000 * MB, rss=True,
                  cleanup=f"rm -f {w}/out-*",
                  # Snapshots of a dir pool copy the whole rootfs: leave no gigabytes behind.
                  after=f"lxc exec {c} -- rm -f /root/f-1g /root/f-100m"),

@@ -290,6 +290,44 @@ fn exec(conn: &mut Conn, name: &str, cmd: &[&str], input: Option<&Path>) -> Resu
     Ok((code, bytes))
 }
 
+/// An exec in LXD's record-output mode: no websockets; the logs are read and deleted after the
+/// end. Returns the exit code and the stdout bytes.
+fn exec_recorded(conn: &mut Conn, name: &str, cmd: &[&str]) -> Result<(i64, u64)> {
+    let argv = cmd
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect::<Vec<_>>()
+        .join(",");
+    let started = conn.json(
+        "POST",
+        &format!("/1.0/instances/{name}/exec"),
+        &format!("{{\"command\":[{argv}],\"record-output\":true,\"wait-for-websocket\":false}}"),
+    )?;
+    let done = conn.wait(&started)?;
+    let mut stdout = Vec::new();
+    let mut bytes = 0;
+    for fd in ["1", "2"] {
+        let log = json_str(&done, fd).ok_or(format!("no log for fd {fd}"))?;
+        let sink: &mut dyn Write = if fd == "1" {
+            &mut stdout
+        } else {
+            &mut std::io::sink()
+        };
+        conn.call("GET", &log, &[], None, Some(sink))?;
+        if fd == "1" {
+            bytes = stdout.len() as u64;
+        }
+        conn.call("DELETE", &log, &[], None, None)?;
+    }
+    let code = done
+        .split("\"return\":")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit() && c != '-').next())
+        .and_then(|n| n.parse().ok())
+        .ok_or("no return code")?;
+    Ok((code, bytes))
+}
+
 fn file_path(name: &str, path: &str) -> String {
     format!("/1.0/instances/{name}/files?path={path}")
 }
@@ -348,7 +386,11 @@ fn recursive_pull(conn: &mut Conn, name: &str, remote: &str, local: &Path) -> Re
         .nth(1)
         .and_then(|r| r.split(']').next())
         .unwrap_or("");
-    for entry in list.split(',').map(|e| e.trim().trim_matches('"')).filter(|e| !e.is_empty()) {
+    for entry in list
+        .split(',')
+        .map(|e| e.trim().trim_matches('"'))
+        .filter(|e| !e.is_empty())
+    {
         let from = format!("{remote}/{entry}");
         let mut probe = Vec::new();
         let answer = conn.call("GET", &file_path(name, &from), &[], None, Some(&mut probe))?;
@@ -375,7 +417,11 @@ fn lifecycle(conn: &mut Conn, name: &str, with_exec: bool) -> Result<()> {
     if with_exec {
         exec(conn, name, &["true"], None)?;
     }
-    let a = conn.json("PUT", &state, "{\"action\":\"stop\",\"force\":true,\"timeout\":30}")?;
+    let a = conn.json(
+        "PUT",
+        &state,
+        "{\"action\":\"stop\",\"force\":true,\"timeout\":30}",
+    )?;
     conn.wait(&a)?;
     let a = conn.call("DELETE", &format!("/1.0/instances/{name}"), &[], None, None)?;
     conn.wait(&a)?;
@@ -414,7 +460,16 @@ fn run(socket: &str, workload: &str, iterations: usize, args: &[String]) -> Resu
             }
             "exec-stdout" => {
                 let size = arg(1)?;
-                let (_, bytes) = exec(&mut conn, arg(0)?, &["head", "-c", size, "/dev/zero"], None)?;
+                let (_, bytes) =
+                    exec(&mut conn, arg(0)?, &["head", "-c", size, "/dev/zero"], None)?;
+                if bytes.to_string() != size {
+                    return Err(format!("got {bytes} bytes of {size}").into());
+                }
+            }
+            "exec-stdout-recorded" => {
+                let size = arg(1)?;
+                let (_, bytes) =
+                    exec_recorded(&mut conn, arg(0)?, &["head", "-c", size, "/dev/zero"])?;
                 if bytes.to_string() != size {
                     return Err(format!("got {bytes} bytes of {size}").into());
                 }
@@ -464,7 +519,8 @@ fn fleet(socket: &str, iterations: usize, args: &[String]) -> Result<Vec<f64>> {
         let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let workers: Vec<_> = (0..width)
             .map(|_| {
-                let (next, prefix, socket) = (next.clone(), format!("{prefix}-{n}"), socket.to_owned());
+                let (next, prefix, socket) =
+                    (next.clone(), format!("{prefix}-{n}"), socket.to_owned());
                 std::thread::spawn(move || -> Result<()> {
                     let mut conn = Conn::new(&socket)?;
                     loop {
