@@ -7,6 +7,7 @@ use super::client::Client;
 use super::convert::{dynamic_to_json, json_to_dynamic, map_to_object, object_to_map};
 use super::errors::{RhaiResultOf, invalid_argument, reject_change};
 use super::files::FileManager;
+use super::object::Fields;
 use super::options::Options;
 use super::pending::{After, Pending, Settles, register_wait};
 use super::progress::operation_progress;
@@ -111,8 +112,7 @@ pub struct Instance {
     pub(crate) client: Client,
     api: Instances,
     pub(crate) name: String,
-    loaded: serde_json::Map<String, Value>,
-    current: serde_json::Map<String, Value>,
+    fields: Fields,
     etag: Option<String>,
     pending: Option<Pending>,
 }
@@ -132,8 +132,7 @@ impl Settles for Instance {
 
     fn reload(&mut self) -> RhaiResultOf<()> {
         let loaded = self.client.bridge.block_on(self.api.get(&self.name))?;
-        self.current = loaded.fields.clone();
-        self.loaded = loaded.fields;
+        self.fields = Fields::new(loaded.fields);
         self.etag = loaded.etag;
         Ok(())
     }
@@ -174,15 +173,14 @@ impl StateArgs {
 impl Instance {
     /// Its fields as the script sees them now (local edits included).
     pub fn fields(&self) -> &serde_json::Map<String, Value> {
-        &self.current
+        self.fields.current()
     }
     fn from_loaded(manager: &InstanceManager, name: &str, loaded: Loaded) -> Self {
         Instance {
             client: manager.client.clone(),
             api: manager.api.clone(),
             name: name.to_owned(),
-            current: loaded.fields.clone(),
-            loaded: loaded.fields,
+            fields: Fields::new(loaded.fields),
             etag: loaded.etag,
             pending: None,
         }
@@ -195,20 +193,24 @@ impl Instance {
 
     fn field(&mut self, key: &str) -> RhaiResultOf<Dynamic> {
         self.join(None)?;
-        Ok(self.current.get(key).map_or(Dynamic::UNIT, json_to_dynamic))
+        Ok(self
+            .fields
+            .current()
+            .get(key)
+            .map_or(Dynamic::UNIT, json_to_dynamic))
     }
 
     fn set_field(&mut self, key: &str, value: &Dynamic) -> RhaiResultOf<()> {
         self.join(None)?;
         let json =
             dynamic_to_json(value).map_err(|e| invalid_argument(format!("Instance.{key}: {e}")))?;
-        self.current.insert(key.to_owned(), json);
+        self.fields.set(key, json);
         Ok(())
     }
 
     fn save(&mut self, wait: bool) -> RhaiResultOf<()> {
         self.join(None)?;
-        let Some(update) = diff(&self.loaded, &self.current) else {
+        let Some(update) = diff(self.fields.loaded(), self.fields.current()) else {
             return Ok(());
         };
         if self.etag.is_none() {
@@ -216,7 +218,7 @@ impl Instance {
             self.etag = self
                 .client
                 .bridge
-                .block_on(self.api.current_etag(&self.name, &self.loaded))?;
+                .block_on(self.api.current_etag(&self.name, self.fields.loaded()))?;
         }
         let op =
             self.client
@@ -239,7 +241,7 @@ impl Instance {
 
     fn delete(&mut self, wait: bool, force: bool) -> RhaiResultOf<()> {
         self.join(None)?;
-        if force && self.current.get("status").and_then(Value::as_str) != Some("Stopped") {
+        if force && self.fields.current().get("status").and_then(Value::as_str) != Some("Stopped") {
             self.change_state(
                 "stop",
                 StateArgs {
@@ -320,7 +322,8 @@ impl Instance {
 
     fn describe(&self) -> String {
         let text = |k: &str| {
-            self.current
+            self.fields
+                .current()
                 .get(k)
                 .and_then(Value::as_str)
                 .unwrap_or_default()
@@ -542,7 +545,10 @@ pub fn register(engine: &mut Engine) {
                 let current = if key == "name" {
                     Dynamic::from(i.name.clone())
                 } else {
-                    i.current.get(key).map_or(Dynamic::UNIT, json_to_dynamic)
+                    i.fields
+                        .current()
+                        .get(key)
+                        .map_or(Dynamic::UNIT, json_to_dynamic)
                 };
                 reject_change("Instance", key, hint, &current, &v)
             });
@@ -552,7 +558,7 @@ pub fn register(engine: &mut Engine) {
         .with_comments(["/// The whole instance as a map, unknown server fields included."])
         .register_into_engine(engine, |i: &mut Instance| -> RhaiResultOf<Map> {
             i.join(None)?;
-            Ok(object_to_map(&i.current))
+            Ok(object_to_map(i.fields.current()))
         });
     rhai::FuncRegistration::new("save")
         .with_comments([

@@ -3,6 +3,7 @@
 //! `Manager<K>`; each kind is a marker type, so each is its own Rhai type (`Profile`, ...).
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, Map};
 use serde_json::Value;
@@ -113,14 +114,48 @@ impl<K: ObjectKind> Manager<K> {
     }
 }
 
+/// An object's fields: as last loaded, shared by the copies of the object that Rhai makes
+/// freely, and with the script's edits, which copy them on the first one.
+#[derive(Debug, Clone)]
+pub struct Fields {
+    loaded: Arc<serde_json::Map<String, Value>>,
+    edited: Option<serde_json::Map<String, Value>>,
+}
+
+impl Fields {
+    /// Fields as the server gave them, unedited.
+    pub fn new(loaded: serde_json::Map<String, Value>) -> Self {
+        Fields {
+            loaded: Arc::new(loaded),
+            edited: None,
+        }
+    }
+
+    /// As the server last gave them.
+    pub fn loaded(&self) -> &serde_json::Map<String, Value> {
+        &self.loaded
+    }
+
+    /// As the script sees them now (its edits included).
+    pub fn current(&self) -> &serde_json::Map<String, Value> {
+        self.edited.as_ref().unwrap_or(&self.loaded)
+    }
+
+    /// Edits one field.
+    pub fn set(&mut self, key: &str, value: Value) {
+        self.edited
+            .get_or_insert_with(|| self.loaded.as_ref().clone())
+            .insert(key.to_owned(), value);
+    }
+}
+
 /// One object: its fields as loaded, local edits, and a pending operation.
 #[derive(Debug, Clone)]
 pub struct Object<K> {
     pub(crate) client: Client,
     pub(crate) api: Collection,
     pub(crate) key: String,
-    loaded: serde_json::Map<String, Value>,
-    current: serde_json::Map<String, Value>,
+    fields: Fields,
     etag: Option<String>,
     pending: Option<Pending>,
     kind: PhantomData<K>,
@@ -141,8 +176,7 @@ impl<K: ObjectKind> Settles for Object<K> {
 
     fn reload(&mut self) -> RhaiResultOf<()> {
         let loaded = self.client.bridge.block_on(self.api.get(&self.key))?;
-        self.current = loaded.fields.clone();
-        self.loaded = loaded.fields;
+        self.fields = Fields::new(loaded.fields);
         self.etag = loaded.etag;
         Ok(())
     }
@@ -151,7 +185,7 @@ impl<K: ObjectKind> Settles for Object<K> {
 impl<K: ObjectKind> Object<K> {
     /// Its fields as the script sees them now (local edits included).
     pub fn fields(&self) -> &serde_json::Map<String, Value> {
-        &self.current
+        self.fields.current()
     }
 
     /// An object as loaded from `api`.
@@ -160,8 +194,7 @@ impl<K: ObjectKind> Object<K> {
             client,
             api,
             key: key.to_owned(),
-            current: loaded.fields.clone(),
-            loaded: loaded.fields,
+            fields: Fields::new(loaded.fields),
             etag: loaded.etag,
             pending: None,
             kind: PhantomData,
@@ -171,20 +204,28 @@ impl<K: ObjectKind> Object<K> {
     /// A field, after joining any pending operation.
     pub fn field(&mut self, key: &str) -> RhaiResultOf<Dynamic> {
         self.join(None)?;
-        Ok(self.current.get(key).map_or(Dynamic::UNIT, json_to_dynamic))
+        Ok(self
+            .fields
+            .current()
+            .get(key)
+            .map_or(Dynamic::UNIT, json_to_dynamic))
     }
 
     fn set_field(&mut self, key: &str, value: &Dynamic) -> RhaiResultOf<()> {
         self.join(None)?;
         let json = dynamic_to_json(value)
             .map_err(|e| invalid_argument(format!("{}.{key}: {e}", K::KIND.type_name)))?;
-        self.current.insert(key.to_owned(), json);
+        self.fields.set(key, json);
         Ok(())
     }
 
     fn save(&mut self, wait: bool) -> RhaiResultOf<()> {
         self.join(None)?;
-        let Some(update) = diff(&self.loaded, &self.current, K::KIND.writable) else {
+        let Some(update) = diff(
+            self.fields.loaded(),
+            self.fields.current(),
+            K::KIND.writable,
+        ) else {
             return Ok(());
         };
         if self.etag.is_none() {
@@ -281,7 +322,7 @@ pub fn register<K: ObjectKind>(engine: &mut Engine, manager_name: &str) {
         )])
         .register_into_engine(engine, |o: &mut Object<K>| -> RhaiResultOf<Map> {
             o.join(None)?;
-            Ok(object_to_map(&o.current))
+            Ok(object_to_map(o.fields.current()))
         });
     rhai::FuncRegistration::new("save")
         .with_comments([
@@ -324,4 +365,25 @@ pub fn register<K: ObjectKind>(engine: &mut Engine, manager_name: &str) {
     super::register_display(engine, |m: &Manager<K>| {
         format!("{}s of {}", K::KIND.type_name, m.client.api.endpoint())
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_edit_copies_the_fields_and_stays_on_its_copy() {
+        let loaded = json!({"description": "a", "config": {"k": "v"}});
+        let Value::Object(loaded) = loaded else {
+            unreachable!("an object literal")
+        };
+        let original = Fields::new(loaded.clone());
+        let mut copy = original.clone();
+        copy.set("description", json!("b"));
+        assert_eq!(copy.current()["description"], json!("b"));
+        assert_eq!(copy.loaded(), &loaded);
+        assert_eq!(original.current(), &loaded);
+        assert!(Arc::ptr_eq(&original.loaded, &copy.loaded));
+    }
 }
