@@ -244,15 +244,11 @@ impl Ws {
 /// Runs a command through exec websockets: stdin from `input`, stdout counted and dropped.
 /// Returns the exit code and the stdout byte count.
 fn exec(conn: &mut Conn, name: &str, cmd: &[&str], input: Option<&Path>) -> Result<(i64, u64)> {
-    let argv = cmd
-        .iter()
-        .map(|a| format!("\"{a}\""))
-        .collect::<Vec<_>>()
-        .join(",");
-    let started = conn.json(
-        "POST",
-        &format!("/1.0/instances/{name}/exec"),
-        &format!("{{\"command\":[{argv}],\"wait-for-websocket\":true,\"interactive\":false}}"),
+    let started = start_exec(
+        conn,
+        name,
+        cmd,
+        "\"wait-for-websocket\":true,\"interactive\":false",
     )?;
     let text = started.text();
     let op = json_str(&text, "operation").ok_or("no operation")?;
@@ -281,51 +277,54 @@ fn exec(conn: &mut Conn, name: &str, cmd: &[&str], input: Option<&Path>) -> Resu
     let bytes = out.join().map_err(|_| "stdout thread")??;
     err.join().map_err(|_| "stderr thread")??;
     drop(control);
-    let code = done
-        .split("\"return\":")
-        .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit() && c != '-').next())
-        .and_then(|n| n.parse().ok())
-        .ok_or("no return code")?;
-    Ok((code, bytes))
+    Ok((return_code(&done)?, bytes))
 }
 
 /// An exec in LXD's record-output mode: no websockets; the logs are read and deleted after the
 /// end. Returns the exit code and the stdout bytes.
 fn exec_recorded(conn: &mut Conn, name: &str, cmd: &[&str]) -> Result<(i64, u64)> {
+    let started = start_exec(
+        conn,
+        name,
+        cmd,
+        "\"record-output\":true,\"wait-for-websocket\":false",
+    )?;
+    let done = conn.wait(&started)?;
+    let mut bytes = 0;
+    for fd in ["1", "2"] {
+        let log = json_str(&done, fd).ok_or(format!("no log for fd {fd}"))?;
+        // Kept in memory, as a client that returns the output does.
+        let output = conn.get(&log)?.body;
+        if fd == "1" {
+            bytes = output.len() as u64;
+        }
+        conn.call("DELETE", &log, &[], None, None)?;
+    }
+    Ok((return_code(&done)?, bytes))
+}
+
+/// POSTs an exec of `cmd` with the request's other fields in `fields` (JSON members).
+fn start_exec(conn: &mut Conn, name: &str, cmd: &[&str], fields: &str) -> Result<Answer> {
     let argv = cmd
         .iter()
         .map(|a| format!("\"{a}\""))
         .collect::<Vec<_>>()
         .join(",");
-    let started = conn.json(
+    conn.json(
         "POST",
         &format!("/1.0/instances/{name}/exec"),
-        &format!("{{\"command\":[{argv}],\"record-output\":true,\"wait-for-websocket\":false}}"),
-    )?;
-    let done = conn.wait(&started)?;
-    let mut stdout = Vec::new();
-    let mut bytes = 0;
-    for fd in ["1", "2"] {
-        let log = json_str(&done, fd).ok_or(format!("no log for fd {fd}"))?;
-        let sink: &mut dyn Write = if fd == "1" {
-            &mut stdout
-        } else {
-            &mut std::io::sink()
-        };
-        conn.call("GET", &log, &[], None, Some(sink))?;
-        if fd == "1" {
-            bytes = stdout.len() as u64;
-        }
-        conn.call("DELETE", &log, &[], None, None)?;
-    }
-    let code = done
+        &format!("{{\"command\":[{argv}],{fields}}}"),
+    )
+}
+
+/// The exit code in an ended exec operation.
+fn return_code(done: &str) -> Result<i64> {
+    Ok(done
         .split("\"return\":")
         .nth(1)
         .and_then(|r| r.split(|c: char| !c.is_ascii_digit() && c != '-').next())
         .and_then(|n| n.parse().ok())
-        .ok_or("no return code")?;
-    Ok((code, bytes))
+        .ok_or("no return code")?)
 }
 
 fn file_path(name: &str, path: &str) -> String {
