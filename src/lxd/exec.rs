@@ -303,9 +303,12 @@ async fn run_recorded(
         (log("1")?, Output::Stdout as fn(Bytes) -> Output),
         (log("2")?, Output::Stderr),
     ];
+    // Both logs are deleted whatever happens; after a failed read the other is not read.
     let mut read = Ok(());
     for (path, wrap) in &logs {
-        read = read.and(read_log(client, path, output, *wrap).await);
+        if read.is_ok() {
+            read = read_log(client, path, output, *wrap).await;
+        }
     }
     let deletes: Vec<Request> = logs
         .iter()
