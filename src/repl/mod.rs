@@ -26,7 +26,7 @@ use self::names::NameCache;
 use crate::script::client::Client;
 use crate::script::reference::script_type;
 use crate::script::run::{self, Outcome};
-use crate::script::{Session, build_engine, new_scope};
+use crate::script::{Purpose, Session, build_engine, new_scope};
 
 /// Entries kept in the history file.
 const HISTORY_SIZE: usize = 10_000;
@@ -77,7 +77,7 @@ fn history_path() -> Option<PathBuf> {
 
 impl Repl {
     fn new(session: &Arc<Session>) -> Result<Repl, String> {
-        let engine = Arc::new(build_engine(session));
+        let engine = Arc::new(build_engine(session, Purpose::Exploring));
         let palette = Palette::for_stdout();
         let mut editor: Editor<ReplHelper, DefaultHistory> =
             Editor::new().map_err(|e| format!("cannot start the line editor: {e}"))?;

@@ -4,9 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhai::{Array, Dynamic, Engine, Map};
+use rhai::{Array, Dynamic, Map};
 use serde_json::Value;
 
+use super::api::{Api, RegisterInto};
 use super::convert::object_to_map;
 use super::errors::{RhaiResultOf, invalid_argument, script_error};
 use super::instance::InstanceManager;
@@ -198,41 +199,41 @@ fn spec_from_map(map: Map) -> RhaiResultOf<(ConnectSpec, Option<Duration>)> {
 }
 
 /// Registers `Client` and its constructors.
-pub fn register(engine: &mut Engine, session: &Arc<Session>) {
-    engine.register_type_with_name::<Client>("Client");
+pub fn register(api: &mut Api, session: &Arc<Session>) {
+    api.register_type_with_name::<Client>("Client");
 
     let s = session.clone();
     rhai::FuncRegistration::new("Client")
         .with_comments(["/// Connects to the default remote: --remote/--endpoint, else lxc's default-remote, else the local unix socket."])
-        .register_into_engine(engine, move || Client::connect(&s, &s.defaults.spec(), None));
+        .register_into(api, move || Client::connect(&s, &s.defaults.spec(), None));
     let s = session.clone();
     rhai::FuncRegistration::new("Client")
         .with_params_info(["target: &str", "Client"])
         .with_comments(["/// Connects to a socket path (`/...`, `unix:...`), an `https://` endpoint, or a remote of the lxc configuration by name."])
-        .register_into_engine(engine, move |target: &str| {
+        .register_into(api, move |target: &str| {
             Client::connect(&s, &spec_from_string(&s.defaults, target), None)
         });
     let s = session.clone();
     rhai::FuncRegistration::new("Client")
         .with_params_info(["options: Map", "Client"])
         .with_comments(["/// Connects explicitly: #{endpoint, cert, key, verify (true, false or a cert path), project, timeout, remote}."])
-        .register_into_engine(engine, move |options: Map| {
+        .register_into(api, move |options: Map| {
             let (spec, timeout) = spec_from_map(options)?;
             Client::connect(&s, &spec, timeout)
         });
 
     rhai::FuncRegistration::new_getter("host_info")
         .with_comments(["/// The server description (`GET /1.0`) as a map."])
-        .register_into_engine(engine, |c: &mut Client| match c.host_info.as_ref() {
+        .register_into(api, |c: &mut Client| match c.host_info.as_ref() {
             Value::Object(m) => object_to_map(m),
             _ => Map::new(),
         });
     rhai::FuncRegistration::new_getter("trusted")
         .with_comments(["/// True when the server trusts this client."])
-        .register_into_engine(engine, |c: &mut Client| c.is_trusted());
+        .register_into(api, |c: &mut Client| c.is_trusted());
     rhai::FuncRegistration::new_getter("server_clustered")
         .with_comments(["/// True when the server is a cluster member."])
-        .register_into_engine(engine, |c: &mut Client| {
+        .register_into(api, |c: &mut Client| {
             c.host_info
                 .pointer("/environment/server_clustered")
                 .and_then(Value::as_bool)
@@ -240,27 +241,25 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         });
     rhai::FuncRegistration::new_getter("api_extensions")
         .with_comments(["/// The server's API extensions."])
-        .register_into_engine(engine, |c: &mut Client| {
+        .register_into(api, |c: &mut Client| {
             c.extensions()
                 .map(|e| Dynamic::from(e.to_owned()))
                 .collect::<Array>()
         });
     rhai::FuncRegistration::new_getter("project")
         .with_comments(["/// The project every call of this client carries."])
-        .register_into_engine(engine, |c: &mut Client| c.api.project().to_owned());
+        .register_into(api, |c: &mut Client| c.api.project().to_owned());
     rhai::FuncRegistration::new_getter("endpoint")
         .with_comments(["/// Where the server is: `unix:/path` or `https://host:port`."])
-        .register_into_engine(engine, |c: &mut Client| c.api.endpoint().to_string());
+        .register_into(api, |c: &mut Client| c.api.endpoint().to_string());
     rhai::FuncRegistration::new("has_api_extension")
         .with_comments(["/// True when the server has the named API extension."])
-        .register_into_engine(engine, |c: &mut Client, name: &str| {
-            c.has_api_extension(name)
-        });
+        .register_into(api, |c: &mut Client, name: &str| c.has_api_extension(name));
     rhai::FuncRegistration::new("assert_has_api_extension")
         .with_comments([
             "/// Throws ExtensionMissing unless the server has the named API extension.",
         ])
-        .register_into_engine(engine, |c: &mut Client, name: &str| -> RhaiResultOf<()> {
+        .register_into(api, |c: &mut Client, name: &str| -> RhaiResultOf<()> {
             if c.has_api_extension(name) {
                 Ok(())
             } else {
@@ -275,24 +274,24 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         });
     rhai::FuncRegistration::new("with_project")
         .with_comments(["/// The same server on another project, sharing the connection."])
-        .register_into_engine(engine, |c: &mut Client, project: &str| Client {
+        .register_into(api, |c: &mut Client, project: &str| Client {
             api: c.api.with_project(project),
             ..c.clone()
         });
     rhai::FuncRegistration::new_getter("instances")
         .with_comments(["/// The instances of every type."])
-        .register_into_engine(engine, |c: &mut Client| c.instances(None));
+        .register_into(api, |c: &mut Client| c.instances(None));
     rhai::FuncRegistration::new_getter("containers")
         .with_comments(["/// The containers only."])
-        .register_into_engine(engine, |c: &mut Client| {
+        .register_into(api, |c: &mut Client| {
             c.instances(Some(InstanceType::Container))
         });
     rhai::FuncRegistration::new_getter("virtual_machines")
         .with_comments(["/// The virtual machines only."])
-        .register_into_engine(engine, |c: &mut Client| {
+        .register_into(api, |c: &mut Client| {
             c.instances(Some(InstanceType::VirtualMachine))
         });
-    super::register_display(engine, describe);
+    super::register_display(api, describe);
 }
 
 fn describe(c: &Client) -> String {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
 
+use super::api::{Api, RegisterInto};
 use super::client::duration_arg;
 use super::errors::{RhaiResultOf, invalid_argument, script_error};
 use super::runtime::Bridge;
@@ -175,18 +176,18 @@ fn truthy(v: &Dynamic) -> bool {
 const DEFAULT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Registers `parallel` and `wait_until`.
-pub fn register(engine: &mut Engine, session: &std::sync::Arc<Session>) {
+pub fn register(api: &mut Api, session: &std::sync::Arc<Session>) {
     rhai::FuncRegistration::new("parallel")
         .with_comments(["/// Calls f(item) for every item, 8 at a time; returns the results in input order, or throws Parallel listing each failure."])
-        .register_into_engine(engine, |ctx: NativeCallContext, items: Array, f: FnPtr| {
+        .register_into(api, |ctx: NativeCallContext, items: Array, f: FnPtr| {
             parallel(&ctx, items, DEFAULT_PARALLELISM, &f)
         });
     rhai::FuncRegistration::new("parallel")
         .with_comments([
             "/// Calls f(item) for every item, at most `max` at a time; results in input order.",
         ])
-        .register_into_engine(
-            engine,
+        .register_into(
+            api,
             |ctx: NativeCallContext, items: Array, max: i64, f: FnPtr| {
                 let max = usize::try_from(max)
                     .ok()
@@ -200,15 +201,14 @@ pub fn register(engine: &mut Engine, session: &std::sync::Arc<Session>) {
     let bridge = session.bridge.clone();
     rhai::FuncRegistration::new("wait_until")
         .with_comments(["/// Calls f() every 0.5 s until it returns something truthy, and returns that; throws Timeout after `timeout` seconds."])
-        .register_into_engine(engine, move |ctx: NativeCallContext, timeout: Dynamic, f: FnPtr| {
+        .register_into(api, move |ctx: NativeCallContext, timeout: Dynamic, f: FnPtr| {
             let timeout = duration_arg("wait_until", &timeout)?;
             wait_until(&ctx, &bridge, timeout, DEFAULT_INTERVAL, &f)
         });
     let bridge = session.bridge.clone();
     rhai::FuncRegistration::new("wait_until")
         .with_comments(["/// Calls f() every `interval` seconds until it returns something truthy; throws Timeout after `timeout` seconds."])
-        .register_into_engine(
-            engine,
+        .register_into(api,
             move |ctx: NativeCallContext, timeout: Dynamic, interval: Dynamic, f: FnPtr| {
                 let timeout = duration_arg("wait_until", &timeout)?;
                 let interval = duration_arg("wait_until", &interval)?;

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use encoding_rs::{Decoder, Encoding, UTF_8};
-use rhai::{Blob, Dynamic, Engine, FnPtr, Map, NativeCallContext};
+use rhai::{Blob, Dynamic, FnPtr, Map, NativeCallContext};
 use tokio::sync::mpsc;
 
+use super::api::{Api, RegisterInto};
 use super::client::Client;
 use super::errors::{RhaiResultOf, invalid_argument, lxd_error};
 use super::instance::Instance;
@@ -418,29 +419,28 @@ fn raw_interactive(instance: &mut Instance, cmd: &Dynamic, options: Map) -> Rhai
 }
 
 /// Registers `execute`, `raw_interactive_execute` and `ExecResult`.
-pub fn register(engine: &mut Engine) {
-    engine.register_type_with_name::<ExecResult>("ExecResult");
+pub fn register(api: &mut Api) {
+    api.register_type_with_name::<ExecResult>("ExecResult");
     rhai::FuncRegistration::new("execute")
         .with_comments(["/// Runs a command (array of strings, or a string split like a shell would) and returns an ExecResult."])
-        .register_into_engine(engine, |ctx: NativeCallContext, i: &mut Instance, cmd: Dynamic| {
+        .register_into(api, |ctx: NativeCallContext, i: &mut Instance, cmd: Dynamic| {
             execute(&ctx, i, &cmd, Map::new())
         });
     rhai::FuncRegistration::new("execute")
         .with_comments(["/// Runs a command with options #{environment, cwd, user, group, stdin, stdin_file, stdout, stderr, decode, encoding, timeout, record_output}."])
-        .register_into_engine(
-            engine,
+        .register_into(api,
             |ctx: NativeCallContext, i: &mut Instance, cmd: Dynamic, options: Map| {
                 execute(&ctx, i, &cmd, options)
             },
         );
     rhai::FuncRegistration::new("raw_interactive_execute")
         .with_comments(["/// Starts an interactive command and returns #{ws, control}: the websocket paths to connect to yourself."])
-        .register_into_engine(engine, |i: &mut Instance, cmd: Dynamic| {
+        .register_into(api, |i: &mut Instance, cmd: Dynamic| {
             raw_interactive(i, &cmd, Map::new())
         });
     rhai::FuncRegistration::new("raw_interactive_execute")
         .with_comments(["/// Starts an interactive command with options #{environment, cwd, user, group}; returns #{ws, control}."])
-        .register_into_engine(engine, |i: &mut Instance, cmd: Dynamic, options: Map| {
+        .register_into(api, |i: &mut Instance, cmd: Dynamic, options: Map| {
             raw_interactive(i, &cmd, options)
         });
 
@@ -448,36 +448,36 @@ pub fn register(engine: &mut Engine) {
         .with_comments([
             "/// Attaches your terminal to the instance's login shell; returns its exit code.",
         ])
-        .register_into_engine(engine, |i: &mut Instance| {
+        .register_into(api, |i: &mut Instance| {
             i.join_pending()?;
             interactive(&i.client, &i.name, None, Map::new())
         });
     rhai::FuncRegistration::new("interactive")
         .with_comments(["/// Attaches your terminal to a command in a PTY (raw mode, resizes); returns its exit code."])
-        .register_into_engine(engine, |i: &mut Instance, cmd: Dynamic| {
+        .register_into(api, |i: &mut Instance, cmd: Dynamic| {
             let command = command_words("Instance.interactive", &cmd)?;
             i.join_pending()?;
             interactive(&i.client, &i.name, Some(command), Map::new())
         });
     rhai::FuncRegistration::new("interactive")
         .with_comments(["/// Attaches your terminal to a command with options #{environment, cwd, user, group}."])
-        .register_into_engine(engine, |i: &mut Instance, cmd: Dynamic, options: Map| {
+        .register_into(api, |i: &mut Instance, cmd: Dynamic, options: Map| {
             let command = command_words("Instance.interactive", &cmd)?;
             i.join_pending()?;
             interactive(&i.client, &i.name, Some(command), options)
         });
     rhai::FuncRegistration::new_getter("exit_code")
         .with_comments(["/// The command's exit code (a non-zero code is a result, not an error)."])
-        .register_into_engine(engine, |r: &mut ExecResult| r.exit_code);
+        .register_into(api, |r: &mut ExecResult| r.exit_code);
     rhai::FuncRegistration::new_getter("stdout")
         .with_comments(["/// What the command wrote to stdout (empty when a callback took it)."])
-        .register_into_engine(engine, |r: &mut ExecResult| r.stdout.clone());
+        .register_into(api, |r: &mut ExecResult| r.stdout.clone());
     rhai::FuncRegistration::new_getter("stderr")
         .with_comments(["/// What the command wrote to stderr (empty when a callback took it)."])
-        .register_into_engine(engine, |r: &mut ExecResult| r.stderr.clone());
+        .register_into(api, |r: &mut ExecResult| r.stderr.clone());
     rhai::FuncRegistration::new_index_getter()
         .with_comments(["/// pylxd's tuple: r[0] is the exit code, r[1] stdout, r[2] stderr."])
-        .register_into_engine(engine, |r: &mut ExecResult, index: rhai::INT| match index {
+        .register_into(api, |r: &mut ExecResult, index: rhai::INT| match index {
             0 => Ok(Dynamic::from_int(r.exit_code)),
             1 => Ok(r.stdout.clone()),
             2 => Ok(r.stderr.clone()),
@@ -485,7 +485,7 @@ pub fn register(engine: &mut Engine) {
                 "ExecResult has indexes 0 to 2, not {index}"
             ))),
         });
-    super::register_display(engine, |r: &ExecResult| {
+    super::register_display(api, |r: &ExecResult| {
         format!(
             "ExecResult(exit_code: {}, stdout: {:?}, stderr: {:?})",
             r.exit_code,

@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use rhai::{Array, Blob, Dynamic, Engine, Map};
+use rhai::{Array, Blob, Dynamic, Map};
 
+use super::api::{Api, RegisterInto};
 use super::client::Client;
 use super::errors::{RhaiResultOf, invalid_argument, script_error};
 use super::options::Options;
@@ -129,18 +130,18 @@ impl FileManager {
 }
 
 /// Registers `Files`.
-pub fn register(engine: &mut Engine) {
-    engine.register_type_with_name::<FileManager>("Files");
+pub fn register(api: &mut Api) {
+    api.register_type_with_name::<FileManager>("Files");
 
     rhai::FuncRegistration::new("put")
         .with_comments(["/// Writes a string or blob to a file in the instance (root-owned, LXD's default mode)."])
-        .register_into_engine(engine, |f: &mut FileManager, path: &str, data: Dynamic| {
+        .register_into(api, |f: &mut FileManager, path: &str, data: Dynamic| {
             f.put(path, &data, WriteAttrs::default())
         });
     rhai::FuncRegistration::new("put")
         .with_comments(["/// Writes a file with a mode (int 0o644 or octal string \"0644\")."])
-        .register_into_engine(
-            engine,
+        .register_into(
+            api,
             |f: &mut FileManager, path: &str, data: Dynamic, mode: Dynamic| {
                 let mode = parse_mode("files.put", &mode)?;
                 f.put(
@@ -155,8 +156,8 @@ pub fn register(engine: &mut Engine) {
         );
     rhai::FuncRegistration::new("put")
         .with_comments(["/// Writes a file with a mode, uid and gid."])
-        .register_into_engine(
-            engine,
+        .register_into(
+            api,
             |f: &mut FileManager, path: &str, data: Dynamic, mode: Dynamic, uid: i64, gid: i64| {
                 let attrs = WriteAttrs {
                     mode: Some(parse_mode("files.put", &mode)?),
@@ -169,29 +170,29 @@ pub fn register(engine: &mut Engine) {
         );
     rhai::FuncRegistration::new("put")
         .with_comments(["/// Writes a file with options #{mode, uid, gid, append}; append needs an existing file."])
-        .register_into_engine(engine, |f: &mut FileManager, path: &str, data: Dynamic, options: Map| {
+        .register_into(api, |f: &mut FileManager, path: &str, data: Dynamic, options: Map| {
             let (attrs, _) = attrs_from_map("files.put", options, &["mode", "uid", "gid", "append"])?;
             f.put(path, &data, attrs)
         });
     rhai::FuncRegistration::new("get")
         .with_comments(["/// A file's exact bytes, as a blob (`.as_string()` makes it text)."])
-        .register_into_engine(
-            engine,
+        .register_into(
+            api,
             |f: &mut FileManager, path: &str| -> RhaiResultOf<Blob> {
                 Ok(f.block_on(f.api.get(path))?.to_vec())
             },
         );
     rhai::FuncRegistration::new("push")
         .with_comments(["/// Streams a local file into the instance (any size, constant memory), keeping its mode; returns the bytes sent."])
-        .register_into_engine(engine, |f: &mut FileManager, local: &str, path: &str| {
+        .register_into(api, |f: &mut FileManager, local: &str, path: &str| {
             f.push(local, path, WriteAttrs::default())
         });
     rhai::FuncRegistration::new("push")
         .with_comments([
             "/// Streams a local file into the instance with options #{mode, uid, gid}.",
         ])
-        .register_into_engine(
-            engine,
+        .register_into(
+            api,
             |f: &mut FileManager, local: &str, path: &str, options: Map| {
                 let (attrs, _) = attrs_from_map("files.push", options, &["mode", "uid", "gid"])?;
                 f.push(local, path, attrs)
@@ -199,15 +200,15 @@ pub fn register(engine: &mut Engine) {
         );
     rhai::FuncRegistration::new("pull")
         .with_comments(["/// Streams a file of the instance to a local path (any size, constant memory; no partial file on failure); returns the bytes received."])
-        .register_into_engine(engine, |f: &mut FileManager, path: &str, local: &str| f.pull(path, local));
+        .register_into(api, |f: &mut FileManager, path: &str, local: &str| f.pull(path, local));
     rhai::FuncRegistration::new("mk_dir")
         .with_comments(["/// Creates a directory (its parent must exist)."])
-        .register_into_engine(engine, |f: &mut FileManager, path: &str| {
+        .register_into(api, |f: &mut FileManager, path: &str| {
             f.mk_dir(path, WriteAttrs::default(), false)
         });
     rhai::FuncRegistration::new("mk_dir")
         .with_comments(["/// Creates a directory with a mode."])
-        .register_into_engine(engine, |f: &mut FileManager, path: &str, mode: Dynamic| {
+        .register_into(api, |f: &mut FileManager, path: &str, mode: Dynamic| {
             let mode = parse_mode("files.mk_dir", &mode)?;
             f.mk_dir(
                 path,
@@ -220,21 +221,21 @@ pub fn register(engine: &mut Engine) {
         });
     rhai::FuncRegistration::new("mk_dir")
         .with_comments(["/// Creates a directory with options #{mode, uid, gid, parents}; parents: true creates missing parents."])
-        .register_into_engine(engine, |f: &mut FileManager, path: &str, options: Map| {
+        .register_into(api, |f: &mut FileManager, path: &str, options: Map| {
             let (attrs, parents) = attrs_from_map("files.mk_dir", options, &["mode", "uid", "gid", "parents"])?;
             f.mk_dir(path, attrs, parents)
         });
     rhai::FuncRegistration::new("recursive_put")
         .with_comments(["/// Pushes a local directory tree (symlinks as symlinks, modes kept) over one SFTP session, many files in flight."])
-        .register_into_engine(engine, |f: &mut FileManager, local: &str, path: &str| {
+        .register_into(api, |f: &mut FileManager, local: &str, path: &str| {
             f.block_on(f.api.recursive_put(Path::new(local), path, &WriteAttrs::default())).map(|_| ())
         });
     rhai::FuncRegistration::new("recursive_put")
         .with_comments([
             "/// Pushes a local directory tree with options #{mode (for files), uid, gid}.",
         ])
-        .register_into_engine(
-            engine,
+        .register_into(
+            api,
             |f: &mut FileManager, local: &str, path: &str, options: Map| {
                 let (attrs, _) =
                     attrs_from_map("files.recursive_put", options, &["mode", "uid", "gid"])?;
@@ -244,13 +245,13 @@ pub fn register(engine: &mut Engine) {
         );
     rhai::FuncRegistration::new("recursive_get")
         .with_comments(["/// Pulls a directory tree over one SFTP session; symlinks stay symlinks and nothing is written outside the local directory."])
-        .register_into_engine(engine, |f: &mut FileManager, path: &str, local: &str| {
+        .register_into(api, |f: &mut FileManager, path: &str, local: &str| {
             f.block_on(f.api.recursive_get(path, Path::new(local))).map(|_| ())
         });
     rhai::FuncRegistration::new("list")
         .with_comments(["/// The names in a directory of the instance."])
-        .register_into_engine(
-            engine,
+        .register_into(
+            api,
             |f: &mut FileManager, path: &str| -> RhaiResultOf<Array> {
                 Ok(f.block_on(f.api.list(path))?
                     .into_iter()
@@ -260,20 +261,20 @@ pub fn register(engine: &mut Engine) {
         );
     rhai::FuncRegistration::new("exists")
         .with_comments(["/// True when the path exists in the instance."])
-        .register_into_engine(engine, |f: &mut FileManager, path: &str| {
+        .register_into(api, |f: &mut FileManager, path: &str| {
             f.block_on(f.api.stat(path)).map(|s| s.is_some())
         });
     rhai::FuncRegistration::new("delete")
         .with_comments([
             "/// Deletes a path; throws ExtensionMissing where the server lacks file_delete.",
         ])
-        .register_into_engine(engine, |f: &mut FileManager, path: &str| f.delete(path));
+        .register_into(api, |f: &mut FileManager, path: &str| f.delete(path));
     rhai::FuncRegistration::new("delete_available")
         .with_comments(["/// True when the server can delete files (the file_delete extension)."])
-        .register_into_engine(engine, |f: &mut FileManager| {
+        .register_into(api, |f: &mut FileManager| {
             f.client.has_api_extension("file_delete")
         });
-    super::register_display(engine, |f: &FileManager| format!("Files of {}", f.instance));
+    super::register_display(api, |f: &FileManager| format!("Files of {}", f.instance));
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhai::{Blob, Dynamic, Engine};
+use rhai::{Blob, Dynamic};
 
+use super::api::{Api, RegisterInto};
 use super::convert::{dynamic_to_json, json_to_dynamic};
 use super::errors::{ExitRequest, RhaiResultOf, invalid_argument};
 use super::options::seconds;
@@ -61,25 +62,25 @@ pub fn utc_stamp(now: std::time::SystemTime) -> String {
 }
 
 /// Registers the global functions.
-pub fn register(engine: &mut Engine, session: &Arc<Session>) {
+pub fn register(api: &mut Api, session: &Arc<Session>) {
     // Rhai's own `exit` makes its value the script's result, which cannot carry a status.
     rhai::FuncRegistration::new("exit")
         .with_comments(["/// Ends the script with status 0."])
-        .register_into_engine(engine, || exit_with(0));
+        .register_into(api, || exit_with(0));
     rhai::FuncRegistration::new("exit")
         .with_comments(["/// Ends the script with this status (0-255)."])
-        .register_into_engine(engine, |code: i64| {
+        .register_into(api, |code: i64| {
             exit_with(i32::try_from(code.clamp(0, 255)).unwrap_or(255))
         });
 
     rhai::FuncRegistration::new("env")
         .with_comments(["/// The environment variable, or () when unset."])
-        .register_into_engine(engine, |name: &str| {
+        .register_into(api, |name: &str| {
             std::env::var(name).map_or(Dynamic::UNIT, Dynamic::from)
         });
     rhai::FuncRegistration::new("env")
         .with_comments(["/// The environment variable, or `default` when unset."])
-        .register_into_engine(engine, |name: &str, default: Dynamic| {
+        .register_into(api, |name: &str, default: Dynamic| {
             std::env::var(name).map_or(default, Dynamic::from)
         });
 
@@ -87,29 +88,29 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     let bridge = session.bridge.clone();
     rhai::FuncRegistration::new("sleep")
         .with_comments(["/// Sleeps for a number of seconds; Ctrl-C interrupts it."])
-        .register_into_engine(engine, move |secs: rhai::INT| {
+        .register_into(api, move |secs: rhai::INT| {
             interruptible_sleep(&bridge, Dynamic::from_int(secs))
         });
     let bridge = session.bridge.clone();
     rhai::FuncRegistration::new("sleep")
         .with_comments(["/// Sleeps for a fractional number of seconds; Ctrl-C interrupts it."])
-        .register_into_engine(engine, move |secs: rhai::FLOAT| {
+        .register_into(api, move |secs: rhai::FLOAT| {
             interruptible_sleep(&bridge, Dynamic::from_float(secs))
         });
 
     rhai::FuncRegistration::new("read_file")
         .with_comments(["/// A local file's text (UTF-8)."])
-        .register_into_engine(engine, |path: &str| -> RhaiResultOf<String> {
+        .register_into(api, |path: &str| -> RhaiResultOf<String> {
             std::fs::read_to_string(path).map_err(|e| io_error("read_file", path, e))
         });
     rhai::FuncRegistration::new("read_blob")
         .with_comments(["/// A local file's bytes."])
-        .register_into_engine(engine, |path: &str| -> RhaiResultOf<Blob> {
+        .register_into(api, |path: &str| -> RhaiResultOf<Blob> {
             std::fs::read(path).map_err(|e| io_error("read_blob", path, e))
         });
     rhai::FuncRegistration::new("write_file")
         .with_comments(["/// Writes text or a blob to a local file, replacing it."])
-        .register_into_engine(engine, |path: &str, data: Dynamic| -> RhaiResultOf<()> {
+        .register_into(api, |path: &str, data: Dynamic| -> RhaiResultOf<()> {
             let bytes = if data.is_blob() {
                 data.cast::<Blob>()
             } else if data.is_string() {
@@ -127,17 +128,17 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         .with_comments([
             "/// The current UTC time as a sortable name part, like 20261127-134501-123456789.",
         ])
-        .register_into_engine(engine, || utc_stamp(std::time::SystemTime::now()));
+        .register_into(api, || utc_stamp(std::time::SystemTime::now()));
     rhai::FuncRegistration::new("to_json")
         .with_comments(["/// The value as JSON text."])
-        .register_into_engine(engine, |value: Dynamic| -> RhaiResultOf<String> {
+        .register_into(api, |value: Dynamic| -> RhaiResultOf<String> {
             let json =
                 dynamic_to_json(&value).map_err(|e| invalid_argument(format!("to_json: {e}")))?;
             Ok(json.to_string())
         });
     rhai::FuncRegistration::new("parse_json")
         .with_comments(["/// Parses JSON text (objects become maps, null becomes ())."])
-        .register_into_engine(engine, |text: &str| -> RhaiResultOf<Dynamic> {
+        .register_into(api, |text: &str| -> RhaiResultOf<Dynamic> {
             let value: serde_json::Value = serde_json::from_str(text)
                 .map_err(|e| invalid_argument(format!("parse_json: {e}")))?;
             Ok(json_to_dynamic(&value))

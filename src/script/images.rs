@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use rhai::{Blob, Dynamic, Engine, Map};
+use rhai::{Blob, Dynamic, Map};
 use serde_json::Value;
 
+use super::api::{Api, RegisterInto};
 use super::client::Client;
 use super::errors::{RhaiResultOf, invalid_argument};
 use super::object::{ImageKind, Manager, Object};
@@ -24,7 +25,8 @@ pub fn load(client: &Client, fingerprint: &str) -> RhaiResultOf<Object<ImageKind
     manager(client).get(fingerprint)
 }
 
-fn api(client: &Client) -> Images {
+/// The image calls of a client's LXD API.
+fn images_api(client: &Client) -> Images {
     Images::new(client.api.clone())
 }
 
@@ -37,7 +39,7 @@ fn finish(
     for alias in aliases {
         client
             .bridge
-            .block_on(api(client).add_alias(alias, fingerprint, ""))?;
+            .block_on(images_api(client).add_alias(alias, fingerprint, ""))?;
     }
     load(client, fingerprint)
 }
@@ -90,7 +92,7 @@ fn create(m: &Manager<ImageKind>, data: &Dynamic, p: Placement) -> RhaiResultOf<
     let op = m
         .client
         .bridge
-        .block_on(api(&m.client).import(&source, p.public, progress))?;
+        .block_on(images_api(&m.client).import(&source, p.public, progress))?;
     if !p.wait {
         return Ok(Dynamic::from(super::operations::Operation::new(
             &m.client, op,
@@ -135,7 +137,11 @@ fn copy(image: &mut Object<ImageKind>, dest: &Client, p: Placement) -> RhaiResul
     let secret = if public {
         None
     } else {
-        Some(source.bridge.block_on(api(source).secret(&image.key))?)
+        Some(
+            source
+                .bridge
+                .block_on(images_api(source).secret(&image.key))?,
+        )
     };
     let remote = RemoteImage {
         server: format!("https://{address}"),
@@ -145,7 +151,7 @@ fn copy(image: &mut Object<ImageKind>, dest: &Client, p: Placement) -> RhaiResul
     };
     let op = dest
         .bridge
-        .block_on(api(dest).pull_from(&remote, p.public))?;
+        .block_on(images_api(dest).pull_from(&remote, p.public))?;
     if !p.wait {
         return Ok(Dynamic::from(super::operations::Operation::new(dest, op)));
     }
@@ -158,71 +164,75 @@ fn copy(image: &mut Object<ImageKind>, dest: &Client, p: Placement) -> RhaiResul
 }
 
 /// Registers what images add to the common object.
-pub fn register(engine: &mut Engine) {
+pub fn register(api: &mut Api) {
     rhai::FuncRegistration::new_getter("images")
         .with_comments(["/// The images."])
-        .register_into_engine(engine, |c: &mut Client| manager(c));
+        .register_into(api, |c: &mut Client| manager(c));
     rhai::FuncRegistration::new("get_by_alias")
         .with_comments(["/// Loads the image an alias points at."])
-        .register_into_engine(engine, |m: &mut Manager<ImageKind>, alias: &str| {
+        .register_into(api, |m: &mut Manager<ImageKind>, alias: &str| {
             let fingerprint = m
                 .client
                 .bridge
-                .block_on(api(&m.client).alias_target(alias))?;
+                .block_on(images_api(&m.client).alias_target(alias))?;
             m.get(&fingerprint)
         });
     rhai::FuncRegistration::new("create")
         .with_comments(["/// Imports an image from a blob, a tarball path or [metadata, rootfs] paths (streamed) and waits."])
-        .register_into_engine(engine, |m: &mut Manager<ImageKind>, data: Dynamic| {
+        .register_into(api, |m: &mut Manager<ImageKind>, data: Dynamic| {
             create(m, &data, placement("images.create", Map::new())?)
         });
     rhai::FuncRegistration::new("create")
         .with_comments(["/// Imports an image with options #{public, aliases, wait}; without waiting returns the Operation."])
-        .register_into_engine(engine, |m: &mut Manager<ImageKind>, data: Dynamic, options: Map| {
+        .register_into(api, |m: &mut Manager<ImageKind>, data: Dynamic, options: Map| {
             create(m, &data, placement("images.create", options)?)
         });
     rhai::FuncRegistration::new("add_alias")
         .with_comments(["/// Points a new alias at this image."])
-        .register_into_engine(
-            engine,
+        .register_into(
+            api,
             |i: &mut Object<ImageKind>, name: &str, description: &str| {
-                i.client
-                    .bridge
-                    .block_on(api(&i.client).add_alias(name, &i.key, description))?;
+                i.client.bridge.block_on(images_api(&i.client).add_alias(
+                    name,
+                    &i.key,
+                    description,
+                ))?;
                 i.field("aliases").map(|_| ())
             },
         );
     rhai::FuncRegistration::new("add_alias")
         .with_comments(["/// Points a new alias at this image."])
-        .register_into_engine(engine, |i: &mut Object<ImageKind>, name: &str| {
+        .register_into(api, |i: &mut Object<ImageKind>, name: &str| {
             i.client
                 .bridge
-                .block_on(api(&i.client).add_alias(name, &i.key, ""))
+                .block_on(images_api(&i.client).add_alias(name, &i.key, ""))
         });
     rhai::FuncRegistration::new("delete_alias")
         .with_comments(["/// Removes an alias."])
-        .register_into_engine(engine, |i: &mut Object<ImageKind>, name: &str| {
-            i.client.bridge.block_on(api(&i.client).delete_alias(name))
+        .register_into(api, |i: &mut Object<ImageKind>, name: &str| {
+            i.client
+                .bridge
+                .block_on(images_api(&i.client).delete_alias(name))
         });
     rhai::FuncRegistration::new("export_to")
         .with_comments(["/// Streams the image to a local file (a split image also writes FILE.root); returns the paths written."])
-        .register_into_engine(engine, |i: &mut Object<ImageKind>, local: &str| -> RhaiResultOf<rhai::Array> {
+        .register_into(api, |i: &mut Object<ImageKind>, local: &str| -> RhaiResultOf<rhai::Array> {
             let size = i.field("size")?.as_int().ok().and_then(|s| u64::try_from(s).ok());
             let progress = byte_progress(&i.client, format!("export {}", &i.key[..12.min(i.key.len())]), size);
-            let written = i.client.bridge.block_on(api(&i.client).export(&i.key, Path::new(local), progress))?;
+            let written = i.client.bridge.block_on(images_api(&i.client).export(&i.key, Path::new(local), progress))?;
             Ok(written.iter().map(|p| Dynamic::from(p.display().to_string())).collect())
         });
     rhai::FuncRegistration::new("copy")
         .with_comments(["/// Copies the image to another server (private images through a one-time secret) and returns it there."])
-        .register_into_engine(engine, |i: &mut Object<ImageKind>, dest: Client| {
+        .register_into(api, |i: &mut Object<ImageKind>, dest: Client| {
             copy(i, &dest, placement("Image.copy", Map::new())?)
         });
     rhai::FuncRegistration::new("copy")
         .with_comments([
             "/// Copies the image to another server with options #{public, aliases, wait}.",
         ])
-        .register_into_engine(
-            engine,
+        .register_into(
+            api,
             |i: &mut Object<ImageKind>, dest: Client, options: Map| {
                 copy(i, &dest, placement("Image.copy", options)?)
             },

@@ -1,8 +1,9 @@
 //! `client.instances` (and `containers`, `virtual_machines`) and `Instance`.
 
-use rhai::{Array, Dynamic, Engine, Map};
+use rhai::{Array, Dynamic, Map};
 use serde_json::Value;
 
+use super::api::{Api, RegisterInto};
 use super::client::Client;
 use super::convert::{dynamic_to_json, json_to_dynamic, map_to_object, object_to_map};
 use super::errors::{RhaiResultOf, invalid_argument, reject_change};
@@ -391,7 +392,7 @@ impl PublishArgs {
 
 /// Registers `publish` in its four forms: `()`, `(public)`, `(public, wait)`, `(#{...})`.
 pub(crate) fn register_publish<T: rhai::Variant + Clone>(
-    engine: &mut Engine,
+    api: &mut Api,
     call: &'static str,
     publish: fn(&mut T, PublishArgs) -> RhaiResultOf<Dynamic>,
 ) {
@@ -399,22 +400,22 @@ pub(crate) fn register_publish<T: rhai::Variant + Clone>(
         .with_comments([
             "/// Publishes as a private image (does not wait; an instance must be stopped).",
         ])
-        .register_into_engine(engine, move |t: &mut T| {
+        .register_into(api, move |t: &mut T| {
             publish(t, PublishArgs::positional(false, false))
         });
     rhai::FuncRegistration::new("publish")
         .with_comments(["/// Publishes as an image, public or not (does not wait)."])
-        .register_into_engine(engine, move |t: &mut T, public: bool| {
+        .register_into(api, move |t: &mut T, public: bool| {
             publish(t, PublishArgs::positional(public, false))
         });
     rhai::FuncRegistration::new("publish")
         .with_comments(["/// Publishes as an image; returns the Image when `wait` is true."])
-        .register_into_engine(engine, move |t: &mut T, public: bool, wait: bool| {
+        .register_into(api, move |t: &mut T, public: bool, wait: bool| {
             publish(t, PublishArgs::positional(public, wait))
         });
     rhai::FuncRegistration::new("publish")
         .with_comments(["/// Publishes with options #{public, wait, aliases, properties, compression_algorithm}."])
-        .register_into_engine(engine, move |t: &mut T, options: Map| {
+        .register_into(api, move |t: &mut T, options: Map| {
             publish(t, PublishArgs::from_map(call, options)?)
         });
 }
@@ -465,72 +466,68 @@ const READ_ONLY: [(&str, &str); 11] = [
 ];
 
 /// Registers the instance managers and `Instance`.
-pub fn register(engine: &mut Engine) {
-    engine.register_type_with_name::<InstanceManager>("Instances");
-    engine.register_type_with_name::<Instance>("Instance");
+pub fn register(api: &mut Api) {
+    api.register_type_with_name::<InstanceManager>("Instances");
+    api.register_type_with_name::<Instance>("Instance");
 
     rhai::FuncRegistration::new("exists")
         .with_comments([
             "/// True when an instance of this name (and of this manager's type) exists.",
         ])
-        .register_into_engine(engine, |m: &mut InstanceManager, name: &str| {
+        .register_into(api, |m: &mut InstanceManager, name: &str| {
             m.client.bridge.block_on(m.api.exists(name))
         });
     rhai::FuncRegistration::new("get")
         .with_comments(["/// Loads an instance; throws NotFound when missing."])
-        .register_into_engine(engine, |m: &mut InstanceManager, name: &str| m.get(name));
+        .register_into(api, |m: &mut InstanceManager, name: &str| m.get(name));
     rhai::FuncRegistration::new("all")
         .with_comments(["/// Every instance, fully loaded, in one request."])
-        .register_into_engine(engine, |m: &mut InstanceManager| m.all());
+        .register_into(api, |m: &mut InstanceManager| m.all());
     rhai::FuncRegistration::new("create")
         .with_comments(["/// Creates an instance from LXD's create body (name, source, config, devices, profiles, ...); does not wait."])
-        .register_into_engine(engine, |m: &mut InstanceManager, config: Map| {
+        .register_into(api, |m: &mut InstanceManager, config: Map| {
             m.create(config, false, None)
         });
     rhai::FuncRegistration::new("create")
         .with_comments(["/// Creates an instance; waits when `wait` is true."])
-        .register_into_engine(
-            engine,
-            |m: &mut InstanceManager, config: Map, wait: bool| m.create(config, wait, None),
-        );
+        .register_into(api, |m: &mut InstanceManager, config: Map, wait: bool| {
+            m.create(config, wait, None)
+        });
     rhai::FuncRegistration::new("create")
         .with_comments(["/// Creates an instance on a cluster member (`target`)."])
-        .register_into_engine(
-            engine,
+        .register_into(
+            api,
             |m: &mut InstanceManager, config: Map, wait: bool, target: &str| {
                 m.create(config, wait, Some(target.to_owned()))
             },
         );
     rhai::FuncRegistration::new("create")
         .with_comments(["/// Creates an instance with options #{wait, target}."])
-        .register_into_engine(
-            engine,
-            |m: &mut InstanceManager, config: Map, options: Map| {
-                let o = Options::new("instances.create", options, &["wait", "target"])?;
-                m.create(
-                    config,
-                    o.bool("wait")?.unwrap_or(false),
-                    o.string("target")?,
-                )
-            },
-        );
+        .register_into(api, |m: &mut InstanceManager, config: Map, options: Map| {
+            let o = Options::new("instances.create", options, &["wait", "target"])?;
+            m.create(
+                config,
+                o.bool("wait")?.unwrap_or(false),
+                o.string("target")?,
+            )
+        });
 
     for key in WRITABLE {
         rhai::FuncRegistration::new_getter(key)
             .with_comments([format!(
                 "/// The instance's `{key}` (writable; save() writes it back)."
             )])
-            .register_into_engine(engine, move |i: &mut Instance| i.field(key));
+            .register_into(api, move |i: &mut Instance| i.field(key));
         rhai::FuncRegistration::new_setter(key)
             .with_comments([format!("/// Sets `{key}`; save() writes it back.")])
-            .register_into_engine(engine, move |i: &mut Instance, v: Dynamic| {
+            .register_into(api, move |i: &mut Instance, v: Dynamic| {
                 i.set_field(key, &v)
             });
     }
     for (key, hint) in READ_ONLY {
         rhai::FuncRegistration::new_getter(key)
             .with_comments([format!("/// The instance's `{key}` (read-only).")])
-            .register_into_engine(engine, move |i: &mut Instance| {
+            .register_into(api, move |i: &mut Instance| {
                 if key == "name" {
                     i.join(None)?;
                     return Ok(Dynamic::from(i.name.clone()));
@@ -541,7 +538,7 @@ pub fn register(engine: &mut Engine) {
             .with_comments([format!(
                 "/// `{key}` is read-only: assigning it throws ReadOnly."
             )])
-            .register_into_engine(engine, move |i: &mut Instance, v: Dynamic| {
+            .register_into(api, move |i: &mut Instance, v: Dynamic| {
                 let current = if key == "name" {
                     Dynamic::from(i.name.clone())
                 } else {
@@ -556,7 +553,7 @@ pub fn register(engine: &mut Engine) {
 
     rhai::FuncRegistration::new("to_map")
         .with_comments(["/// The whole instance as a map, unknown server fields included."])
-        .register_into_engine(engine, |i: &mut Instance| -> RhaiResultOf<Map> {
+        .register_into(api, |i: &mut Instance| -> RhaiResultOf<Map> {
             i.join(None)?;
             Ok(object_to_map(i.fields.current()))
         });
@@ -564,29 +561,29 @@ pub fn register(engine: &mut Engine) {
         .with_comments([
             "/// Writes changed attributes back (only what changed, with If-Match) and waits.",
         ])
-        .register_into_engine(engine, |i: &mut Instance| i.save(true));
+        .register_into(api, |i: &mut Instance| i.save(true));
     rhai::FuncRegistration::new("save")
         .with_comments(["/// Writes changed attributes back; waits when `wait` is true."])
-        .register_into_engine(engine, |i: &mut Instance, wait: bool| i.save(wait));
+        .register_into(api, |i: &mut Instance, wait: bool| i.save(wait));
     rhai::FuncRegistration::new("sync")
         .with_comments(["/// Reloads from the server, dropping unsaved local edits."])
-        .register_into_engine(engine, |i: &mut Instance| -> RhaiResultOf<()> {
+        .register_into(api, |i: &mut Instance| -> RhaiResultOf<()> {
             i.join(None)?;
             i.reload()
         });
-    register_wait(engine, "Instance.wait", Instance::join);
+    register_wait(api, "Instance.wait", Instance::join);
 
     rhai::FuncRegistration::new("delete")
         .with_comments(["/// Deletes the instance (does not wait)."])
-        .register_into_engine(engine, |i: &mut Instance| i.delete(false, false));
+        .register_into(api, |i: &mut Instance| i.delete(false, false));
     rhai::FuncRegistration::new("delete")
         .with_comments(["/// Deletes the instance; waits when `wait` is true."])
-        .register_into_engine(engine, |i: &mut Instance, wait: bool| i.delete(wait, false));
+        .register_into(api, |i: &mut Instance, wait: bool| i.delete(wait, false));
     rhai::FuncRegistration::new("delete")
         .with_comments([
             "/// Deletes with options #{wait, force}; `force` stops a running instance first.",
         ])
-        .register_into_engine(engine, |i: &mut Instance, options: Map| {
+        .register_into(api, |i: &mut Instance, options: Map| {
             let o = Options::new("Instance.delete", options, &["wait", "force"])?;
             i.delete(
                 o.bool("wait")?.unwrap_or(false),
@@ -595,10 +592,10 @@ pub fn register(engine: &mut Engine) {
         });
     rhai::FuncRegistration::new("rename")
         .with_comments(["/// Renames the (stopped) instance (does not wait)."])
-        .register_into_engine(engine, |i: &mut Instance, name: &str| i.rename(name, false));
+        .register_into(api, |i: &mut Instance, name: &str| i.rename(name, false));
     rhai::FuncRegistration::new("rename")
         .with_comments(["/// Renames the (stopped) instance; waits when `wait` is true."])
-        .register_into_engine(engine, |i: &mut Instance, name: &str, wait: bool| {
+        .register_into(api, |i: &mut Instance, name: &str, wait: bool| {
             i.rename(name, wait)
         });
 
@@ -607,12 +604,12 @@ pub fn register(engine: &mut Engine) {
             .with_comments([format!(
                 "/// {action}: timeout 30, force true, no wait (pylxd's defaults)."
             )])
-            .register_into_engine(engine, move |i: &mut Instance| {
+            .register_into(api, move |i: &mut Instance| {
                 i.change_state(action, StateArgs::default())
             });
         rhai::FuncRegistration::new(action)
             .with_comments([format!("/// {action}; waits when `wait` is true.")])
-            .register_into_engine(engine, move |i: &mut Instance, wait: bool| {
+            .register_into(api, move |i: &mut Instance, wait: bool| {
                 i.change_state(
                     action,
                     StateArgs {
@@ -625,8 +622,8 @@ pub fn register(engine: &mut Engine) {
             .with_comments([format!(
                 "/// {action} with a timeout (seconds), force and wait."
             )])
-            .register_into_engine(
-                engine,
+            .register_into(
+                api,
                 move |i: &mut Instance, timeout: i64, force: bool, wait: bool| {
                     i.change_state(
                         action,
@@ -643,7 +640,7 @@ pub fn register(engine: &mut Engine) {
             .with_comments([format!(
                 "/// {action} with options #{{timeout, force, wait, stateful}}."
             )])
-            .register_into_engine(engine, move |i: &mut Instance, options: Map| {
+            .register_into(api, move |i: &mut Instance, options: Map| {
                 let args = StateArgs::from_map(&format!("Instance.{action}"), options)?;
                 i.change_state(action, args)
             });
@@ -653,20 +650,20 @@ pub fn register(engine: &mut Engine) {
         .with_comments([
             "/// The runtime state: status, cpu, memory, disk, network, pid, processes.",
         ])
-        .register_into_engine(engine, |i: &mut Instance| i.state());
+        .register_into(api, |i: &mut Instance| i.state());
     rhai::FuncRegistration::new("restore_snapshot")
         .with_comments(["/// Restores a snapshot (does not wait)."])
-        .register_into_engine(engine, |i: &mut Instance, name: &str| {
+        .register_into(api, |i: &mut Instance, name: &str| {
             i.restore_snapshot(name, false, false)
         });
     rhai::FuncRegistration::new("restore_snapshot")
         .with_comments(["/// Restores a snapshot; waits when `wait` is true."])
-        .register_into_engine(engine, |i: &mut Instance, name: &str, wait: bool| {
+        .register_into(api, |i: &mut Instance, name: &str, wait: bool| {
             i.restore_snapshot(name, wait, false)
         });
     rhai::FuncRegistration::new("restore_snapshot")
         .with_comments(["/// Restores a snapshot with options #{wait, stateful}."])
-        .register_into_engine(engine, |i: &mut Instance, name: &str, options: Map| {
+        .register_into(api, |i: &mut Instance, name: &str, options: Map| {
             let o = Options::new("Instance.restore_snapshot", options, &["wait", "stateful"])?;
             i.restore_snapshot(
                 name,
@@ -675,16 +672,16 @@ pub fn register(engine: &mut Engine) {
             )
         });
 
-    register_publish(engine, "Instance.publish", Instance::publish);
+    register_publish(api, "Instance.publish", Instance::publish);
 
     rhai::FuncRegistration::new("migrate")
         .with_comments(["/// Moves the instance to another server and returns it there (the source is removed once the destination has it)."])
-        .register_into_engine(engine, |i: &mut Instance, dest: Client| i.migrate(&dest, MigrateOptions::default()));
+        .register_into(api, |i: &mut Instance, dest: Client| i.migrate(&dest, MigrateOptions::default()));
     rhai::FuncRegistration::new("migrate")
         .with_comments([
             "/// Moves the instance, live (with its running state: needs CRIU) or not.",
         ])
-        .register_into_engine(engine, |i: &mut Instance, dest: Client, live: bool| {
+        .register_into(api, |i: &mut Instance, dest: Client, live: bool| {
             i.migrate(
                 &dest,
                 MigrateOptions {
@@ -695,12 +692,12 @@ pub fn register(engine: &mut Engine) {
         });
     rhai::FuncRegistration::new("migrate")
         .with_comments(["/// Moves the instance; `wait` is accepted as in pylxd (the move always completes before returning)."])
-        .register_into_engine(engine, |i: &mut Instance, dest: Client, live: bool, _wait: bool| {
+        .register_into(api, |i: &mut Instance, dest: Client, live: bool, _wait: bool| {
             i.migrate(&dest, MigrateOptions { live, ..MigrateOptions::default() })
         });
     rhai::FuncRegistration::new("migrate")
         .with_comments(["/// Moves the instance with options #{live, wait, target (a cluster member), name (on the destination)}."])
-        .register_into_engine(engine, |i: &mut Instance, dest: Client, options: Map| {
+        .register_into(api, |i: &mut Instance, dest: Client, options: Map| {
             let o = Options::new("Instance.migrate", options, &["live", "wait", "target", "name"])?;
             let opts = MigrateOptions {
                 live: o.bool("live")?.unwrap_or(false),
@@ -711,21 +708,18 @@ pub fn register(engine: &mut Engine) {
         });
     rhai::FuncRegistration::new_getter("files")
         .with_comments(["/// The instance's files."])
-        .register_into_engine(engine, |i: &mut Instance| -> RhaiResultOf<FileManager> {
+        .register_into(api, |i: &mut Instance| -> RhaiResultOf<FileManager> {
             i.join(None)?;
             Ok(FileManager::new(i.client.clone(), &i.name))
         });
     rhai::FuncRegistration::new_getter("snapshots")
         .with_comments(["/// The instance's snapshots."])
-        .register_into_engine(
-            engine,
-            |i: &mut Instance| -> RhaiResultOf<SnapshotManager> {
-                i.join(None)?;
-                Ok(SnapshotManager::new(i.client.clone(), &i.name))
-            },
-        );
-    super::register_display(engine, Instance::describe);
-    super::register_display(engine, |m: &InstanceManager| {
+        .register_into(api, |i: &mut Instance| -> RhaiResultOf<SnapshotManager> {
+            i.join(None)?;
+            Ok(SnapshotManager::new(i.client.clone(), &i.name))
+        });
+    super::register_display(api, Instance::describe);
+    super::register_display(api, |m: &InstanceManager| {
         let kind = m.api.kind().map_or("instances", |k| match k {
             InstanceType::Container => "containers",
             InstanceType::VirtualMachine => "virtual machines",

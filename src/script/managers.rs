@@ -2,9 +2,10 @@
 //! create forms, `Network.state()`, `StoragePool.resources()` and `volumes`, certificates and
 //! trust tokens, the cluster, and `client.authenticate()`.
 
-use rhai::{Array, Dynamic, Engine, Map};
+use rhai::{Array, Dynamic, Map};
 use serde_json::Value;
 
+use super::api::{Api, RegisterInto};
 use super::client::Client;
 use super::convert::{json_to_dynamic, map_to_object};
 use super::errors::{RhaiResultOf, invalid_argument};
@@ -35,7 +36,7 @@ fn create_body(
 
 /// Registers `create(name)` and `create(name, #{...})` for a kind created by name.
 fn register_named_create<K: ObjectKind>(
-    engine: &mut Engine,
+    api: &mut Api,
     call: &'static str,
     allowed: &'static [&'static str],
 ) {
@@ -44,7 +45,7 @@ fn register_named_create<K: ObjectKind>(
             "/// Creates a {} by name and returns it.",
             K::KIND.type_name
         )])
-        .register_into_engine(engine, move |m: &mut Manager<K>, name: &str| {
+        .register_into(api, move |m: &mut Manager<K>, name: &str| {
             m.create(name, create_body(call, Some(name), Map::new(), allowed)?)
         });
     rhai::FuncRegistration::new("create")
@@ -53,12 +54,9 @@ fn register_named_create<K: ObjectKind>(
             K::KIND.type_name,
             allowed.join(", ")
         )])
-        .register_into_engine(
-            engine,
-            move |m: &mut Manager<K>, name: &str, options: Map| {
-                m.create(name, create_body(call, Some(name), options, allowed)?)
-            },
-        );
+        .register_into(api, move |m: &mut Manager<K>, name: &str, options: Map| {
+            m.create(name, create_body(call, Some(name), options, allowed)?)
+        });
 }
 
 /// `pool.volumes`: the storage volumes of one pool, keyed by type and name.
@@ -88,107 +86,100 @@ pub struct Cluster {
 }
 
 /// Registers the managers of every kind and their own calls.
-pub fn register_all(engine: &mut Engine) {
-    register::<ProfileKind>(engine, "Profiles");
-    register::<NetworkKind>(engine, "Networks");
-    register::<StoragePoolKind>(engine, "StoragePools");
-    register::<StorageVolumeKind>(engine, "StorageVolumes");
-    register::<ProjectKind>(engine, "Projects");
-    register::<CertificateKind>(engine, "Certificates");
-    register::<ClusterMemberKind>(engine, "ClusterMembers");
-    register::<ImageKind>(engine, "Images");
+pub fn register_all(api: &mut Api) {
+    register::<ProfileKind>(api, "Profiles");
+    register::<NetworkKind>(api, "Networks");
+    register::<StoragePoolKind>(api, "StoragePools");
+    register::<StorageVolumeKind>(api, "StorageVolumes");
+    register::<ProjectKind>(api, "Projects");
+    register::<CertificateKind>(api, "Certificates");
+    register::<ClusterMemberKind>(api, "ClusterMembers");
+    register::<ImageKind>(api, "Images");
 
     rhai::FuncRegistration::new_getter("profiles")
         .with_comments(["/// The profiles."])
-        .register_into_engine(engine, |c: &mut Client| {
+        .register_into(api, |c: &mut Client| {
             Manager::<ProfileKind>::new(c.clone(), "/1.0/profiles")
         });
     rhai::FuncRegistration::new_getter("networks")
         .with_comments(["/// The networks."])
-        .register_into_engine(engine, |c: &mut Client| {
+        .register_into(api, |c: &mut Client| {
             Manager::<NetworkKind>::new(c.clone(), "/1.0/networks")
         });
     rhai::FuncRegistration::new_getter("storage_pools")
         .with_comments(["/// The storage pools."])
-        .register_into_engine(engine, |c: &mut Client| {
+        .register_into(api, |c: &mut Client| {
             Manager::<StoragePoolKind>::new(c.clone(), "/1.0/storage-pools")
         });
     rhai::FuncRegistration::new_getter("projects")
         .with_comments(["/// The projects."])
-        .register_into_engine(engine, |c: &mut Client| {
+        .register_into(api, |c: &mut Client| {
             Manager::<ProjectKind>::new(c.clone(), "/1.0/projects")
         });
     rhai::FuncRegistration::new_getter("certificates")
         .with_comments(["/// The trusted certificates."])
-        .register_into_engine(engine, |c: &mut Client| {
+        .register_into(api, |c: &mut Client| {
             Manager::<CertificateKind>::new(c.clone(), "/1.0/certificates")
         });
     rhai::FuncRegistration::new_getter("cluster")
         .with_comments(["/// The cluster this server belongs to (if any)."])
-        .register_into_engine(engine, |c: &mut Client| Cluster { client: c.clone() });
+        .register_into(api, |c: &mut Client| Cluster { client: c.clone() });
 
     register_named_create::<ProfileKind>(
-        engine,
+        api,
         "profiles.create",
         &["config", "devices", "description"],
     );
     register_named_create::<NetworkKind>(
-        engine,
+        api,
         "networks.create",
         &["type", "config", "description"],
     );
-    register_named_create::<ProjectKind>(engine, "projects.create", &["config", "description"]);
+    register_named_create::<ProjectKind>(api, "projects.create", &["config", "description"]);
     rhai::FuncRegistration::new("create")
         .with_comments([
             "/// Creates a storage pool from #{name, driver, config, description} and returns it.",
         ])
-        .register_into_engine(
-            engine,
-            |m: &mut Manager<StoragePoolKind>, definition: Map| {
-                let name = definition
-                    .get("name")
-                    .and_then(|n| n.clone().into_string().ok())
-                    .ok_or_else(|| {
-                        invalid_argument("storage_pools.create: give the pool a name")
-                    })?;
-                let body = create_body(
-                    "storage_pools.create",
-                    None,
-                    definition,
-                    &["name", "driver", "config", "description"],
-                )?;
-                m.create(&name, body)
-            },
-        );
+        .register_into(api, |m: &mut Manager<StoragePoolKind>, definition: Map| {
+            let name = definition
+                .get("name")
+                .and_then(|n| n.clone().into_string().ok())
+                .ok_or_else(|| invalid_argument("storage_pools.create: give the pool a name"))?;
+            let body = create_body(
+                "storage_pools.create",
+                None,
+                definition,
+                &["name", "driver", "config", "description"],
+            )?;
+            m.create(&name, body)
+        });
 
     rhai::FuncRegistration::new("state")
         .with_comments([
             "/// The network's runtime state: addresses, counters, hwaddr, mtu, state, type.",
         ])
-        .register_into_engine(engine, |n: &mut Object<NetworkKind>| {
-            n.sub_resource("state")
-        });
+        .register_into(api, |n: &mut Object<NetworkKind>| n.sub_resource("state"));
     rhai::FuncRegistration::new("resources")
         .with_comments(["/// The pool's space and inode usage."])
-        .register_into_engine(engine, |p: &mut Object<StoragePoolKind>| {
+        .register_into(api, |p: &mut Object<StoragePoolKind>| {
             p.sub_resource("resources")
         });
-    register_volumes(engine);
-    register_certificates(engine);
-    register_cluster(engine);
+    register_volumes(api);
+    register_certificates(api);
+    register_cluster(api);
 }
 
-fn register_volumes(engine: &mut Engine) {
-    engine.register_type_with_name::<VolumeManager>("Volumes");
+fn register_volumes(api: &mut Api) {
+    api.register_type_with_name::<VolumeManager>("Volumes");
     rhai::FuncRegistration::new_getter("volumes")
         .with_comments(["/// The pool's storage volumes."])
-        .register_into_engine(engine, |p: &mut Object<StoragePoolKind>| VolumeManager {
+        .register_into(api, |p: &mut Object<StoragePoolKind>| VolumeManager {
             client: p.client.clone(),
             pool: p.key.clone(),
         });
     rhai::FuncRegistration::new("all")
         .with_comments(["/// Every volume of the pool (all types), fully loaded, in one request."])
-        .register_into_engine(engine, |v: &mut VolumeManager| -> RhaiResultOf<Array> {
+        .register_into(api, |v: &mut VolumeManager| -> RhaiResultOf<Array> {
             let all = Collection::new(
                 v.client.api.clone(),
                 &crate::lxd::object::STORAGE_VOLUME,
@@ -218,17 +209,17 @@ fn register_volumes(engine: &mut Engine) {
         });
     rhai::FuncRegistration::new("get")
         .with_comments(["/// Loads a volume by type (`custom`, `container`, ...) and name."])
-        .register_into_engine(engine, |v: &mut VolumeManager, kind: &str, name: &str| {
+        .register_into(api, |v: &mut VolumeManager, kind: &str, name: &str| {
             v.of_type(kind).get(name)
         });
     rhai::FuncRegistration::new("exists")
         .with_comments(["/// True when a volume of that type and name exists."])
-        .register_into_engine(engine, |v: &mut VolumeManager, kind: &str, name: &str| {
+        .register_into(api, |v: &mut VolumeManager, kind: &str, name: &str| {
             v.of_type(kind).exists(name)
         });
     rhai::FuncRegistration::new("create")
         .with_comments(["/// Creates a volume from #{name, type (default custom), config, description, content_type}."])
-        .register_into_engine(engine, |v: &mut VolumeManager, definition: Map| {
+        .register_into(api, |v: &mut VolumeManager, definition: Map| {
             let o = Options::new("volumes.create", definition.clone(), &["name", "type", "config", "description", "content_type"])?;
             let name = o.string("name")?.ok_or_else(|| invalid_argument("volumes.create: give the volume a name"))?;
             let kind = o.string("type")?.unwrap_or_else(|| "custom".to_owned());
@@ -236,15 +227,15 @@ fn register_volumes(engine: &mut Engine) {
             body.insert("type".into(), kind.clone().into());
             v.of_type(&kind).create(&name, Value::Object(body))
         });
-    super::register_display(engine, |v: &VolumeManager| {
+    super::register_display(api, |v: &VolumeManager| {
         format!("Volumes of pool {}", v.pool)
     });
 }
 
-fn register_certificates(engine: &mut Engine) {
+fn register_certificates(api: &mut Api) {
     rhai::FuncRegistration::new("create")
         .with_comments(["/// Trusts a certificate: #{name, certificate (PEM text), password, trust_token, restricted, projects}."])
-        .register_into_engine(engine, |m: &mut Manager<CertificateKind>, options: Map| {
+        .register_into(api, |m: &mut Manager<CertificateKind>, options: Map| {
             let o = Options::new(
                 "certificates.create",
                 options,
@@ -267,12 +258,12 @@ fn register_certificates(engine: &mut Engine) {
         });
     rhai::FuncRegistration::new("create_token")
         .with_comments(["/// Creates a trust token for a new client and returns it (as `lxc config trust add` does)."])
-        .register_into_engine(engine, |m: &mut Manager<CertificateKind>, name: &str| {
+        .register_into(api, |m: &mut Manager<CertificateKind>, name: &str| {
             m.client.bridge.block_on(trust::create_token(&m.client.api, name))
         });
     rhai::FuncRegistration::new("authenticate")
         .with_comments(["/// Makes this client trusted with a trust token or the legacy trust password (whichever the server takes)."])
-        .register_into_engine(engine, |c: &mut Client, secret: &str| -> RhaiResultOf<()> {
+        .register_into(api, |c: &mut Client, secret: &str| -> RhaiResultOf<()> {
             if c.is_trusted() {
                 return Ok(());
             }
@@ -289,11 +280,11 @@ fn register_certificates(engine: &mut Engine) {
         });
 }
 
-fn register_cluster(engine: &mut Engine) {
-    engine.register_type_with_name::<Cluster>("Cluster");
+fn register_cluster(api: &mut Api) {
+    api.register_type_with_name::<Cluster>("Cluster");
     rhai::FuncRegistration::new_getter("enabled")
         .with_comments(["/// True when the server is clustered."])
-        .register_into_engine(engine, |c: &mut Cluster| -> RhaiResultOf<bool> {
+        .register_into(api, |c: &mut Cluster| -> RhaiResultOf<bool> {
             let info = c.client.bridge.block_on(c.client.api.get("/1.0/cluster"))?;
             Ok(info
                 .get("enabled")
@@ -302,7 +293,7 @@ fn register_cluster(engine: &mut Engine) {
         });
     rhai::FuncRegistration::new_getter("server_name")
         .with_comments(["/// This member's name in the cluster."])
-        .register_into_engine(engine, |c: &mut Cluster| -> RhaiResultOf<Dynamic> {
+        .register_into(api, |c: &mut Cluster| -> RhaiResultOf<Dynamic> {
             let info = c.client.bridge.block_on(c.client.api.get("/1.0/cluster"))?;
             Ok(info
                 .get("server_name")
@@ -310,10 +301,10 @@ fn register_cluster(engine: &mut Engine) {
         });
     rhai::FuncRegistration::new_getter("members")
         .with_comments(["/// The cluster's members."])
-        .register_into_engine(engine, |c: &mut Cluster| {
+        .register_into(api, |c: &mut Cluster| {
             Manager::<ClusterMemberKind>::new(c.client.clone(), "/1.0/cluster/members")
         });
-    super::register_display(engine, |c: &Cluster| {
+    super::register_display(api, |c: &Cluster| {
         format!("Cluster of {}", c.client.api.endpoint())
     });
 }

@@ -3,12 +3,14 @@
 //!
 //! - [`session`]: what the bindings of one engine share; [`runtime`]: the blocking bridge and
 //!   the Ctrl-C interrupt; [`errors`], [`convert`], [`options`]: error maps, JSON ↔ Rhai values,
-//!   strict options maps; [`pending`]: operations left running by `wait: false`.
+//!   strict options maps; [`pending`]: operations left running by `wait: false`; [`api`]: where
+//!   the bindings register their functions.
 //! - Scripted types: [`client`], [`instance`], [`snapshot`], [`images`], [`exec`], [`files`],
 //!   the common shape of the other LXD [`object`]s and their [`managers`], [`operations`] with
 //!   the raw API and events; globals: [`globals`].
 //! - [`run`]: compiling and running scripts, and how their failures are reported.
 
+pub mod api;
 pub mod client;
 pub mod concurrency;
 pub mod convert;
@@ -38,7 +40,10 @@ use std::sync::Arc;
 use rhai::module_resolvers::{FileModuleResolver, ModuleResolversCollection};
 use rhai::{Array, Dynamic, Engine, Scope, Token};
 
+pub use api::Purpose;
 pub use session::Session;
+
+use api::{Api, RegisterInto};
 
 /// Call depth allowed in every build (debug builds would otherwise allow only 8).
 const MAX_CALL_LEVELS: usize = 64;
@@ -46,7 +51,8 @@ const MAX_CALL_LEVELS: usize = 64;
 const MAX_EXPR_DEPTHS: (usize, usize) = (128, 64);
 
 /// Builds the engine of one session: limits, interrupt, printing, imports and every type.
-pub fn build_engine(session: &Arc<Session>) -> Engine {
+/// `purpose` says whether functions keep the parameter metadata the REPL and `api` read.
+pub fn build_engine(session: &Arc<Session>, purpose: Purpose) -> Engine {
     let mut engine = Engine::new();
     engine
         .set_max_call_levels(MAX_CALL_LEVELS)
@@ -75,16 +81,18 @@ pub fn build_engine(session: &Arc<Session>) -> Engine {
         _ => eprintln!("{text}"),
     });
 
-    globals::register(&mut engine, session);
-    concurrency::register(&mut engine, session);
-    client::register(&mut engine, session);
-    instance::register(&mut engine);
-    snapshot::register(&mut engine);
-    exec::register(&mut engine);
-    files::register(&mut engine);
-    managers::register_all(&mut engine);
-    images::register(&mut engine);
-    operations::register(&mut engine);
+    let mut api = Api::new(&mut engine, purpose);
+    globals::register(&mut api, session);
+    concurrency::register(&mut api, session);
+    client::register(&mut api, session);
+    instance::register(&mut api);
+    snapshot::register(&mut api);
+    exec::register(&mut api);
+    files::register(&mut api);
+    managers::register_all(&mut api);
+    images::register(&mut api);
+    operations::register(&mut api);
+    api.finish();
 
     // Imports: the stdlib modules compiled into the binary, then the script's own files.
     let mut resolvers = ModuleResolversCollection::new();
@@ -100,13 +108,13 @@ pub fn build_engine(session: &Arc<Session>) -> Engine {
 
 /// Registers `to_string` and `to_debug` (used by `print`, `${}` and the REPL) for a type.
 pub(crate) fn register_display<T: rhai::Variant + Clone>(
-    engine: &mut Engine,
+    api: &mut Api,
     describe: fn(&T) -> String,
 ) {
     for name in ["to_string", "to_debug"] {
         rhai::FuncRegistration::new(name)
             .with_comments(["/// The object in one line: what it is, its name and its state."])
-            .register_into_engine(engine, move |value: &mut T| describe(value));
+            .register_into(api, move |value: &mut T| describe(value));
     }
 }
 
@@ -145,7 +153,7 @@ mod tests {
     #[test]
     fn every_registered_function_is_documented() {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        let engine = build_engine(&session(&runtime));
+        let engine = build_engine(&session(&runtime), Purpose::Exploring);
         let json = engine.gen_fn_metadata_to_json(false).expect("metadata");
         let meta: serde_json::Value = serde_json::from_str(&json).expect("json");
         let functions = meta["functions"].as_array().expect("functions");
@@ -158,11 +166,46 @@ mod tests {
         assert!(undocumented.is_empty(), "undocumented: {undocumented:#?}");
     }
 
+    /// An engine built for scripts has the same functions as one built for the REPL, only
+    /// without their parameter names and types.
+    #[test]
+    fn scripts_and_exploring_engines_have_the_same_functions() {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let functions = |purpose| {
+            let engine = build_engine(&session(&runtime), purpose);
+            let json = engine.gen_fn_metadata_to_json(true).expect("metadata");
+            let meta: serde_json::Value = serde_json::from_str(&json).expect("json");
+            let mut found: Vec<(String, u64, bool)> = meta["functions"]
+                .as_array()
+                .expect("functions")
+                .iter()
+                .map(|f| {
+                    let name = f["name"].as_str().unwrap_or_default().to_owned();
+                    let arity = f["numParams"].as_u64().unwrap_or_default();
+                    (name, arity, f["returnType"].is_string())
+                })
+                .collect();
+            found.sort();
+            found
+        };
+        let scripts = functions(Purpose::Scripts);
+        let exploring = functions(Purpose::Exploring);
+        let names = |all: &[(String, u64, bool)]| -> Vec<(String, u64)> {
+            all.iter().map(|(n, a, _)| (n.clone(), *a)).collect()
+        };
+        assert!(scripts.len() > 500, "only {} functions?", scripts.len());
+        assert_eq!(names(&scripts), names(&exploring));
+        let described = |all: &[(String, u64, bool)], name: &str| {
+            all.iter().any(|(n, _, typed)| n == name && *typed)
+        };
+        assert!(described(&exploring, "to_map") && !described(&scripts, "to_map"));
+    }
+
     /// Every stdlib module compiles with the real engine and exports its functions.
     #[test]
     fn every_stdlib_module_compiles() {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        let engine = build_engine(&session(&runtime));
+        let engine = build_engine(&session(&runtime), Purpose::Scripts);
         for (name, source) in stdlib::MODULES {
             let ast = engine
                 .compile(source)
@@ -179,7 +222,7 @@ mod tests {
     #[test]
     fn pylxd_words_parse() {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        let engine = build_engine(&session(&runtime));
+        let engine = build_engine(&session(&runtime), Purpose::Scripts);
         let map: rhai::Map = engine
             .eval("#{public: true, default: 1, new: 2, shared: 3, static: 4, sync: 5}")
             .expect("reserved words as keys");

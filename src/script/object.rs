@@ -5,9 +5,10 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, Map};
+use rhai::{Array, Dynamic, Map};
 use serde_json::Value;
 
+use super::api::{Api, RegisterInto};
 use super::client::Client;
 use super::convert::{dynamic_to_json, json_to_dynamic, object_to_map};
 use super::errors::{RhaiResultOf, invalid_argument, reject_change};
@@ -266,48 +267,48 @@ impl<K: ObjectKind> Object<K> {
 }
 
 /// Registers `Manager<K>` (as `manager_name`) and `Object<K>` with their common methods.
-pub fn register<K: ObjectKind>(engine: &mut Engine, manager_name: &str) {
+pub fn register<K: ObjectKind>(api: &mut Api, manager_name: &str) {
     let kind = K::KIND;
     let type_name = kind.type_name;
-    engine.register_type_with_name::<Manager<K>>(manager_name);
-    engine.register_type_with_name::<Object<K>>(type_name);
+    api.register_type_with_name::<Manager<K>>(manager_name);
+    api.register_type_with_name::<Object<K>>(type_name);
 
     rhai::FuncRegistration::new("get")
         .with_comments([format!(
             "/// Loads a {type_name} by its {}; throws NotFound when missing.",
             kind.key
         )])
-        .register_into_engine(engine, |m: &mut Manager<K>, key: &str| m.get(key));
+        .register_into(api, |m: &mut Manager<K>, key: &str| m.get(key));
     rhai::FuncRegistration::new("all")
         .with_comments([format!(
             "/// Every {type_name}, fully loaded, in one request."
         )])
-        .register_into_engine(engine, |m: &mut Manager<K>| m.all());
+        .register_into(api, |m: &mut Manager<K>| m.all());
     rhai::FuncRegistration::new("exists")
         .with_comments([format!("/// True when the {type_name} exists.")])
-        .register_into_engine(engine, |m: &mut Manager<K>, key: &str| m.exists(key));
+        .register_into(api, |m: &mut Manager<K>, key: &str| m.exists(key));
 
     for field in kind.writable {
         rhai::FuncRegistration::new_getter(*field)
             .with_comments([format!(
                 "/// The {type_name}'s `{field}` (writable; save() writes it back)."
             )])
-            .register_into_engine(engine, move |o: &mut Object<K>| o.field(field));
+            .register_into(api, move |o: &mut Object<K>| o.field(field));
         rhai::FuncRegistration::new_setter(*field)
             .with_comments([format!("/// Sets `{field}`; save() writes it back.")])
-            .register_into_engine(engine, move |o: &mut Object<K>, v: Dynamic| {
+            .register_into(api, move |o: &mut Object<K>, v: Dynamic| {
                 o.set_field(field, &v)
             });
     }
     for field in kind.read_only {
         rhai::FuncRegistration::new_getter(*field)
             .with_comments([format!("/// The {type_name}'s `{field}` (read-only).")])
-            .register_into_engine(engine, move |o: &mut Object<K>| o.field(field));
+            .register_into(api, move |o: &mut Object<K>| o.field(field));
         rhai::FuncRegistration::new_setter(*field)
             .with_comments([format!(
                 "/// `{field}` is read-only: assigning it throws ReadOnly."
             )])
-            .register_into_engine(engine, move |o: &mut Object<K>, v: Dynamic| {
+            .register_into(api, move |o: &mut Object<K>, v: Dynamic| {
                 let hint = if *field == kind.key && kind.renamable {
                     "; use rename()"
                 } else {
@@ -320,7 +321,7 @@ pub fn register<K: ObjectKind>(engine: &mut Engine, manager_name: &str) {
         .with_comments([format!(
             "/// The whole {type_name} as a map, unknown server fields included."
         )])
-        .register_into_engine(engine, |o: &mut Object<K>| -> RhaiResultOf<Map> {
+        .register_into(api, |o: &mut Object<K>| -> RhaiResultOf<Map> {
             o.join(None)?;
             Ok(object_to_map(o.fields.current()))
         });
@@ -328,41 +329,41 @@ pub fn register<K: ObjectKind>(engine: &mut Engine, manager_name: &str) {
         .with_comments([
             "/// Writes changed fields back (only what changed, with If-Match) and waits.",
         ])
-        .register_into_engine(engine, |o: &mut Object<K>| o.save(true));
+        .register_into(api, |o: &mut Object<K>| o.save(true));
     rhai::FuncRegistration::new("save")
         .with_comments(["/// Writes changed fields back; waits when `wait` is true."])
-        .register_into_engine(engine, |o: &mut Object<K>, wait: bool| o.save(wait));
+        .register_into(api, |o: &mut Object<K>, wait: bool| o.save(wait));
     rhai::FuncRegistration::new("sync")
         .with_comments(["/// Reloads from the server, dropping unsaved local edits."])
-        .register_into_engine(engine, |o: &mut Object<K>| -> RhaiResultOf<()> {
+        .register_into(api, |o: &mut Object<K>| -> RhaiResultOf<()> {
             o.join(None)?;
             o.reload()
         });
     rhai::FuncRegistration::new("delete")
         .with_comments([format!("/// Deletes the {type_name} and waits.")])
-        .register_into_engine(engine, |o: &mut Object<K>| o.delete(true));
+        .register_into(api, |o: &mut Object<K>| o.delete(true));
     rhai::FuncRegistration::new("delete")
         .with_comments([format!(
             "/// Deletes the {type_name}; waits when `wait` is true."
         )])
-        .register_into_engine(engine, |o: &mut Object<K>, wait: bool| o.delete(wait));
+        .register_into(api, |o: &mut Object<K>, wait: bool| o.delete(wait));
     if kind.renamable {
         rhai::FuncRegistration::new("rename")
             .with_comments([format!("/// Renames the {type_name} and waits.")])
-            .register_into_engine(engine, |o: &mut Object<K>, name: &str| o.rename(name, true));
+            .register_into(api, |o: &mut Object<K>, name: &str| o.rename(name, true));
         rhai::FuncRegistration::new("rename")
             .with_comments([format!(
                 "/// Renames the {type_name}; waits when `wait` is true."
             )])
-            .register_into_engine(engine, |o: &mut Object<K>, name: &str, wait: bool| {
+            .register_into(api, |o: &mut Object<K>, name: &str, wait: bool| {
                 o.rename(name, wait)
             });
     }
-    register_wait(engine, "wait", Object::<K>::join);
-    super::register_display(engine, |o: &Object<K>| {
+    register_wait(api, "wait", Object::<K>::join);
+    super::register_display(api, |o: &Object<K>| {
         format!("{} {}", K::KIND.type_name, o.key)
     });
-    super::register_display(engine, |m: &Manager<K>| {
+    super::register_display(api, |m: &Manager<K>| {
         format!("{}s of {}", K::KIND.type_name, m.client.api.endpoint())
     });
 }

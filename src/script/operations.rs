@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhai::{Array, Dynamic, Engine, Map};
+use rhai::{Array, Dynamic, Map};
 use serde_json::Value;
 
+use super::api::{Api, RegisterInto};
 use super::client::{Client, duration_arg};
 use super::convert::{dynamic_to_json, json_to_dynamic, object_to_map};
 use super::errors::{RhaiResultOf, invalid_argument, lxd_error};
@@ -169,22 +170,20 @@ const OPERATION_FIELDS: [&str; 8] = [
 ];
 
 /// Registers operations, the raw API and events.
-pub fn register(engine: &mut Engine) {
-    engine.register_type_with_name::<OperationManager>("Operations");
-    engine.register_type_with_name::<Operation>("Operation");
-    engine.register_type_with_name::<RawApi>("Api");
-    engine.register_type_with_name::<Events>("EventStream");
+pub fn register(api: &mut Api) {
+    api.register_type_with_name::<OperationManager>("Operations");
+    api.register_type_with_name::<Operation>("Operation");
+    api.register_type_with_name::<RawApi>("Api");
+    api.register_type_with_name::<Events>("EventStream");
 
     rhai::FuncRegistration::new_getter("operations")
         .with_comments(["/// The server's operations."])
-        .register_into_engine(engine, |c: &mut Client| OperationManager {
-            client: c.clone(),
-        });
+        .register_into(api, |c: &mut Client| OperationManager { client: c.clone() });
     rhai::FuncRegistration::new("all")
         .with_comments([
             "/// Every current operation (running and recently ended), in one request.",
         ])
-        .register_into_engine(engine, |m: &mut OperationManager| -> RhaiResultOf<Array> {
+        .register_into(api, |m: &mut OperationManager| -> RhaiResultOf<Array> {
             let req = Request::get("/1.0/operations").query("recursion", "1");
             let by_status = m
                 .client
@@ -207,41 +206,41 @@ pub fn register(engine: &mut Engine) {
         });
     rhai::FuncRegistration::new("get")
         .with_comments(["/// Loads an operation by id; NotFound once LXD has forgotten it (5 s after it ended)."])
-        .register_into_engine(engine, |m: &mut OperationManager, id: &str| -> RhaiResultOf<Operation> {
+        .register_into(api, |m: &mut OperationManager, id: &str| -> RhaiResultOf<Operation> {
             let op = m.client.bridge.block_on(m.client.api.get(&format!("/1.0/operations/{}", segment(id))))?;
             Ok(Operation { client: m.client.clone(), op: LxdOperation(op) })
         });
     for field in OPERATION_FIELDS {
         rhai::FuncRegistration::new_getter(field)
             .with_comments([format!("/// The operation's `{field}`.")])
-            .register_into_engine(engine, move |o: &mut Operation| {
+            .register_into(api, move |o: &mut Operation| {
                 o.op.0.get(field).map_or(Dynamic::UNIT, json_to_dynamic)
             });
     }
     rhai::FuncRegistration::new("wait")
         .with_comments(["/// Waits for the operation to end (its final state is kept); throws OperationFailed if it failed."])
-        .register_into_engine(engine, |o: &mut Operation| o.wait(None));
+        .register_into(api, |o: &mut Operation| o.wait(None));
     rhai::FuncRegistration::new("wait")
         .with_comments([
             "/// Waits for the operation to end, throwing Timeout after `timeout` seconds.",
         ])
-        .register_into_engine(engine, |o: &mut Operation, timeout: Dynamic| {
+        .register_into(api, |o: &mut Operation, timeout: Dynamic| {
             let t = duration_arg("Operation.wait", &timeout)?;
             o.wait(Some(t))
         });
     rhai::FuncRegistration::new("cancel")
         .with_comments(["/// Cancels the operation (LXD allows it where `may_cancel` is true)."])
-        .register_into_engine(engine, |o: &mut Operation| {
+        .register_into(api, |o: &mut Operation| {
             let id = o.id();
             o.client.bridge.block_on(o.client.api.cancel_operation(&id))
         });
     rhai::FuncRegistration::new("to_map")
         .with_comments(["/// The whole operation as a map."])
-        .register_into_engine(engine, |o: &mut Operation| match &o.op.0 {
+        .register_into(api, |o: &mut Operation| match &o.op.0 {
             Value::Object(m) => object_to_map(m),
             _ => Map::new(),
         });
-    super::register_display(engine, |o: &Operation| {
+    super::register_display(api, |o: &Operation| {
         let status =
             o.op.0
                 .get("status")
@@ -254,14 +253,14 @@ pub fn register(engine: &mut Engine) {
         .with_comments([
             "/// Raw access to any endpoint: api.get/post/put/patch/delete(path[, body]).",
         ])
-        .register_into_engine(engine, |c: &mut Client| RawApi { client: c.clone() });
+        .register_into(api, |c: &mut Client| RawApi { client: c.clone() });
     for (name, method) in [
         ("get", reqwest::Method::GET),
         ("delete", reqwest::Method::DELETE),
     ] {
         rhai::FuncRegistration::new(name)
             .with_comments([format!("/// {method} a path (\"/1.0/...\"): a sync answer's metadata, or an Operation (not waited).")])
-            .register_into_engine(engine, move |a: &mut RawApi, path: &str| a.call(method.clone(), path, None));
+            .register_into(api, move |a: &mut RawApi, path: &str| a.call(method.clone(), path, None));
     }
     for (name, method) in [
         ("post", reqwest::Method::POST),
@@ -270,24 +269,24 @@ pub fn register(engine: &mut Engine) {
     ] {
         rhai::FuncRegistration::new(name)
             .with_comments([format!("/// {method} a JSON body to a path: a sync answer's metadata, or an Operation (not waited).")])
-            .register_into_engine(engine, move |a: &mut RawApi, path: &str, body: Dynamic| {
+            .register_into(api, move |a: &mut RawApi, path: &str, body: Dynamic| {
                 a.call(method.clone(), path, Some(&body))
             });
     }
-    super::register_display(engine, |a: &RawApi| {
+    super::register_display(api, |a: &RawApi| {
         format!("Raw API of {}", a.client.api.endpoint())
     });
 
     rhai::FuncRegistration::new("events")
         .with_comments(["/// Opens the event stream of this client's project (every type)."])
-        .register_into_engine(engine, |c: &mut Client| {
+        .register_into(api, |c: &mut Client| {
             Events::open(c, EventFilter::default())
         });
     rhai::FuncRegistration::new("events")
         .with_comments([
             "/// Opens the event stream for these types (`lifecycle`, `operation`, `logging`).",
         ])
-        .register_into_engine(engine, |c: &mut Client, types: Array| {
+        .register_into(api, |c: &mut Client, types: Array| {
             let types = strings(&Dynamic::from(types))
                 .ok_or_else(|| invalid_argument("client.events: types must be strings"))?;
             Events::open(
@@ -300,34 +299,34 @@ pub fn register(engine: &mut Engine) {
         });
     rhai::FuncRegistration::new("events")
         .with_comments(["/// Opens the event stream with options #{types, all_projects, queue (events kept for a slow reader, default 1024)}."])
-        .register_into_engine(engine, |c: &mut Client, options: Map| {
+        .register_into(api, |c: &mut Client, options: Map| {
             Events::open(c, filter_from_map(options)?)
         });
     rhai::FuncRegistration::new("next")
         .with_comments(["/// The next event (#{type, timestamp, metadata, location, project}); blocks until one comes."])
-        .register_into_engine(engine, |e: &mut Events| e.next(None));
+        .register_into(api, |e: &mut Events| e.next(None));
     rhai::FuncRegistration::new("next")
         .with_comments(["/// The next event, or () after `timeout` seconds."])
-        .register_into_engine(engine, |e: &mut Events, timeout: Dynamic| {
+        .register_into(api, |e: &mut Events, timeout: Dynamic| {
             let t = duration_arg("EventStream.next", &timeout)?;
             e.next(Some(t))
         });
     rhai::FuncRegistration::new_getter("dropped")
         .with_comments(["/// How many events were dropped because the script read too slowly."])
-        .register_into_engine(engine, |e: &mut Events| {
+        .register_into(api, |e: &mut Events| {
             i64::try_from(e.stream.dropped()).unwrap_or(i64::MAX)
         });
     rhai::FuncRegistration::new_getter("pending")
         .with_comments([
             "/// How many events wait to be read now (never more than the queue bound).",
         ])
-        .register_into_engine(engine, |e: &mut Events| {
+        .register_into(api, |e: &mut Events| {
             i64::try_from(e.stream.pending()).unwrap_or(i64::MAX)
         });
     rhai::FuncRegistration::new("close")
         .with_comments(["/// Ends the stream."])
-        .register_into_engine(engine, |e: &mut Events| e.stream.close());
-    super::register_display(engine, |e: &Events| {
+        .register_into(api, |e: &mut Events| e.stream.close());
+    super::register_display(api, |e: &Events| {
         format!(
             "EventStream ({} dropped{})",
             e.stream.dropped(),

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::api::{Api, RegisterInto};
 use super::client::Client;
 use super::errors::RhaiResultOf;
 use super::runtime::Bridge;
@@ -123,18 +124,18 @@ pub trait Settles {
 
 /// Registers `wait()` and `wait(timeout)` for a type with pending operations.
 pub fn register_wait<T: rhai::Variant + Clone>(
-    engine: &mut rhai::Engine,
+    api: &mut Api,
     call: &'static str,
     join: fn(&mut T, Option<Duration>) -> RhaiResultOf<()>,
 ) {
     rhai::FuncRegistration::new("wait")
         .with_comments(["/// Joins the pending operation of a call made without waiting."])
-        .register_into_engine(engine, move |t: &mut T| join(t, None));
+        .register_into(api, move |t: &mut T| join(t, None));
     rhai::FuncRegistration::new("wait")
         .with_comments([
             "/// Joins the pending operation, throwing Timeout after `timeout` seconds.",
         ])
-        .register_into_engine(engine, move |t: &mut T, timeout: rhai::Dynamic| {
+        .register_into(api, move |t: &mut T, timeout: rhai::Dynamic| {
             join(t, Some(super::client::duration_arg(call, &timeout)?))
         });
 }

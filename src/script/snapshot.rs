@@ -1,8 +1,9 @@
 //! `i.snapshots` and `Snapshot`.
 
-use rhai::{Array, Dynamic, Engine, Map};
+use rhai::{Array, Dynamic, Map};
 use serde_json::Value;
 
+use super::api::{Api, RegisterInto};
 use super::client::Client;
 use super::convert::{json_to_dynamic, object_to_map};
 use super::errors::{RhaiResultOf, reject_change};
@@ -196,19 +197,19 @@ const ATTRIBUTES: [&str; 7] = [
 ];
 
 /// Registers the snapshot manager and `Snapshot`.
-pub fn register(engine: &mut Engine) {
-    engine.register_type_with_name::<SnapshotManager>("Snapshots");
-    engine.register_type_with_name::<Snapshot>("Snapshot");
+pub fn register(api: &mut Api) {
+    api.register_type_with_name::<SnapshotManager>("Snapshots");
+    api.register_type_with_name::<Snapshot>("Snapshot");
 
     rhai::FuncRegistration::new("all")
         .with_comments(["/// Every snapshot of the instance, fully loaded, in one request."])
-        .register_into_engine(engine, |m: &mut SnapshotManager| m.all());
+        .register_into(api, |m: &mut SnapshotManager| m.all());
     rhai::FuncRegistration::new("get")
         .with_comments(["/// Loads a snapshot; throws NotFound when missing."])
-        .register_into_engine(engine, |m: &mut SnapshotManager, name: &str| m.get(name));
+        .register_into(api, |m: &mut SnapshotManager, name: &str| m.get(name));
     rhai::FuncRegistration::new("exists")
         .with_comments(["/// True when the snapshot exists."])
-        .register_into_engine(engine, |m: &mut SnapshotManager, name: &str| {
+        .register_into(api, |m: &mut SnapshotManager, name: &str| {
             m.client.bridge.block_on(m.api.exists(name))
         });
     let create = |name: &str, stateful: bool| CreateSnapshot {
@@ -218,89 +219,86 @@ pub fn register(engine: &mut Engine) {
     };
     rhai::FuncRegistration::new("create")
         .with_comments(["/// Creates a stateless snapshot (does not wait)."])
-        .register_into_engine(engine, move |m: &mut SnapshotManager, name: &str| {
+        .register_into(api, move |m: &mut SnapshotManager, name: &str| {
             m.create(create(name, false), false)
         });
     rhai::FuncRegistration::new("create")
         .with_comments(["/// Creates a snapshot, stateful (CRIU) or not (does not wait)."])
-        .register_into_engine(
-            engine,
+        .register_into(
+            api,
             move |m: &mut SnapshotManager, name: &str, stateful: bool| {
                 m.create(create(name, stateful), false)
             },
         );
     rhai::FuncRegistration::new("create")
         .with_comments(["/// Creates a snapshot; waits when `wait` is true."])
-        .register_into_engine(
-            engine,
+        .register_into(
+            api,
             move |m: &mut SnapshotManager, name: &str, stateful: bool, wait: bool| {
                 m.create(create(name, stateful), wait)
             },
         );
     rhai::FuncRegistration::new("create")
         .with_comments(["/// Creates a snapshot with options #{stateful, wait, expires_at}."])
-        .register_into_engine(
-            engine,
-            |m: &mut SnapshotManager, name: &str, options: Map| {
-                let o = Options::new(
-                    "snapshots.create",
-                    options,
-                    &["stateful", "wait", "expires_at"],
-                )?;
-                let opts = CreateSnapshot {
-                    name: Some(name.to_owned()),
-                    stateful: o.bool("stateful")?.unwrap_or(false),
-                    expires_at: o.string("expires_at")?,
-                };
-                m.create(opts, o.bool("wait")?.unwrap_or(false))
-            },
-        );
+        .register_into(api, |m: &mut SnapshotManager, name: &str, options: Map| {
+            let o = Options::new(
+                "snapshots.create",
+                options,
+                &["stateful", "wait", "expires_at"],
+            )?;
+            let opts = CreateSnapshot {
+                name: Some(name.to_owned()),
+                stateful: o.bool("stateful")?.unwrap_or(false),
+                expires_at: o.string("expires_at")?,
+            };
+            m.create(opts, o.bool("wait")?.unwrap_or(false))
+        });
 
     for key in ATTRIBUTES {
         rhai::FuncRegistration::new_getter(key)
             .with_comments([format!("/// The snapshot's `{key}`.")])
-            .register_into_engine(engine, move |s: &mut Snapshot| s.field(key));
+            .register_into(api, move |s: &mut Snapshot| s.field(key));
         rhai::FuncRegistration::new_setter(key)
             .with_comments([format!(
                 "/// `{key}` is read-only: assigning it throws ReadOnly."
             )])
-            .register_into_engine(engine, move |s: &mut Snapshot, v: Dynamic| {
+            .register_into(api, move |s: &mut Snapshot, v: Dynamic| {
                 let hint = if key == "name" { "; use rename()" } else { "" };
                 reject_change("Snapshot", key, hint, &s.field(key)?, &v)
             });
     }
     rhai::FuncRegistration::new("to_map")
         .with_comments(["/// The whole snapshot as a map."])
-        .register_into_engine(engine, |s: &mut Snapshot| -> RhaiResultOf<Map> {
+        .register_into(api, |s: &mut Snapshot| -> RhaiResultOf<Map> {
             s.join(None)?;
             Ok(object_to_map(&s.fields))
         });
     rhai::FuncRegistration::new("rename")
         .with_comments(["/// Renames the snapshot (does not wait)."])
-        .register_into_engine(engine, |s: &mut Snapshot, name: &str| s.rename(name, false));
+        .register_into(api, |s: &mut Snapshot, name: &str| s.rename(name, false));
     rhai::FuncRegistration::new("rename")
         .with_comments(["/// Renames the snapshot; waits when `wait` is true."])
-        .register_into_engine(engine, |s: &mut Snapshot, name: &str, wait: bool| {
+        .register_into(api, |s: &mut Snapshot, name: &str, wait: bool| {
             s.rename(name, wait)
         });
     rhai::FuncRegistration::new("delete")
         .with_comments(["/// Deletes the snapshot (does not wait)."])
-        .register_into_engine(engine, |s: &mut Snapshot| s.delete(false));
+        .register_into(api, |s: &mut Snapshot| s.delete(false));
     rhai::FuncRegistration::new("delete")
         .with_comments(["/// Deletes the snapshot; waits when `wait` is true."])
-        .register_into_engine(engine, |s: &mut Snapshot, wait: bool| s.delete(wait));
+        .register_into(api, |s: &mut Snapshot, wait: bool| s.delete(wait));
     rhai::FuncRegistration::new("restore")
         .with_comments(["/// Restores the instance to this snapshot (does not wait)."])
-        .register_into_engine(engine, |s: &mut Snapshot| s.restore(false));
+        .register_into(api, |s: &mut Snapshot| s.restore(false));
     rhai::FuncRegistration::new("restore")
         .with_comments(["/// Restores the instance to this snapshot; waits when `wait` is true."])
-        .register_into_engine(engine, |s: &mut Snapshot, wait: bool| s.restore(wait));
-    register_publish(engine, "Snapshot.publish", Snapshot::publish);
-    register_wait(engine, "Snapshot.wait", Snapshot::join);
-    super::register_display(engine, |s: &Snapshot| {
+        .register_into(api, |s: &mut Snapshot, wait: bool| s.restore(wait));
+    register_publish(api, "Snapshot.publish", Snapshot::publish);
+    register_wait(api, "Snapshot.wait", Snapshot::join);
+    super::register_display(api, |s: &Snapshot| {
         format!("Snapshot {}/{}", s.instance, s.name)
     });
-    super::register_display(engine, |m: &SnapshotManager| {
+    super::register_display(api, |m: &SnapshotManager| {
         format!("Snapshots of {}", m.instance)
     });
 }
