@@ -167,7 +167,7 @@ def workloads(quick):
         Workload("stdin1", "exec, 1 MiB of stdin", "exec-stdin", [c, f"{w}/in-1m"],
                  f"lxc exec {c} -- wc -c < {w}/in-1m", n(3), n(5)),
         Workload("stdin64", "exec, 64 MiB of stdin", "exec-stdin", [c, f"{w}/in-64m"],
-                 f"lxc exec {c} -- wc -c < {w}/in-64m", n(3), n(2), rss=True),
+                 f"lxc exec {c} -- wc -c < {w}/in-64m", n(5), n(2), rss=True),
         Workload("push100", "push 100 MB", "push", [c, f"{w}/f-100m", "/root/f-100m"],
                  f"lxc file push {w}/f-100m {c}/root/f-100m", n(5), n(2), size=100 * MB,
                  rss=True),
