@@ -240,13 +240,6 @@ impl Files {
         Ok(())
     }
 
-    /// Creates a symlink at `path` pointing at `target`.
-    pub async fn symlink(&self, path: &str, target: &str, attrs: &WriteAttrs) -> Result<()> {
-        let req = requests::write(&self.instance, path, FileType::Symlink, attrs);
-        self.write(req, reqwest::Body::from(target.to_owned()))
-            .await
-    }
-
     /// Deletes a path.
     pub async fn delete(&self, path: &str) -> Result<()> {
         let req = requests::on(Method::DELETE, &self.instance, path);
