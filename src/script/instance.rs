@@ -194,11 +194,7 @@ impl Instance {
 
     fn field(&mut self, key: &str) -> RhaiResultOf<Dynamic> {
         self.join(None)?;
-        Ok(self
-            .fields
-            .current()
-            .get(key)
-            .map_or(Dynamic::UNIT, json_to_dynamic))
+        Ok(self.fields.value(key))
     }
 
     fn set_field(&mut self, key: &str, value: &Dynamic) -> RhaiResultOf<()> {
@@ -542,10 +538,7 @@ pub fn register(api: &mut Api) {
                 let current = if key == "name" {
                     Dynamic::from(i.name.clone())
                 } else {
-                    i.fields
-                        .current()
-                        .get(key)
-                        .map_or(Dynamic::UNIT, json_to_dynamic)
+                    i.fields.value(key)
                 };
                 reject_change("Instance", key, hint, &current, &v)
             });

@@ -142,6 +142,13 @@ impl Fields {
         self.edited.as_ref().unwrap_or(&self.loaded)
     }
 
+    /// One field as the script sees it now, as a script value (`()` when absent).
+    pub fn value(&self, key: &str) -> Dynamic {
+        self.current()
+            .get(key)
+            .map_or(Dynamic::UNIT, json_to_dynamic)
+    }
+
     /// Edits one field.
     pub fn set(&mut self, key: &str, value: Value) {
         self.edited
@@ -205,11 +212,7 @@ impl<K: ObjectKind> Object<K> {
     /// A field, after joining any pending operation.
     pub fn field(&mut self, key: &str) -> RhaiResultOf<Dynamic> {
         self.join(None)?;
-        Ok(self
-            .fields
-            .current()
-            .get(key)
-            .map_or(Dynamic::UNIT, json_to_dynamic))
+        Ok(self.fields.value(key))
     }
 
     fn set_field(&mut self, key: &str, value: &Dynamic) -> RhaiResultOf<()> {
