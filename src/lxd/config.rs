@@ -1,4 +1,5 @@
-//! Where to connect: socket discovery and the `lxc` client configuration (remotes, certificates).
+//! Where to connect: socket discovery and the `lxc` and `incus` client configurations (remotes,
+//! certificates).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,20 +23,75 @@ pub struct Target {
     pub remote: Option<String>,
 }
 
-/// Finds the local unix socket: `$LXD_SOCKET`, `$LXD_DIR/unix.socket`, the snap's socket, then
-/// `/var/lib/lxd/unix.socket`.
+/// Which command-line client's conventions a configuration directory or a socket follows: LXD's
+/// `lxc` or Incus's `incus`. Both write the same `config.yml` format with `servercerts/` beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFamily {
+    /// `lxc`: `$LXD_CONF`, `~/.config/lxc`; sockets `$LXD_SOCKET`, `$LXD_DIR`, the snap's, `/var/lib/lxd`.
+    Lxd,
+    /// `incus`: `$INCUS_CONF`, `~/.config/incus`; sockets `$INCUS_SOCKET`, `$INCUS_DIR`,
+    /// `/run/incus`, `/var/lib/incus`.
+    Incus,
+}
+
+impl ClientFamily {
+    /// The socket a user of this family points at explicitly through the environment, if any.
+    fn socket_from_env(self) -> Option<PathBuf> {
+        let (socket, dir) = match self {
+            ClientFamily::Lxd => ("LXD_SOCKET", "LXD_DIR"),
+            ClientFamily::Incus => ("INCUS_SOCKET", "INCUS_DIR"),
+        };
+        let set = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        set(socket)
+            .map(PathBuf::from)
+            .or_else(|| set(dir).map(|d| PathBuf::from(d).join("unix.socket")))
+    }
+
+    /// Where the packages of this family put the daemon's socket, most specific first.
+    fn default_sockets(self) -> &'static [&'static str] {
+        match self {
+            ClientFamily::Lxd => &[
+                "/var/snap/lxd/common/lxd/unix.socket",
+                "/var/lib/lxd/unix.socket",
+            ],
+            ClientFamily::Incus => &["/run/incus/unix.socket", "/var/lib/incus/unix.socket"],
+        }
+    }
+
+    /// The other family.
+    fn other(self) -> ClientFamily {
+        match self {
+            ClientFamily::Lxd => ClientFamily::Incus,
+            ClientFamily::Incus => ClientFamily::Lxd,
+        }
+    }
+}
+
+/// Finds the local unix socket, LXD's first: a socket named by the environment (`$LXD_SOCKET`,
+/// `$LXD_DIR`, then `$INCUS_SOCKET`, `$INCUS_DIR`) is taken as it is; otherwise the first of the
+/// packages' sockets (LXD's snap, `/var/lib/lxd`, then Incus's `/run/incus`, `/var/lib/incus`)
+/// where a daemon answers, so a machine with only Incus finds Incus.
 pub fn discover_socket() -> PathBuf {
-    if let Some(s) = std::env::var_os("LXD_SOCKET").filter(|s| !s.is_empty()) {
-        return PathBuf::from(s);
+    discover_socket_of(ClientFamily::Lxd)
+}
+
+/// Finds the local unix socket as [`discover_socket`] does, with `first`'s places before the
+/// other family's (a remote `unix://` of the `incus` configuration means Incus's socket).
+pub fn discover_socket_of(first: ClientFamily) -> PathBuf {
+    let order = [first, first.other()];
+    if let Some(socket) = order.iter().find_map(|f| f.socket_from_env()) {
+        return socket;
     }
-    if let Some(dir) = std::env::var_os("LXD_DIR").filter(|s| !s.is_empty()) {
-        return PathBuf::from(dir).join("unix.socket");
-    }
-    let snap = PathBuf::from("/var/snap/lxd/common/lxd/unix.socket");
-    if snap.exists() {
-        return snap;
-    }
-    PathBuf::from("/var/lib/lxd/unix.socket")
+    let defaults = || {
+        order
+            .iter()
+            .flat_map(|f| f.default_sockets())
+            .map(PathBuf::from)
+    };
+    defaults()
+        .find(|s| std::os::unix::net::UnixStream::connect(s).is_ok())
+        .or_else(|| defaults().find(|s| s.exists()))
+        .unwrap_or_else(|| PathBuf::from(first.default_sockets()[0]))
 }
 
 /// One remote of `config.yml`.
@@ -59,31 +115,23 @@ struct ConfigFile {
     remotes: BTreeMap<String, Remote>,
 }
 
-/// The `lxc` client configuration directory and its `config.yml`.
-#[derive(Debug, Default)]
-pub struct ClientConfig {
-    dir: Option<PathBuf>,
+/// One client's configuration directory and its `config.yml`.
+#[derive(Debug)]
+struct ConfigDir {
+    family: ClientFamily,
+    dir: PathBuf,
     file: ConfigFile,
 }
 
-impl ClientConfig {
-    /// Finds the configuration directory (`$LXD_CONF`, `~/.config/lxc`, the snap's
-    /// `~/snap/lxd/common/config`) and reads its `config.yml`; a missing file is an empty config.
-    pub fn discover() -> Result<ClientConfig> {
-        match config_dir() {
-            Some(dir) => ClientConfig::load(&dir),
-            None => Ok(ClientConfig::default()),
-        }
-    }
-
-    /// Reads the configuration of one directory.
-    pub fn load(dir: &Path) -> Result<ClientConfig> {
+impl ConfigDir {
+    fn load(family: ClientFamily, dir: &Path) -> Result<ConfigDir> {
         let path = dir.join("config.yml");
         let file = match std::fs::read_to_string(&path) {
             Ok(text) => parse_config(&text).map_err(|e| {
                 Error::Config(format!(
-                    "cannot read {}: {e}; fix the file or point LXD_CONF elsewhere",
-                    path.display()
+                    "cannot read {}: {e}; fix the file or point {} elsewhere",
+                    path.display(),
+                    conf_variable(family)
                 ))
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigFile::default(),
@@ -94,36 +142,105 @@ impl ClientConfig {
                 )));
             }
         };
-        Ok(ClientConfig {
-            dir: Some(dir.to_owned()),
+        Ok(ConfigDir {
+            family,
+            dir: dir.to_owned(),
             file,
         })
     }
 
-    /// The default remote's name, if the configuration names one.
-    pub fn default_remote(&self) -> Option<&str> {
-        self.file.default_remote.as_deref()
+    /// The client certificate and key of this directory, when both exist.
+    fn client_identity(&self) -> Option<(PathBuf, PathBuf)> {
+        let (crt, key) = (self.dir.join("client.crt"), self.dir.join("client.key"));
+        (crt.exists() && key.exists()).then_some((crt, key))
     }
 
-    /// The names of the configured remotes.
+    /// The client certificate and key, generated first when there are none (as `lxc` and
+    /// `incus` do on first use): an ECDSA P-384 self-signed certificate, the key mode 0600.
+    fn ensure_client_identity(&self) -> Result<(PathBuf, PathBuf)> {
+        match self.client_identity() {
+            Some(identity) => Ok(identity),
+            None => generate_identity(&self.dir),
+        }
+    }
+
+    fn config_file(&self) -> String {
+        self.dir.join("config.yml").display().to_string()
+    }
+}
+
+/// The client configurations of `lxc` and `incus`: their remotes, certificates and default
+/// remote. Where both define a remote of one name, `lxc`'s wins; the default remote is the
+/// first one a configuration names, `lxc`'s first.
+#[derive(Debug, Default)]
+pub struct ClientConfig {
+    dirs: Vec<ConfigDir>,
+}
+
+impl ClientConfig {
+    /// Finds the configuration directories (`lxc`'s: `$LXD_CONF`, `~/.config/lxc`, the snap's
+    /// `~/snap/lxd/common/config`; `incus`'s: `$INCUS_CONF`, `~/.config/incus`) and reads their
+    /// `config.yml`; a missing file is an empty configuration.
+    pub fn discover() -> Result<ClientConfig> {
+        let mut dirs = Vec::new();
+        for family in [ClientFamily::Lxd, ClientFamily::Incus] {
+            if let Some(dir) = config_dir(family) {
+                dirs.push(ConfigDir::load(family, &dir)?);
+            }
+        }
+        Ok(ClientConfig { dirs })
+    }
+
+    /// Reads the configuration of one `lxc` directory alone.
+    pub fn load(dir: &Path) -> Result<ClientConfig> {
+        ClientConfig::load_family(ClientFamily::Lxd, dir)
+    }
+
+    /// Reads the configuration of one directory of the given client alone.
+    pub fn load_family(family: ClientFamily, dir: &Path) -> Result<ClientConfig> {
+        Ok(ClientConfig {
+            dirs: vec![ConfigDir::load(family, dir)?],
+        })
+    }
+
+    /// The default remote's name, if a configuration names one.
+    pub fn default_remote(&self) -> Option<&str> {
+        self.dirs
+            .iter()
+            .find_map(|d| d.file.default_remote.as_deref())
+    }
+
+    /// The names of the configured remotes, of both clients, each once.
     pub fn remote_names(&self) -> impl Iterator<Item = &str> {
-        self.file.remotes.keys().map(String::as_str)
+        let names: std::collections::BTreeSet<&str> = self
+            .dirs
+            .iter()
+            .flat_map(|d| d.file.remotes.keys().map(String::as_str))
+            .collect();
+        names.into_iter()
     }
 
     /// Resolves a remote by name.
     pub fn remote(&self, name: &str) -> Result<Target> {
-        let remote = match self.file.remotes.get(name) {
-            Some(r) => r,
-            None if name == "local" => &Remote {
-                addr: "unix://".to_owned(),
-                project: None,
-                protocol: None,
-            },
+        let found = self
+            .dirs
+            .iter()
+            .find_map(|d| d.file.remotes.get(name).map(|r| (d, r)));
+        let (dir, remote) = match found {
+            Some(found) => found,
+            None if name == "local" => {
+                return Ok(Target {
+                    endpoint: Endpoint::Unix(discover_socket()),
+                    tls: None,
+                    project: None,
+                    remote: Some(name.to_owned()),
+                });
+            }
             None => {
-                let known: Vec<&str> = self.file.remotes.keys().map(String::as_str).collect();
+                let known: Vec<&str> = self.remote_names().collect();
                 return Err(Error::Config(format!(
-                    "no remote named '{name}' in {} (known: {}); add it with `lxc remote add`",
-                    self.describe_file(),
+                    "no remote named '{name}' in {} (known: {}); add it with `lxc remote add` or `incus remote add`",
+                    self.describe_files(),
                     if known.is_empty() {
                         "none".to_owned()
                     } else {
@@ -132,17 +249,21 @@ impl ClientConfig {
                 )));
             }
         };
-        if remote.protocol.as_deref().is_some_and(|p| p != "lxd") {
+        if remote
+            .protocol
+            .as_deref()
+            .is_some_and(|p| p != "lxd" && p != "incus")
+        {
             return Err(Error::Config(format!(
-                "remote '{name}' is an image server ({}), not an LXD server",
+                "remote '{name}' is an image server ({}), not an LXD or Incus server",
                 remote.protocol.as_deref().unwrap_or_default()
             )));
         }
         let project = remote.project.clone().filter(|p| p != "default");
-        let endpoint = parse_addr(&remote.addr)?;
+        let endpoint = parse_addr_of(&remote.addr, dir.family)?;
         let tls = match &endpoint {
             Endpoint::Unix(_) => None,
-            Endpoint::Https(_) => Some(self.tls_for_remote(name)?),
+            Endpoint::Https(_) => Some(tls_for_remote(dir, name)?),
         };
         Ok(Target {
             endpoint,
@@ -152,65 +273,72 @@ impl ClientConfig {
         })
     }
 
-    /// The TLS settings of a remote: the client cert/key beside `config.yml` and the pinned
-    /// `servercerts/<remote>.crt`.
-    fn tls_for_remote(&self, name: &str) -> Result<TlsSettings> {
-        let dir = self.dir.clone().unwrap_or_default();
-        let pinned = dir.join("servercerts").join(format!("{name}.crt"));
-        if !pinned.exists() {
-            return Err(Error::Tls(format!(
-                "no pinned server certificate for remote '{name}' ({} is missing); add the remote with `lxc remote add` or pass verify: PATH",
-                pinned.display()
-            )));
-        }
-        Ok(TlsSettings {
-            client_identity: Some(self.ensure_client_identity()?),
-            server: ServerVerification::Pinned {
-                der: read_certificate(&pinned)?,
-                source: pinned,
-            },
-        })
-    }
-
-    /// The client certificate and key beside `config.yml`, when both exist.
-    pub fn client_identity(&self) -> Option<(PathBuf, PathBuf)> {
-        let dir = self.dir.as_ref()?;
-        let (crt, key) = (dir.join("client.crt"), dir.join("client.key"));
-        (crt.exists() && key.exists()).then_some((crt, key))
-    }
-
-    /// The client certificate and key, generated first when there are none (as `lxc` does on
-    /// first use): an ECDSA P-384 self-signed certificate, the key written with mode 0600.
+    /// The client certificate and key, generated first when there are none: those of the first
+    /// configuration that has them, else new ones where `lxc` would put them (where `incus`
+    /// would, on a machine that has only an `incus` configuration).
     pub fn ensure_client_identity(&self) -> Result<(PathBuf, PathBuf)> {
-        if let Some(identity) = self.client_identity() {
+        if let Some(identity) = self.dirs.iter().find_map(ConfigDir::client_identity) {
             return Ok(identity);
         }
-        let dir = match &self.dir {
-            Some(d) => d.clone(),
-            None => default_config_dir().ok_or_else(|| {
-                Error::Config("no lxc configuration directory: set LXD_CONF or HOME".to_owned())
-            })?,
-        };
+        if let Some(dir) = self.dirs.first() {
+            return dir.ensure_client_identity();
+        }
+        let dir = default_config_dir().ok_or_else(|| {
+            Error::Config("no lxc configuration directory: set LXD_CONF or HOME".to_owned())
+        })?;
         generate_identity(&dir)
     }
 
     /// The pinned certificate of the remote whose address is `url`, if any.
     pub fn pinned_for_url(&self, url: &str) -> Option<PathBuf> {
-        let dir = self.dir.as_ref()?;
         let url = url.trim_end_matches('/');
-        self.file
-            .remotes
-            .iter()
-            .find(|(_, r)| r.addr.trim_end_matches('/') == url)
-            .map(|(name, _)| dir.join("servercerts").join(format!("{name}.crt")))
-            .filter(|p| p.exists())
+        self.dirs.iter().find_map(|d| {
+            d.file
+                .remotes
+                .iter()
+                .find(|(_, r)| r.addr.trim_end_matches('/') == url)
+                .map(|(name, _)| d.dir.join("servercerts").join(format!("{name}.crt")))
+                .filter(|p| p.exists())
+        })
     }
 
-    fn describe_file(&self) -> String {
-        match &self.dir {
-            Some(d) => d.join("config.yml").display().to_string(),
-            None => "the lxc configuration (none found)".to_owned(),
+    fn describe_files(&self) -> String {
+        if self.dirs.is_empty() {
+            return "the lxc or incus configuration (none found)".to_owned();
         }
+        let files: Vec<String> = self.dirs.iter().map(ConfigDir::config_file).collect();
+        files.join(" or ")
+    }
+}
+
+/// The TLS settings of a remote: its configuration's client cert/key and the pinned
+/// `servercerts/<remote>.crt` beside it.
+fn tls_for_remote(dir: &ConfigDir, name: &str) -> Result<TlsSettings> {
+    let pinned = dir.dir.join("servercerts").join(format!("{name}.crt"));
+    if !pinned.exists() {
+        let command = match dir.family {
+            ClientFamily::Lxd => "lxc",
+            ClientFamily::Incus => "incus",
+        };
+        return Err(Error::Tls(format!(
+            "no pinned server certificate for remote '{name}' ({} is missing); add the remote with `{command} remote add` or pass verify: PATH",
+            pinned.display()
+        )));
+    }
+    Ok(TlsSettings {
+        client_identity: Some(dir.ensure_client_identity()?),
+        server: ServerVerification::Pinned {
+            der: read_certificate(&pinned)?,
+            source: pinned,
+        },
+    })
+}
+
+/// The environment variable that names a family's configuration directory.
+fn conf_variable(family: ClientFamily) -> &'static str {
+    match family {
+        ClientFamily::Lxd => "LXD_CONF",
+        ClientFamily::Incus => "INCUS_CONF",
     }
 }
 
@@ -221,7 +349,7 @@ fn parse_config(text: &str) -> std::result::Result<ConfigFile, serde_yaml::Error
     serde_yaml::from_str(text)
 }
 
-/// Where a new configuration goes: `$LXD_CONF`, else `~/.config/lxc`.
+/// Where a new configuration goes when there is none: `$LXD_CONF`, else `~/.config/lxc`.
 fn default_config_dir() -> Option<PathBuf> {
     std::env::var_os("LXD_CONF")
         .filter(|s| !s.is_empty())
@@ -272,24 +400,32 @@ fn generate_identity(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((crt_path, key_path))
 }
 
-/// The configuration directory, if one is set or exists.
-fn config_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("LXD_CONF").filter(|s| !s.is_empty()) {
+/// A family's configuration directory, if one is set or exists.
+fn config_dir(family: ClientFamily) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(conf_variable(family)).filter(|s| !s.is_empty()) {
         return Some(PathBuf::from(dir));
     }
     let home = PathBuf::from(std::env::var_os("HOME")?);
-    let candidates = [
-        home.join(".config/lxc"),
-        home.join("snap/lxd/common/config"),
-    ];
+    let candidates = match family {
+        ClientFamily::Lxd => vec![
+            home.join(".config/lxc"),
+            home.join("snap/lxd/common/config"),
+        ],
+        ClientFamily::Incus => vec![home.join(".config/incus")],
+    };
     candidates.into_iter().find(|d| d.exists())
 }
 
 /// Parses an address as written in `config.yml` or by a user: `unix://` (discovery),
 /// `unix:///path`, `unix:/path`, `/path`, or `https://host:port`.
 pub fn parse_addr(addr: &str) -> Result<Endpoint> {
+    parse_addr_of(addr, ClientFamily::Lxd)
+}
+
+/// Parses an address as [`parse_addr`] does; `unix://` finds `family`'s socket first.
+fn parse_addr_of(addr: &str, family: ClientFamily) -> Result<Endpoint> {
     if addr == "unix://" || addr == "unix:" {
-        return Ok(Endpoint::Unix(discover_socket()));
+        return Ok(Endpoint::Unix(discover_socket_of(family)));
     }
     if let Some(path) = addr
         .strip_prefix("unix://")
@@ -445,16 +581,65 @@ mod tests {
         ));
     }
 
+    /// Both clients' configurations: `lxc`'s remote wins a name both define, `incus`'s remotes
+    /// are found with their own pinned certificates, and the default remote is `lxc`'s when it
+    /// names one.
+    #[test]
+    fn lxc_and_incus_configurations_together() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (lxc, incus) = (root.path().join("lxc"), root.path().join("incus"));
+        for dir in [&lxc, &incus] {
+            std::fs::create_dir_all(dir.join("servercerts")).expect("mkdir");
+        }
+        std::fs::write(
+            lxc.join("config.yml"),
+            "remotes:\n  both: {addr: 'https://127.0.0.1:1', protocol: lxd}\n",
+        )
+        .expect("write");
+        std::fs::write(
+            incus.join("config.yml"),
+            "default-remote: inc\nremotes:\n  both: {addr: 'https://127.0.0.1:2', protocol: incus}\n  inc: {addr: 'https://127.0.0.1:3', protocol: incus}\n  sock: {addr: 'unix:///x/incus.socket', protocol: incus}\n",
+        )
+        .expect("write");
+        let cfg = ClientConfig {
+            dirs: vec![
+                ConfigDir::load(ClientFamily::Lxd, &lxc).expect("lxc"),
+                ConfigDir::load(ClientFamily::Incus, &incus).expect("incus"),
+            ],
+        };
+        assert_eq!(
+            cfg.remote_names().collect::<Vec<_>>(),
+            ["both", "inc", "sock"]
+        );
+        assert_eq!(cfg.default_remote(), Some("inc"), "lxc's names none");
+        // Pinned certificates are looked up beside the configuration that names the remote.
+        let err = cfg.remote("both").expect_err("unpinned");
+        assert!(
+            err.to_string().contains("lxc/servercerts/both.crt"),
+            "{err}"
+        );
+        let err = cfg.remote("inc").expect_err("unpinned");
+        assert!(
+            err.to_string().contains("incus/servercerts/inc.crt"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("incus remote add"), "{err}");
+        assert_eq!(
+            cfg.remote("sock").expect("socket").endpoint,
+            Endpoint::Unix("/x/incus.socket".into())
+        );
+        let err = cfg.remote("nope").expect_err("unknown");
+        assert!(err.to_string().contains("known: both, inc, sock"), "{err}");
+    }
+
     #[test]
     fn a_missing_identity_is_generated_with_a_private_key() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let conf = dir.path().join("conf");
-        let cfg = ClientConfig {
-            dir: Some(conf.clone()),
-            file: ConfigFile::default(),
-        };
+        let cfg = ClientConfig::load_family(ClientFamily::Incus, &conf).expect("empty");
         let (crt, key) = cfg.ensure_client_identity().expect("generated");
+        assert_eq!(crt, conf.join("client.crt"), "where incus would put it");
         assert_eq!(
             std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
             0o600

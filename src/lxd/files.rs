@@ -1,6 +1,6 @@
 //! Instance files: `/1.0/instances/<name>/files?path=...`, streamed both ways.
 //!
-//! File bodies are raw HTTP bodies with `X-LXD-*` headers. Nothing is buffered whole: pushes
+//! File bodies are raw HTTP bodies with `X-LXD-*` headers (`X-Incus-*` on Incus: both are sent). Nothing is buffered whole: pushes
 //! stream the local file, pulls stream into a temporary file beside the destination that is
 //! renamed into place only when complete. Recursive transfers go over [`sftp`].
 
@@ -18,7 +18,7 @@ use super::client::Client;
 use super::error::{Error, Result};
 use super::instance;
 use super::local::{Progress, save_stream_on_task};
-use super::request::Request;
+use super::request::{Request, ServerHeader};
 use super::response;
 use super::sftp;
 
@@ -43,7 +43,7 @@ impl FileType {
     }
 }
 
-/// A path's type and owner, from the `X-LXD-*` headers.
+/// A path's type and owner, from the `X-LXD-*` or `X-Incus-*` headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileInfo {
     /// File, directory or symlink.
@@ -80,29 +80,32 @@ pub mod requests {
 
     /// A write of `kind` at `path`; the body is sent by the caller.
     pub fn write(instance_name: &str, path: &str, kind: FileType, attrs: &WriteAttrs) -> Request {
-        let mut r = on(Method::POST, instance_name, path).header("X-LXD-type", kind.as_str());
+        let mut r =
+            on(Method::POST, instance_name, path).server_header(ServerHeader::Type, kind.as_str());
         if let Some(mode) = attrs.mode {
             // LXD parses the mode with base detection: without the leading 0 it would be decimal.
-            r = r.header("X-LXD-mode", format!("0{mode:o}"));
+            r = r.server_header(ServerHeader::Mode, format!("0{mode:o}"));
         }
         if let Some(uid) = attrs.uid {
-            r = r.header("X-LXD-uid", uid.to_string());
+            r = r.server_header(ServerHeader::Uid, uid.to_string());
         }
         if let Some(gid) = attrs.gid {
-            r = r.header("X-LXD-gid", gid.to_string());
+            r = r.server_header(ServerHeader::Gid, gid.to_string());
         }
-        r.header(
-            "X-LXD-write",
+        r.server_header(
+            ServerHeader::Write,
             if attrs.append { "append" } else { "overwrite" },
         )
     }
 }
 
-/// Reads the `X-LXD-*` headers of a file answer.
+/// Reads the `X-LXD-*` (LXD) or `X-Incus-*` (Incus) headers of a file answer.
 pub fn parse_info(headers: &HeaderMap) -> Result<FileInfo> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let number = |name: &str, radix: u32| -> Result<u32> {
-        let raw = text(name).ok_or_else(|| Error::Decode(format!("file answer without {name}")))?;
+    let number = |header: ServerHeader, radix: u32| -> Result<u32> {
+        let [name, _] = header.names();
+        let raw = header
+            .read(headers)
+            .ok_or_else(|| Error::Decode(format!("file answer without {name}")))?;
         let digits = if radix == 8 {
             raw.trim_start_matches("0o")
         } else {
@@ -111,7 +114,7 @@ pub fn parse_info(headers: &HeaderMap) -> Result<FileInfo> {
         u32::from_str_radix(digits, radix)
             .map_err(|e| Error::Decode(format!("bad {name} '{raw}': {e}")))
     };
-    let kind = match text("X-LXD-type") {
+    let kind = match ServerHeader::Type.read(headers) {
         Some("directory") => FileType::Directory,
         Some("symlink") => FileType::Symlink,
         Some("file") | None => FileType::File,
@@ -119,9 +122,9 @@ pub fn parse_info(headers: &HeaderMap) -> Result<FileInfo> {
     };
     Ok(FileInfo {
         kind,
-        uid: number("X-LXD-uid", 10)?,
-        gid: number("X-LXD-gid", 10)?,
-        mode: number("X-LXD-mode", 8)?,
+        uid: number(ServerHeader::Uid, 10)?,
+        gid: number(ServerHeader::Gid, 10)?,
+        mode: number(ServerHeader::Mode, 8)?,
     })
 }
 
@@ -369,10 +372,15 @@ mod tests {
             r.headers,
             vec![
                 ("X-LXD-type", "file".to_owned()),
+                ("X-Incus-type", "file".to_owned()),
                 ("X-LXD-mode", "0644".to_owned()),
+                ("X-Incus-mode", "0644".to_owned()),
                 ("X-LXD-uid", "1".to_owned()),
+                ("X-Incus-uid", "1".to_owned()),
                 ("X-LXD-gid", "2".to_owned()),
+                ("X-Incus-gid", "2".to_owned()),
                 ("X-LXD-write", "append".to_owned()),
+                ("X-Incus-write", "append".to_owned()),
             ]
         );
     }
@@ -395,6 +403,25 @@ mod tests {
         );
         h.insert("x-lxd-mode", HeaderValue::from_static("rwx"));
         assert!(parse_info(&h).is_err());
+        // Incus's spelling of the same answer (measured on Incus 6.0.4).
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("x-incus-type", "file"),
+            ("x-incus-uid", "0"),
+            ("x-incus-gid", "0"),
+            ("x-incus-mode", "0644"),
+        ] {
+            h.insert(k, HeaderValue::from_static(v));
+        }
+        assert_eq!(
+            parse_info(&h).expect("info"),
+            FileInfo {
+                kind: FileType::File,
+                uid: 0,
+                gid: 0,
+                mode: 0o644
+            }
+        );
     }
 
     proptest::proptest! {

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::client::Client;
 use super::error::{Error, Result};
 use super::local::{Progress, save_stream, save_stream_on_task};
-use super::request::{Request, segment};
+use super::request::{Request, ServerHeader, segment};
 use super::response::{Loaded, Operation};
 
 /// What to publish.
@@ -160,7 +160,7 @@ impl Images {
         progress: Option<Progress>,
     ) -> Result<Operation> {
         let req = Request::new(reqwest::Method::POST, "/1.0/images")
-            .header("X-LXD-public", if public { "true" } else { "false" });
+            .server_header(ServerHeader::Public, if public { "true" } else { "false" });
         let (req, body) = match source {
             ImportSource::Bytes(bytes) => (
                 req.header("Content-Type", "application/octet-stream"),
@@ -174,7 +174,7 @@ impl Images {
                 let (body, _) = file_body(path, progress).await?;
                 (
                     req.header("Content-Type", "application/octet-stream")
-                        .header("X-LXD-filename", name),
+                        .server_header(ServerHeader::Filename, name),
                     body,
                 )
             }

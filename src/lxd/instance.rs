@@ -1,9 +1,12 @@
 //! Instances: `/1.0/instances` and everything below one instance except exec and files.
 
+use std::time::{Duration, Instant};
+
 use serde_json::{Map, Value, json};
 
 use super::client::Client;
 use super::error::{Error, Result, found};
+use super::events::{EventFilter, EventStream};
 use super::object::{self, Update};
 use super::request::{Request, segment};
 use super::response::{Loaded, Operation};
@@ -113,6 +116,79 @@ pub mod requests {
 /// What `save` must send to turn `loaded` into `current` (see [`object::diff`]).
 pub fn diff(loaded: &Map<String, Value>, current: &Map<String, Value>) -> Option<Update> {
     object::diff(loaded, current, &WRITABLE)
+}
+
+/// An instance operation whose failure the client explains in the terms LXD and Incus share.
+///
+/// The two servers fail some calls differently: a create onto a taken name fails in its
+/// operation on both (LXD 5.0: "This "instances" entry already exists"; Incus: "UNIQUE constraint
+/// failed"), a create from a missing image alias fails at once on LXD (404) and in the operation
+/// on Incus ("Image not provided for instance creation"), and after a failed start Incus goes on
+/// stopping the instance for a moment, refusing other calls meanwhile. Each failure is explained
+/// by looking at the server, never by reading its message text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Watched {
+    /// A create: a name taken before the operation began is `Conflict`, a missing local image
+    /// alias `NotFound`.
+    Create {
+        /// The name asked for (`None` when the server picks one).
+        name: Option<String>,
+        /// The local image alias of the source, if any.
+        alias: Option<String>,
+        /// When the operation began (its `created_at`).
+        began: String,
+    },
+    /// A start: its failure is returned once the server has stopped the instance again.
+    Start {
+        /// The instance.
+        name: String,
+    },
+}
+
+impl Watched {
+    /// What a create started by `op` with `body` should be checked for if it fails.
+    pub fn create(body: &Value, op: &Operation) -> Watched {
+        let source = body.get("source");
+        let text = |v: Option<&Value>, key: &str| {
+            v.and_then(|v| v.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let local_image =
+            text(source, "type").as_deref() == Some("image") && text(source, "server").is_none();
+        Watched::Create {
+            name: text(Some(body), "name"),
+            alias: text(source, "alias").filter(|_| local_image),
+            began: op
+                .0
+                .get("created_at")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+}
+
+/// How long a failed start may take the server to stop the instance again before its error is
+/// returned anyway.
+const SETTLE_AFTER_FAILED_START: Duration = Duration::from_secs(30);
+
+/// How long after a failed start an instance that reads as not running is given to turn
+/// Running (the server's own stop then follows, see [`Instances::explain_failure`]).
+const SETTLE_GRACE: Duration = Duration::from_millis(500);
+
+/// True when RFC 3339 time `a` is strictly before `b` (both UTC, as LXD and Incus write them,
+/// with any number of fractional digits); false when either does not parse.
+fn earlier(a: &str, b: &str) -> bool {
+    fn parts(t: &str) -> Option<(&str, String)> {
+        let t = t.strip_suffix('Z')?;
+        let (whole, fraction) = t.split_once('.').unwrap_or((t, ""));
+        (whole.len() == 19).then(|| (whole, format!("{fraction:0<9}")))
+    }
+    match (parts(a), parts(b)) {
+        (Some(a), Some(b)) => a < b,
+        _ => false,
+    }
 }
 
 /// The instance API of one client, optionally filtered by type.
@@ -246,6 +322,115 @@ impl Instances {
             .into_metadata())
     }
 
+    /// Turns the failure of a watched operation into the error both servers mean by it (see
+    /// [`Watched`]); other failures are returned as they are.
+    pub async fn explain_failure(&self, watched: &Watched, failure: Error) -> Error {
+        if !matches!(failure, Error::OperationFailed { .. }) {
+            return failure;
+        }
+        match watched {
+            Watched::Create { name, alias, began } => {
+                if let Some(name) = name {
+                    let taken = match self.client.object(&requests::get(name)).await {
+                        Ok(existing) => existing
+                            .fields
+                            .get("created_at")
+                            .and_then(Value::as_str)
+                            .is_some_and(|created| earlier(created, began)),
+                        Err(_) => false,
+                    };
+                    if taken {
+                        return Error::Api {
+                            status: 409,
+                            message: format!(
+                                "instance '{name}' already exists (the server said: {failure})"
+                            ),
+                            operation: failure.operation().map(str::to_owned),
+                        };
+                    }
+                }
+                if let Some(alias) = alias {
+                    let alias_path = format!("/1.0/images/aliases/{}", segment(alias));
+                    if let Err(e) = self.client.get(&alias_path).await
+                        && e.is_not_found()
+                    {
+                        return Error::Api {
+                            status: 404,
+                            message: format!(
+                                "image alias '{alias}' not found (the server said: {failure})"
+                            ),
+                            operation: failure.operation().map(str::to_owned),
+                        };
+                    }
+                }
+                failure
+            }
+            Watched::Start { name } => {
+                self.await_not_running(name).await;
+                failure
+            }
+        }
+    }
+
+    /// Waits, up to [`SETTLE_AFTER_FAILED_START`], until the server has stopped an instance whose
+    /// start failed. When the container itself was launched before the failure, the server goes
+    /// on stopping it and refuses other calls meanwhile ("Instance is running"): on Incus 6.0 the
+    /// instance reports Stopped for a few milliseconds, then Running for about half a second,
+    /// then Stopped with an `instance-shutdown` lifecycle event (measured). So the instance is
+    /// read again whenever one of its lifecycle events arrives, and once more after
+    /// [`SETTLE_GRACE`] when it first reads as not running. No polling: between reads it sleeps
+    /// on the event stream.
+    async fn await_not_running(&self, name: &str) {
+        let filter = EventFilter {
+            types: vec!["lifecycle".to_owned()],
+            ..EventFilter::default()
+        };
+        let Ok(events) = EventStream::open(&self.client, &filter).await else {
+            return;
+        };
+        let deadline = Instant::now() + SETTLE_AFTER_FAILED_START;
+        let source = path(name);
+        let mut graced = false;
+        loop {
+            let running = match self.client.object(&requests::get(name)).await {
+                Ok(loaded) => {
+                    loaded.fields.get("status").and_then(Value::as_str) == Some("Running")
+                }
+                Err(_) => false,
+            };
+            let wait_until = if running {
+                deadline
+            } else if !graced {
+                graced = true;
+                deadline.min(Instant::now() + SETTLE_GRACE)
+            } else {
+                break;
+            };
+            // Sleep until the next lifecycle event of this instance, or `wait_until`.
+            loop {
+                let left = wait_until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                let Some(event) = events.next(Some(left)).await else {
+                    break;
+                };
+                let about = event
+                    .pointer("/metadata/source")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.split('?').next())
+                    .is_some_and(|s| s == source);
+                if about {
+                    break;
+                }
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        events.close();
+    }
+
     /// Starts restoring a snapshot.
     pub async fn restore(&self, name: &str, snapshot: &str, stateful: bool) -> Result<Operation> {
         self.client
@@ -278,6 +463,43 @@ mod tests {
             r.body,
             Some(json!({"action": "stop", "timeout": 30, "force": true, "stateful": false}))
         );
+    }
+
+    #[test]
+    fn creates_are_watched_for_taken_names_and_missing_local_aliases() {
+        let op = Operation(json!({"id": "o", "created_at": "2026-12-01T05:14:59.53955739Z"}));
+        let body = json!({"name": "c1", "source": {"type": "image", "alias": "busybox"}});
+        assert_eq!(
+            Watched::create(&body, &op),
+            Watched::Create {
+                name: Some("c1".into()),
+                alias: Some("busybox".into()),
+                began: "2026-12-01T05:14:59.53955739Z".into()
+            }
+        );
+        // An alias on an image server is not looked up locally; a server-picked name is unknown.
+        let remote = json!({"source": {"type": "image", "alias": "x", "server": "https://s"}});
+        assert_eq!(
+            Watched::create(&remote, &op),
+            Watched::Create {
+                name: None,
+                alias: None,
+                began: "2026-12-01T05:14:59.53955739Z".into()
+            }
+        );
+    }
+
+    #[test]
+    fn times_compare_whatever_their_fraction() {
+        assert!(earlier(
+            "2026-12-01T05:14:55.715923509Z",
+            "2026-12-01T05:14:59.53955739Z"
+        ));
+        assert!(earlier("2026-12-01T05:14:59Z", "2026-12-01T05:14:59.1Z"));
+        assert!(earlier("2026-12-01T05:14:59.09Z", "2026-12-01T05:14:59.1Z"));
+        assert!(!earlier("2026-12-01T05:14:59.1Z", "2026-12-01T05:14:59.1Z"));
+        assert!(!earlier("2026-12-01T05:14:59.2Z", "2026-12-01T05:14:59.1Z"));
+        assert!(!earlier("yesterday", "2026-12-01T05:14:59.1Z"));
     }
 
     #[test]

@@ -31,6 +31,50 @@ pub fn segment(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()
 }
 
+/// A header of the protocol that LXD spells `X-LXD-*` and Incus `X-Incus-*` (Incus renamed the
+/// family in 2023 and reads only its own). Requests carry both spellings, so one request serves
+/// either server; answers are read in either spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerHeader {
+    /// A file's type (`file`, `directory`, `symlink`).
+    Type,
+    /// A file's permission bits, in octal.
+    Mode,
+    /// A file's owner.
+    Uid,
+    /// A file's group.
+    Gid,
+    /// `overwrite` or `append`.
+    Write,
+    /// Whether an uploaded image is public.
+    Public,
+    /// The file name of an uploaded image.
+    Filename,
+}
+
+impl ServerHeader {
+    /// The header's names: LXD's spelling, then Incus's.
+    pub fn names(self) -> [&'static str; 2] {
+        match self {
+            ServerHeader::Type => ["X-LXD-type", "X-Incus-type"],
+            ServerHeader::Mode => ["X-LXD-mode", "X-Incus-mode"],
+            ServerHeader::Uid => ["X-LXD-uid", "X-Incus-uid"],
+            ServerHeader::Gid => ["X-LXD-gid", "X-Incus-gid"],
+            ServerHeader::Write => ["X-LXD-write", "X-Incus-write"],
+            ServerHeader::Public => ["X-LXD-public", "X-Incus-public"],
+            ServerHeader::Filename => ["X-LXD-filename", "X-Incus-filename"],
+        }
+    }
+
+    /// The header's value in an answer, in whichever spelling the server used.
+    pub fn read(self, headers: &http::HeaderMap) -> Option<&str> {
+        self.names()
+            .into_iter()
+            .find_map(|name| headers.get(name))
+            .and_then(|v| v.to_str().ok())
+    }
+}
+
 /// An HTTP request to LXD, before the transport adds the project and sends it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
@@ -113,6 +157,13 @@ impl Request {
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
+    }
+
+    /// Adds a header of the `X-LXD-*`/`X-Incus-*` family, in both spellings.
+    pub fn server_header(self, header: ServerHeader, value: impl Into<String>) -> Self {
+        let value = value.into();
+        let [lxd, incus] = header.names();
+        self.header(lxd, value.clone()).header(incus, value)
     }
 
     /// Sends `If-Match` when an ETag is known.
@@ -238,6 +289,25 @@ mod tests {
             r.redacted(None),
             "/1.0/operations/x/websocket?secret=<redacted>"
         );
+    }
+
+    #[test]
+    fn server_headers_go_out_in_both_spellings_and_are_read_in_either() {
+        let r = Request::get("/x").server_header(ServerHeader::Uid, "7");
+        assert_eq!(
+            r.headers,
+            vec![
+                ("X-LXD-uid", "7".to_owned()),
+                ("X-Incus-uid", "7".to_owned())
+            ]
+        );
+        let mut lxd = http::HeaderMap::new();
+        lxd.insert("x-lxd-mode", http::HeaderValue::from_static("0644"));
+        assert_eq!(ServerHeader::Mode.read(&lxd), Some("0644"));
+        let mut incus = http::HeaderMap::new();
+        incus.insert("x-incus-mode", http::HeaderValue::from_static("0600"));
+        assert_eq!(ServerHeader::Mode.read(&incus), Some("0600"));
+        assert_eq!(ServerHeader::Uid.read(&incus), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::pending::{After, Pending, Settles, register_wait};
 use super::progress::operation_progress;
 use super::snapshot::SnapshotManager;
 use crate::lxd::image::{Publish, PublishSource};
-use crate::lxd::instance::{InstanceType, Instances, diff};
+use crate::lxd::instance::{InstanceType, Instances, Watched, diff};
 use crate::lxd::migration::{self, MigrateOptions};
 use crate::lxd::response::Loaded;
 use crate::lxd::response::Operation;
@@ -66,7 +66,8 @@ impl InstanceManager {
         let op = self
             .client
             .bridge
-            .block_on(self.api.create(body, target.as_deref()))?;
+            .block_on(self.api.create(body.clone(), target.as_deref()))?;
+        let watched = Watched::create(&body, &op);
         let name = config
             .get("name")
             .and_then(|n| n.clone().into_string().ok())
@@ -80,16 +81,20 @@ impl InstanceManager {
         if wait {
             // Waited here (not through the pending slot) to show the image unpack's progress.
             let progress = operation_progress(&self.client, &format!("create {name}"));
-            self.client
-                .bridge
-                .block_on(
-                    self.client
-                        .api
-                        .wait_operation_reporting(op.id(), None, progress),
-                )?;
+            self.client.bridge.block_on(async {
+                let waited = self
+                    .client
+                    .api
+                    .wait_operation_reporting(op.id(), None, progress)
+                    .await;
+                match waited {
+                    Err(failure) => Err(self.api.explain_failure(&watched, failure).await),
+                    ok => ok,
+                }
+            })?;
             instance.reload()?;
         } else {
-            instance.pending = Some(Pending::new(&op, After::Reload));
+            instance.pending = Some(Pending::watched(&op, After::Reload, watched));
         }
         Ok(instance)
     }
@@ -233,7 +238,13 @@ impl Instance {
             args.force,
             args.stateful,
         ))?;
-        self.follow(Some(op), args.wait, After::Reload)
+        let pending = if action == "start" {
+            let name = self.name.clone();
+            Pending::watched(&op, After::Reload, Watched::Start { name })
+        } else {
+            Pending::new(&op, After::Reload)
+        };
+        self.follow_pending(pending, args.wait)
     }
 
     fn delete(&mut self, wait: bool, force: bool) -> RhaiResultOf<()> {

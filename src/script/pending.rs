@@ -7,6 +7,7 @@ use super::api::{Api, RegisterInto};
 use super::client::Client;
 use super::errors::RhaiResultOf;
 use super::runtime::Bridge;
+use crate::lxd::instance::{Instances, Watched};
 use crate::lxd::{self, response::Operation};
 
 /// What the object must do once its pending operation has ended.
@@ -27,6 +28,7 @@ pub enum After {
 pub struct Pending {
     operation: String,
     after: After,
+    watched: Option<Watched>,
 }
 
 impl Pending {
@@ -35,6 +37,15 @@ impl Pending {
         Pending {
             operation: op.id().to_owned(),
             after,
+            watched: None,
+        }
+    }
+
+    /// Remembers an instance operation whose failure is explained alike on LXD and Incus.
+    pub fn watched(op: &Operation, after: After, watched: Watched) -> Self {
+        Pending {
+            watched: Some(watched),
+            ..Pending::new(op, after)
         }
     }
 
@@ -45,7 +56,15 @@ impl Pending {
         client: &lxd::Client,
         timeout: Option<Duration>,
     ) -> RhaiResultOf<(Operation, After)> {
-        let op = bridge.block_on(client.wait_operation(&self.operation, timeout))?;
+        let op = bridge.block_on(async {
+            let waited = client.wait_operation(&self.operation, timeout).await;
+            match (waited, &self.watched) {
+                (Err(failure), Some(watched)) => Err(Instances::new(client.clone(), None)
+                    .explain_failure(watched, failure)
+                    .await),
+                (waited, _) => waited,
+            }
+        })?;
         Ok((op, self.after))
     }
 }
@@ -110,15 +129,18 @@ pub trait Settles {
     /// pending; a call LXD answered at once settles now.
     fn follow(&mut self, op: Option<Operation>, wait: bool, after: After) -> RhaiResultOf<()> {
         match op {
-            Some(op) => {
-                *self.pending() = Some(Pending::new(&op, after));
-                if wait { self.join(None) } else { Ok(()) }
-            }
+            Some(op) => self.follow_pending(Pending::new(&op, after), wait),
             None => {
                 *self.pending() = None;
                 self.settle(after)
             }
         }
+    }
+
+    /// Makes `pending` the object's pending operation, and joins it now when `wait`.
+    fn follow_pending(&mut self, pending: Pending, wait: bool) -> RhaiResultOf<()> {
+        *self.pending() = Some(pending);
+        if wait { self.join(None) } else { Ok(()) }
     }
 }
 
