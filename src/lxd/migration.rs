@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::client::{Client, OperationProgress};
+use super::client::{Client, OperationProgress, ServerIdentity};
 use super::error::{Error, Result};
 use super::instance::{self, Instances};
 use super::request::Request;
@@ -37,7 +37,19 @@ const CARRIED: [&str; 8] = [
     "stateful",
 ];
 
-/// The destination's create body for a pull from `operation_url`.
+/// True for a `volatile.*` key that records the source server's own state of an instance (its
+/// identity, its last power state) rather than its data. Moving between LXD and Incus such keys
+/// are left for the destination to make anew, since each server refuses some of the other's
+/// (LXD 5.0.2 answers Incus's `volatile.uuid.generation` and `volatile.last_state.ready` with
+/// "Unknown configuration key", measured). The id maps stay: they say how the files are owned.
+fn is_server_state(key: &str) -> bool {
+    key == "volatile.uuid"
+        || key.starts_with("volatile.uuid.")
+        || (key.starts_with("volatile.last_state.") && key != "volatile.last_state.idmap")
+}
+
+/// The destination's create body for a pull from `operation_url`; `between_kinds` when the
+/// destination is another kind of server than the source (LXD and Incus).
 pub fn pull_body(
     fields: &Map<String, Value>,
     name: &str,
@@ -45,11 +57,15 @@ pub fn pull_body(
     certificate: &str,
     secrets: &Value,
     live: bool,
+    between_kinds: bool,
 ) -> Value {
     let mut body: Map<String, Value> = CARRIED
         .iter()
         .filter_map(|k| fields.get(*k).map(|v| ((*k).to_owned(), v.clone())))
         .collect();
+    if let (true, Some(Value::Object(config))) = (between_kinds, body.get_mut("config")) {
+        config.retain(|key, _| !is_server_state(key));
+    }
     body.insert("name".into(), name.into());
     let base_image = fields
         .get("config")
@@ -72,12 +88,13 @@ pub fn pull_body(
     Value::Object(body)
 }
 
-/// Moves `name` from `source` to `dest` (another server). `source_info` is the source's
-/// `GET /1.0`. Returns the name on the destination.
+/// Moves `name` from `source` to `dest` (another server, LXD or Incus). `source_info` and
+/// `dest_info` are their `GET /1.0`. Returns the name on the destination.
 pub async fn migrate(
     source: &Client,
     source_info: &Value,
     dest: &Client,
+    dest_info: &Value,
     name: &str,
     opts: &MigrateOptions,
     progress: Option<OperationProgress>,
@@ -122,6 +139,7 @@ pub async fn migrate(
             certificate,
             source_op.metadata(),
             opts.live,
+            ServerIdentity::of(source_info).name != ServerIdentity::of(dest_info).name,
         );
         let create =
             Request::post("/1.0/instances", body).query_opt("target", opts.target.as_deref());
@@ -232,6 +250,7 @@ mod tests {
             "PEM",
             &json!({"fs": "s"}),
             false,
+            false,
         );
         assert_eq!(body["name"], "c2");
         assert_eq!(body["type"], "container");
@@ -240,5 +259,42 @@ mod tests {
         assert_eq!(body["source"]["base-image"], "abc");
         assert_eq!(body["source"]["secrets"], json!({"fs": "s"}));
         assert_eq!(body["source"]["mode"], "pull");
+    }
+
+    #[test]
+    fn between_lxd_and_incus_the_source_servers_state_stays_behind() {
+        let fields = match json!({"config": {
+            "volatile.uuid": "u", "volatile.uuid.generation": "g", "volatile.last_state.power": "RUNNING",
+            "volatile.last_state.ready": "false", "volatile.last_state.idmap": "[]",
+            "volatile.idmap.next": "[]", "volatile.base_image": "abc", "volatile.eth0.hwaddr": "00:16:3e:00:00:01",
+            "user.x": "1"
+        }}) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let keys = |between| {
+            let body = pull_body(&fields, "c", "u", "PEM", &json!({}), false, between);
+            let mut keys: Vec<String> = body["config"]
+                .as_object()
+                .map(|c| c.keys().cloned().collect())
+                .unwrap_or_default();
+            keys.sort();
+            keys
+        };
+        assert_eq!(
+            keys(false).len(),
+            9,
+            "the same kind of server: everything goes"
+        );
+        assert_eq!(
+            keys(true),
+            [
+                "user.x",
+                "volatile.base_image",
+                "volatile.eth0.hwaddr",
+                "volatile.idmap.next",
+                "volatile.last_state.idmap"
+            ]
+        );
     }
 }

@@ -320,6 +320,7 @@ impl Instance {
                 &self.client.api,
                 self.client.host_info(),
                 &dest.api,
+                dest.host_info(),
                 &self.name,
                 &opts,
                 operation_progress(dest, &format!("migrate {}", self.name)),
