@@ -77,6 +77,52 @@ pub async fn trust(client: &Client, req: &TrustRequest) -> Result<()> {
     Ok(())
 }
 
+/// The request that makes this connection's own certificate trusted with `secret`, in the
+/// fields the server reads. An untrusted client cannot tell LXD from Incus (`GET /1.0` says
+/// nothing of the server before trust), so a token goes in both fields that servers read one of:
+/// `trust_token` (Incus, which has no passwords; LXD with `explicit_trust_token`) and
+/// `password` (LXD 5.0, which reads tokens there). Each server ignores the field it lacks.
+/// With `explicit_trust_token` a token goes in `trust_token` alone; a password always goes in
+/// `password`.
+pub fn authenticate_request(server_info: &Value, secret: &str) -> TrustRequest {
+    let secret = secret.trim().to_owned();
+    let explicit = server_info
+        .get("api_extensions")
+        .and_then(Value::as_array)
+        .is_some_and(|e| e.iter().any(|x| x == "explicit_trust_token"));
+    let (password, trust_token) = match (is_token(&secret), explicit) {
+        (true, true) => (None, Some(secret)),
+        (true, false) => (Some(secret.clone()), Some(secret)),
+        (false, _) => (Some(secret), None),
+    };
+    TrustRequest {
+        password,
+        trust_token,
+        ..TrustRequest::default()
+    }
+}
+
+/// Makes this connection's certificate trusted with a token or a password (see
+/// [`authenticate_request`]). A password the server refuses is `Forbidden` with what to try:
+/// Incus, and LXD from 6.1, take trust tokens only.
+pub async fn authenticate(client: &Client, server_info: &Value, secret: &str) -> Result<()> {
+    let request = authenticate_request(server_info, secret);
+    match trust(client, &request).await {
+        Err(Error::Api {
+            status: 403,
+            message,
+            operation,
+        }) if request.trust_token.is_none() => Err(Error::Api {
+            status: 403,
+            message: format!(
+                "{message}: the server refused the trust password; it is wrong, or the server takes trust tokens only (Incus, LXD 6.1 and later): make one with `incus config trust add NAME` or `lxc config trust add NAME` (or `client.certificates.create_token(NAME)`) and pass that"
+            ),
+            operation,
+        }),
+        other => other,
+    }
+}
+
 #[derive(Serialize)]
 struct Token<'a> {
     client_name: &'a str,
@@ -142,6 +188,21 @@ mod tests {
             let _ = is_token(&secret);
             let _ = certificate_from_pem(&secret);
         }
+    }
+
+    #[test]
+    fn secrets_go_where_each_server_reads_them() {
+        let token = STANDARD.encode(br#"{"client_name":"x","secret":"s"}"#);
+        let untrusted = json!({"api_extensions": ["certificate_token"], "auth": "untrusted"});
+        let explicit = json!({"api_extensions": ["explicit_trust_token"], "auth": "untrusted"});
+        let fields = |info: &Value, secret: &str| {
+            let r = authenticate_request(info, secret);
+            (r.password.is_some(), r.trust_token.is_some())
+        };
+        assert_eq!(fields(&untrusted, &token), (true, true), "LXD 5.0 or Incus");
+        assert_eq!(fields(&untrusted, "pw"), (true, false));
+        assert_eq!(fields(&explicit, &token), (false, true));
+        assert_eq!(fields(&explicit, "pw"), (true, false));
     }
 
     #[test]

@@ -267,15 +267,8 @@ fn register_certificates(api: &mut Api) {
             if c.is_trusted() {
                 return Ok(());
             }
-            let token = trust::is_token(secret);
-            let request = TrustRequest {
-                name: String::new(),
-                certificate: None, // the server takes the certificate this connection presents
-                password: (!token || !c.has_api_extension("explicit_trust_token")).then(|| secret.trim().to_owned()),
-                trust_token: (token && c.has_api_extension("explicit_trust_token")).then(|| secret.trim().to_owned()),
-                ..TrustRequest::default()
-            };
-            c.bridge.block_on(trust::trust(&c.api, &request))?;
+            // No certificate: the server takes the one this connection presents.
+            c.bridge.block_on(trust::authenticate(&c.api, c.host_info(), secret))?;
             c.reload_host_info()
         });
 }
