@@ -18,6 +18,39 @@ pub struct Client {
     project: Option<String>,
 }
 
+/// Which daemon answered and its version, from `GET /1.0`: `environment.server` is `lxd` or
+/// `incus`, `environment.server_version` its release. Scripts see it as `client.server`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerIdentity {
+    /// `lxd` or `incus` (as the server names itself).
+    pub name: String,
+    /// The server's release, e.g. `5.0.2` or `6.0.4`.
+    pub version: String,
+}
+
+impl ServerIdentity {
+    /// Reads the identity from a `GET /1.0` answer (empty strings for what it does not say).
+    pub fn of(host_info: &Value) -> ServerIdentity {
+        let field = |key: &str| {
+            host_info
+                .pointer(&format!("/environment/{key}"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        ServerIdentity {
+            name: field("server"),
+            version: field("server_version"),
+        }
+    }
+}
+
+impl std::fmt::Display for ServerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.name, self.version)
+    }
+}
+
 /// Receives an operation's progress text while it is waited for.
 pub type OperationProgress = Arc<dyn Fn(&str) + Send + Sync>;
 

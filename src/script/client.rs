@@ -14,6 +14,7 @@ use super::instance::InstanceManager;
 use super::options::{Options, seconds};
 use super::runtime::Bridge;
 use super::session::Session;
+use crate::lxd::client::ServerIdentity;
 use crate::lxd::config::{ClientConfig, ConnectSpec, Verify, resolve};
 use crate::lxd::instance::InstanceType;
 use crate::lxd::transport::TransportOptions;
@@ -228,6 +229,19 @@ pub fn register(api: &mut Api, session: &Arc<Session>) {
             Value::Object(m) => object_to_map(m),
             _ => Map::new(),
         });
+    api.register_type_with_name::<ServerIdentity>("Server");
+    rhai::FuncRegistration::new_getter("server")
+        .with_comments([
+            "/// Which server answered: `server.name` is `lxd` or `incus`, `server.version` its release (`\"incus 6.0.4\"` as text).",
+        ])
+        .register_into(api, |c: &mut Client| ServerIdentity::of(&c.host_info));
+    rhai::FuncRegistration::new_getter("name")
+        .with_comments(["/// `lxd` or `incus`, as the server names itself."])
+        .register_into(api, |s: &mut ServerIdentity| s.name.clone());
+    rhai::FuncRegistration::new_getter("version")
+        .with_comments(["/// The server's release, such as `5.0.2` or `6.0.4`."])
+        .register_into(api, |s: &mut ServerIdentity| s.version.clone());
+    super::register_display(api, |s: &ServerIdentity| s.to_string());
     rhai::FuncRegistration::new_getter("trusted")
         .with_comments(["/// True when the server trusts this client."])
         .register_into(api, |c: &mut Client| c.is_trusted());
