@@ -77,21 +77,26 @@ pub fn discover_socket() -> PathBuf {
 
 /// Finds the local unix socket as [`discover_socket`] does, with `first`'s places before the
 /// other family's (a remote `unix://` of the `incus` configuration means Incus's socket).
-pub fn discover_socket_of(first: ClientFamily) -> PathBuf {
+fn discover_socket_of(first: ClientFamily) -> PathBuf {
     let order = [first, first.other()];
     if let Some(socket) = order.iter().find_map(|f| f.socket_from_env()) {
         return socket;
     }
-    let defaults = || {
-        order
-            .iter()
-            .flat_map(|f| f.default_sockets())
-            .map(PathBuf::from)
-    };
-    defaults()
+    let defaults: Vec<PathBuf> = order
+        .iter()
+        .flat_map(|f| f.default_sockets())
+        .map(PathBuf::from)
+        .collect();
+    first_answering(&defaults).unwrap_or_else(|| PathBuf::from(first.default_sockets()[0]))
+}
+
+/// The first socket where a daemon accepts a connection, else the first that exists.
+fn first_answering(candidates: &[PathBuf]) -> Option<PathBuf> {
+    candidates
+        .iter()
         .find(|s| std::os::unix::net::UnixStream::connect(s).is_ok())
-        .or_else(|| defaults().find(|s| s.exists()))
-        .unwrap_or_else(|| PathBuf::from(first.default_sockets()[0]))
+        .or_else(|| candidates.iter().find(|s| s.exists()))
+        .cloned()
 }
 
 /// One remote of `config.yml`.
@@ -273,13 +278,9 @@ impl ClientConfig {
         })
     }
 
-    /// The client certificate and key, generated first when there are none: those of the first
-    /// configuration that has them, else new ones where `lxc` would put them (where `incus`
-    /// would, on a machine that has only an `incus` configuration).
+    /// The client certificate and key for an explicit endpoint, generated first when there are
+    /// none: `lxc`'s (where `incus`'s, on a machine that has only an `incus` configuration).
     pub fn ensure_client_identity(&self) -> Result<(PathBuf, PathBuf)> {
-        if let Some(identity) = self.dirs.iter().find_map(ConfigDir::client_identity) {
-            return Ok(identity);
-        }
         if let Some(dir) = self.dirs.first() {
             return dir.ensure_client_identity();
         }
@@ -541,6 +542,27 @@ fn explicit_tls(url: &str, spec: &ConnectSpec, config: &ClientConfig) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A machine with only Incus: LXD's places hold nothing (or a dead socket), Incus's answers.
+    #[test]
+    fn the_first_socket_that_answers_wins() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (missing, dead, live) = (
+            dir.path().join("lxd-missing.socket"),
+            dir.path().join("lxd-dead.socket"),
+            dir.path().join("incus.socket"),
+        );
+        drop(std::os::unix::net::UnixListener::bind(&dead).expect("bind"));
+        let _listening = std::os::unix::net::UnixListener::bind(&live).expect("bind");
+        let all = [missing.clone(), dead.clone(), live.clone()];
+        assert_eq!(first_answering(&all), Some(live));
+        assert_eq!(
+            first_answering(&all[..2]),
+            Some(dead),
+            "else one that exists"
+        );
+        assert_eq!(first_answering(&all[..1]), None);
+    }
 
     #[test]
     fn addresses_parse() {
