@@ -1,15 +1,18 @@
-"""Runs every workload with every contender against the test bed's `main`, interleaved, and
-writes the Markdown table to RESULTS.md. Started by scripts/bench/run, which prepares the tools.
+"""Runs every workload with every contender against the test bed's `main` (LXD), then the core
+workloads against its `incus` (Incus), interleaved, and writes both Markdown tables to
+RESULTS.md. Started by scripts/bench/run, which prepares the tools.
 
 Contenders: lxd-script (a Rhai script timing itself in-process), pylxd (a Python script timing
-itself in-process), the lxc CLI (whole processes, timed by hyperfine) and the floor (a minimal
-keep-alive client of ours, timing itself). Peak RSS comes from wait4() for memory workloads.
+itself in-process; LXD only), the server's own CLI, `lxc` or `incus` (whole processes, timed by
+hyperfine) and the floor (a minimal keep-alive client of ours, timing itself). Peak RSS comes
+from wait4() for memory workloads.
 """
 
 import argparse
 import datetime
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -21,8 +24,32 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 WORK = "/var/tmp/lxd-script-bench"
 CONTAINER = "bench-c"
-CONTENDERS = ["lxd-script", "pylxd", "lxc", "floor"]
 MB = 1_000_000
+
+
+class Server:
+    """A daemon of the test bed the workloads run against, with its own contenders."""
+
+    def __init__(self, key, title, socket, cli, contenders, rows):
+        self.key, self.title, self.socket, self.cli = key, title, socket, cli
+        self.contenders, self.rows = contenders, rows
+
+    def cli_line(self, line):
+        """A command line written for `lxc`, for this server's CLI."""
+        return re.sub(r"\blxc\b", self.cli, line) if line else line
+
+
+# On Incus, the core rows: a GET, exec, 100 MB both ways and the recursive transfers.
+INCUS_ROWS = ["get", "exec", "push100", "pull100", "rpush", "rpull"]
+
+
+def servers():
+    return {
+        "lxd": Server("lxd", "LXD", os.path.join(os.environ["LXD_DIR"], "unix.socket"), "lxc",
+                      ["lxd-script", "pylxd", "lxc", "floor"], None),
+        "incus": Server("incus", "Incus", os.environ["LXD_TESTBED_INCUS_SOCKET"], "incus",
+                        ["lxd-script", "incus", "floor"], INCUS_ROWS),
+    }
 
 
 def log(*args):
@@ -34,13 +61,13 @@ class Tools:
         self.lxd_script = os.path.join(ROOT, "target/release/lxd-script")
         self.python = args.python
         self.floor = os.path.join(HERE, "floor/target/release/lxd-floor")
-        self.socket = os.path.join(os.environ["LXD_DIR"], "unix.socket")
+        self.socket = None
 
     def command(self, contender, workload, iterations, args):
-        """The argv of an in-process contender, or the shell line lxc runs once."""
+        """The argv of an in-process contender."""
         if contender == "lxd-script":
-            return [self.lxd_script, "--no-progress", "run", os.path.join(HERE, "lxd-script.rhai"),
-                    workload, str(iterations), *args]
+            return [self.lxd_script, "--no-progress", "--endpoint", self.socket, "run",
+                    os.path.join(HERE, "lxd-script.rhai"), workload, str(iterations), *args]
         if contender == "pylxd":
             return [self.python, os.path.join(HERE, "pylxd_bench.py"), workload, str(iterations),
                     *args]
@@ -110,7 +137,7 @@ class Workload:
                  only=None, lxc_prepare=None, cleanup=None, whole_process=None, after=None):
         self.key, self.title, self.workload, self.args = key, title, workload, args
         self.lxc, self.reps, self.iterations, self.size = lxc, reps, iterations, size
-        self.rss, self.only = rss, only or CONTENDERS
+        self.rss, self.only = rss, only  # None: every contender
         self.lxc_prepare, self.cleanup, self.whole_process = lxc_prepare, cleanup, whole_process
         self.after = after
 
@@ -205,22 +232,23 @@ def workloads(quick):
     return rows
 
 
-def measure(tools, row, who, rep):
+def measure(tools, server, row, who, rep):
     """One batch of one contender: (per-op seconds, peak RSS KB or None)."""
     fill = {"who": who, "rep": rep}
     args = [a.format(**fill) for a in row.args]
-    if row.whole_process is not None and who != "lxc":
+    if row.whole_process is not None and who != server.cli:
         template = row.whole_process.get(who)
         if template is None:
             return None, None
         line = template.format(lxd_script=tools.lxd_script, python=tools.python,
                                floor=tools.floor, socket=tools.socket)
         return hyperfine(line, row.iterations), None
-    if who == "lxc":
+    if who == server.cli:
         if row.lxc is None:
             return None, None
-        times = hyperfine(row.lxc, row.iterations, row.lxc_prepare)
-        rss = rss_of(row.lxc, shell=True) if row.rss else None
+        line = server.cli_line(row.lxc)
+        times = hyperfine(line, row.iterations, server.cli_line(row.lxc_prepare))
+        rss = rss_of(line, shell=True) if row.rss else None
         return times, rss
     argv = tools.command(who, row.workload, row.iterations, args)
     out = run_measured(argv)
@@ -245,27 +273,45 @@ def main():
     parser.add_argument("--python", required=True)
     parser.add_argument("--only", help="comma-separated workload keys")
     parser.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("--servers", default="lxd,incus",
+                        help="comma-separated: lxd (every workload), incus (the core ones)")
     args = parser.parse_args()
     tools = Tools(args)
-    rows = workloads(args.quick)
-    if args.only:
-        keys = args.only.split(",")
-        rows = [r for r in rows if r.key in keys]
+    known = servers()
+    sections = []
+    for key in args.servers.split(","):
+        server = known[key]
+        rows = [r for r in workloads(args.quick) if server.rows is None or r.key in server.rows]
+        if args.only:
+            keys = args.only.split(",")
+            rows = [r for r in rows if r.key in keys]
+        if rows:
+            log(f"on {server.title}")
+            sections.append((server, rows, measure_all(tools, server, rows)))
+    write_results(args, sections)
+
+
+def measure_all(tools, server, rows):
+    """Every row with every contender of one server, interleaved; the samples by row key."""
+    tools.socket = server.socket
+    contenders = server.contenders
     results = {}
     for row in rows:
-        samples = {who: [] for who in CONTENDERS}
-        rss = {who: None for who in CONTENDERS}
+        samples = {who: [] for who in contenders}
+        rss = {who: None for who in contenders}
         failed = {}
         log(f"{row.title}: {row.reps} × {row.iterations}")
         # Start each workload on a quiet disk: earlier ones leave gigabytes to write back.
         subprocess.run(["sync"])
         for rep in range(row.reps):
-            order = CONTENDERS[rep % 4:] + CONTENDERS[:rep % 4]  # interleaved, rotating
+            turn = rep % len(contenders)
+            order = contenders[turn:] + contenders[:turn]  # interleaved, rotating
             for who in order:
-                if who not in row.only or who in failed:
+                only = contenders if row.only is None else row.only
+                if who not in only or who in failed:
                     continue
                 try:
-                    times, peak = measure(tools, row, who, rep)
+                    times, peak = measure(tools, server, row, who, rep)
                 except RuntimeError as e:
                     failed[who] = str(e.args[0][0] if e.args and e.args[0] else e)[:120]
                     log(f"  {who} failed: {failed[who]}")
@@ -286,56 +332,34 @@ def main():
         summary = ", ".join(f"{w} {fmt_time(statistics.median(s))}"
                             for w, s in samples.items() if s)
         log(f"  {summary}")
-    write_results(args, rows, results)
+    return results
 
 
-def lxd_version():
+def server_version(server):
     try:
-        out = subprocess.run(["lxc", "query", "/1.0"], capture_output=True, check=True).stdout
+        out = subprocess.run([server.cli, "query", "/1.0"], capture_output=True,
+                             check=True).stdout
         return json.loads(out)["environment"]["server_version"]
     except (subprocess.CalledProcessError, KeyError, ValueError, FileNotFoundError):
         return "unknown"
 
 
-def write_results(args, rows, results):
+def write_results(args, sections):
+    versions = "; ".join(f"{s.title} {server_version(s)}" for s, _, _ in sections)
     lines = [
-        "# Benchmarks: lxd-script against pylxd, the lxc CLI and a minimal client",
+        "# Benchmarks: lxd-script against pylxd, the lxc and incus CLIs and a minimal client",
         "",
         f"Run {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}"
-        f" with `scripts/bench/run{' --quick' if args.quick else ''}`; LXD {lxd_version()};"
+        f" with `scripts/bench/run{' --quick' if args.quick else ''}`; {versions};"
         f" {os.cpu_count()} cores; pylxd {pylxd_version(args.python)}.",
         "Medians (min in brackets) over every sample of the interleaved repetitions; ratios are"
         " lxd-script's median over the other's (below 1 is faster; for throughput, above 1"
-        " is faster). lxc runs as whole processes under hyperfine; the others time themselves"
-        " in-process. `floor` is scripts/bench/floor: raw HTTP and websockets on one keep-alive"
-        " unix socket, no library logic.",
-        "",
-        "| workload | lxd-script | pylxd | lxc | floor | ÷ pylxd | ÷ lxc | ÷ floor | peak RSS (lxd-script / pylxd / lxc / floor) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        " is faster). lxc and incus run as whole processes under hyperfine; the others time"
+        " themselves in-process. `floor` is scripts/bench/floor: raw HTTP and websockets on one"
+        " keep-alive unix socket, no library logic.",
     ]
-    for row in rows:
-        _, samples, rss, failed = results[row.key]
-        med = {w: statistics.median(s) if s else None for w, s in samples.items()}
-        low = {w: min(s) if s else None for w, s in samples.items()}
-        cells = []
-        for who in CONTENDERS:
-            if who in failed:
-                cells.append(f"fails: {failed[who]}")
-            elif med[who] is None:
-                cells.append("—")
-            elif row.size:
-                cells.append(f"{row.size / med[who] / MB:.0f} MB/s ({fmt_time(med[who])})")
-            else:
-                cells.append(f"{fmt_time(med[who])} ({fmt_time(low[who])})")
-        ratios = []
-        for other in ["pylxd", "lxc", "floor"]:
-            if med["lxd-script"] and med[other] and other not in failed:
-                r = med["lxd-script"] / med[other]
-                ratios.append(f"{1 / r:.2f}× thr" if row.size else f"{r:.2f}")
-            else:
-                ratios.append("—")
-        peaks = " / ".join(f"{rss[w] / 1024:.0f} MB" if rss[w] else "—" for w in CONTENDERS)
-        lines.append(f"| {row.title} | " + " | ".join(cells + ratios) + f" | {peaks if row.rss else ''} |")
+    for server, rows, results in sections:
+        lines += table(server, rows, results)
     lines.append("")
     text = "\n".join(lines)
     print(text)
@@ -345,6 +369,45 @@ def write_results(args, rows, results):
     with open(args.results, "w") as f:
         f.write(text)
     log(f"wrote {args.results}")
+
+
+def table(server, rows, results):
+    """The Markdown table of one server's rows."""
+    contenders = server.contenders
+    others = contenders[1:]
+    lines = [
+        "",
+        f"## On {server.title} (`{server.cli}` is its CLI)",
+        "",
+        "| workload | " + " | ".join(contenders) + " | "
+        + " | ".join(f"÷ {o}" for o in others)
+        + " | peak RSS (" + " / ".join(contenders) + ") |",
+        "|---" * (1 + len(contenders) + len(others) + 1) + "|",
+    ]
+    for row in rows:
+        _, samples, rss, failed = results[row.key]
+        med = {w: statistics.median(s) if s else None for w, s in samples.items()}
+        low = {w: min(s) if s else None for w, s in samples.items()}
+        cells = []
+        for who in contenders:
+            if who in failed:
+                cells.append(f"fails: {failed[who]}")
+            elif med[who] is None:
+                cells.append("—")
+            elif row.size:
+                cells.append(f"{row.size / med[who] / MB:.0f} MB/s ({fmt_time(med[who])})")
+            else:
+                cells.append(f"{fmt_time(med[who])} ({fmt_time(low[who])})")
+        ratios = []
+        for other in others:
+            if med["lxd-script"] and med[other] and other not in failed:
+                r = med["lxd-script"] / med[other]
+                ratios.append(f"{1 / r:.2f}× thr" if row.size else f"{r:.2f}")
+            else:
+                ratios.append("—")
+        peaks = " / ".join(f"{rss[w] / 1024:.0f} MB" if rss[w] else "—" for w in contenders)
+        lines.append(f"| {row.title} | " + " | ".join(cells + ratios) + f" | {peaks if row.rss else ''} |")
+    return lines
 
 
 def pylxd_version(python):

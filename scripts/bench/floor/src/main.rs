@@ -337,7 +337,12 @@ fn push(conn: &mut Conn, name: &str, local: &Path, remote: &str) -> Result<()> {
     conn.call(
         "POST",
         &file_path(name, remote),
-        &[("X-LXD-type", "file"), ("X-LXD-write", "overwrite")],
+        &[
+            ("X-LXD-type", "file"),
+            ("X-LXD-write", "overwrite"),
+            ("X-Incus-type", "file"),
+            ("X-Incus-write", "overwrite"),
+        ],
         Some((&mut file, len)),
         None,
     )?;
@@ -356,7 +361,7 @@ fn mkdir(conn: &mut Conn, name: &str, remote: &str) -> Result<()> {
     conn.call(
         "POST",
         &file_path(name, remote),
-        &[("X-LXD-type", "directory")],
+        &[("X-LXD-type", "directory"), ("X-Incus-type", "directory")],
         Some((&mut empty, 0)),
         None,
     )?;
@@ -393,7 +398,10 @@ fn recursive_pull(conn: &mut Conn, name: &str, remote: &str, local: &Path) -> Re
         let from = format!("{remote}/{entry}");
         let mut probe = Vec::new();
         let answer = conn.call("GET", &file_path(name, &from), &[], None, Some(&mut probe))?;
-        if answer.header("x-lxd-type") == Some("directory") {
+        let kind = answer
+            .header("x-lxd-type")
+            .or_else(|| answer.header("x-incus-type"));
+        if kind == Some("directory") {
             recursive_pull(conn, name, &from, &local.join(entry))?;
         } else {
             std::fs::write(local.join(entry), &probe)?;
