@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{Cleanup, script_ok, unique};
+use common::{Cleanup, Needs, script_ok, unique};
 
 /// One running busybox container shared by the exec tests (they only read from it or write
 /// under their own paths), removed when the test binary ends.
@@ -23,6 +23,9 @@ fn in_container(source: &str) -> String {
 /// Exit codes, stdout/stderr kept apart, pylxd's tuple form, 126 and 127.
 #[test]
 fn exit_codes_and_streams() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let out = in_container(
         r#"
         let r = i.execute(["sh", "-c", "echo out; echo err >&2; exit 3"]);
@@ -46,6 +49,9 @@ fn exit_codes_and_streams() {
 /// environment, cwd, user and group.
 #[test]
 fn environment_cwd_user_group() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     in_container(
         r#"
         check_eq(i.execute(["sh", "-c", "echo $A-$B"], #{environment: #{A: "1", B: "two"}}).stdout, "1-two\n", "env");
@@ -62,6 +68,9 @@ fn environment_cwd_user_group() {
 /// Stdin of 0 B, 1 MiB and 64 MiB arrives whole.
 #[test]
 fn stdin_of_any_size() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     in_container(
         r#"
         check_eq(i.execute(["wc", "-c"]).stdout, "0\n", "no stdin: EOF at once");
@@ -78,6 +87,9 @@ fn stdin_of_any_size() {
 /// at once are clear errors.
 #[test]
 fn stdin_streams_from_a_file() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("input");
     let data: Vec<u8> = (0..40_000_000u32).map(|n| (n % 251) as u8).collect();
@@ -105,6 +117,9 @@ fn stdin_streams_from_a_file() {
 /// Binary output with decode: false, latin1, and callbacks that never split a character.
 #[test]
 fn decoding_and_callbacks() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     in_container(
         r#"
         let raw = i.execute(["printf", "\\000\\377\\200"], #{decode: false}).stdout;
@@ -141,6 +156,9 @@ fn decoding_and_callbacks() {
 /// timeout are refused with a clear error; no log is left behind.
 #[test]
 fn recorded_output() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     in_container(
         r#"
         let logs = || Client().api.get(`/1.0/instances/${i.name}/logs`).filter(|l| l.contains("/exec_"));
@@ -173,6 +191,9 @@ fn recorded_output() {
 /// A timeout kills the command and throws Timeout; the instance stays usable.
 #[test]
 fn timeouts_kill_the_command() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let out = in_container(
         r#"
         let e = error_of(|| i.execute(["sleep", "60"], #{timeout: 0.5}));
@@ -188,6 +209,9 @@ fn timeouts_kill_the_command() {
 /// 256 MB of stdout through a callback keeps memory flat.
 #[test]
 fn big_output_streams_in_constant_memory() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let out = in_container(
         r#"
         let total = 0;
@@ -210,6 +234,9 @@ fn big_output_streams_in_constant_memory() {
 /// raw_interactive_execute returns pylxd's websocket paths.
 #[test]
 fn raw_interactive_paths() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     in_container(
         r#"
         let r = i.raw_interactive_execute(["/bin/sh"]);
@@ -219,26 +246,33 @@ fn raw_interactive_paths() {
     );
 }
 
-/// Exec over HTTPS (the `second` remote) works the same.
+/// Exec over HTTPS (the `second` remote, or `incus` on the Incus pass) works the same.
 #[test]
 fn exec_over_https() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let name = unique("exec-https");
-    let _cleanup = Cleanup::new("second", &[name.as_str()]);
+    let _cleanup = Cleanup::new(common::https_remote(), &[name.as_str()]);
     script_ok(
         &r#"
-        let i = Client("second").instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"}}, true);
+        let i = Client("REMOTE").instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"}}, true);
         i.start(true);
         check_eq(i.execute(["wc", "-c"], #{stdin: blob(1048576, 1)}).stdout, "1048576\n", "stdin over TLS");
         check_eq(i.execute(["sh", "-c", "echo o; echo e >&2; exit 4"]).exit_code, 4, "exit over TLS");
         i.delete(#{wait: true, force: true});
         "#
-        .replace("NAME", &name),
+        .replace("NAME", &name)
+        .replace("REMOTE", common::https_remote()),
     );
 }
 
 /// Ctrl-C during an exec sends SIGINT to the command first, then the script stops with 130.
 #[test]
 fn ctrl_c_interrupts_the_command_first() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     use std::time::Duration;
     let marker = format!("/tmp/{}", unique("sigint"));
     let script = format!(

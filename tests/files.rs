@@ -7,7 +7,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::OnceLock;
 
-use common::{Cleanup, script_ok, unique};
+use common::{Cleanup, Needs, script_ok, unique};
 
 /// One running busybox container shared by the file tests (each works under its own path).
 fn container() -> &'static str {
@@ -25,6 +25,9 @@ fn with_files(source: &str) -> String {
 /// put/get round trips of 0 B, 1 B and 64 KiB ± 1, strings and blobs.
 #[test]
 fn put_and_get_exact_bytes() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let dir = unique("sizes");
     with_files(&format!(
         r#"
@@ -48,6 +51,9 @@ fn put_and_get_exact_bytes() {
 /// parents, list, exists, delete.
 #[test]
 fn modes_owners_append_and_directories() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let dir = unique("attrs");
     let out = with_files(&format!(
         r#"
@@ -82,6 +88,9 @@ fn modes_owners_append_and_directories() {
 /// (relative ones inside the tree stay usable).
 #[test]
 fn trees_round_trip() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join("src");
     std::fs::create_dir_all(src.join("sub/deeper")).expect("dirs");
@@ -149,6 +158,9 @@ fn trees_round_trip() {
 /// the destination is written.
 #[test]
 fn hostile_trees_write_nothing_outside() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let work = tempfile::tempdir().expect("tempdir");
     let outside = work.path().join("outside");
     std::fs::create_dir(&outside).expect("outside");
@@ -211,6 +223,9 @@ fn hostile_trees_write_nothing_outside() {
 /// A 1 GiB file pushed and pulled in constant memory, byte-identical.
 #[test]
 fn one_gib_push_and_pull() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let work = tempfile::tempdir_in("/var/tmp").expect("tempdir");
     let big = work.path().join("big");
     let file = std::fs::File::create(&big).expect("create");
@@ -260,6 +275,9 @@ fn one_gib_push_and_pull() {
 /// A failed pull leaves nothing under the final name, and no temporary file.
 #[test]
 fn failed_pulls_leave_nothing() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let work = tempfile::tempdir().expect("tempdir");
     let target = work.path().join("target");
     with_files(&format!(
@@ -277,6 +295,9 @@ fn failed_pulls_leave_nothing() {
 /// fetched; the pull fails clearly, and nothing is written outside the destination.
 #[test]
 fn non_utf8_names_write_nothing_outside() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let work = tempfile::tempdir().expect("tempdir");
     let dest = work.path().join("dest");
     let remote = format!("/srv/{}", unique("nonutf8"));

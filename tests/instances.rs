@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Cleanup, script_ok, unique};
+use common::{Cleanup, Needs, script_ok, unique};
 
 /// Replaces `NAME` in a script by a unique instance name, with clean-up on `remote`.
 fn named(remote: &'static str, what: &str, source: &str) -> (String, Cleanup, String) {
@@ -16,9 +16,11 @@ fn named(remote: &'static str, what: &str, source: &str) -> (String, Cleanup, St
 /// The Client's properties and methods.
 #[test]
 fn client_properties() {
-    let tb = common::testbed();
+    let Some(tb) = common::testbed_for(Needs::EitherServer) else {
+        return;
+    };
     let out = script_ok(
-        r#"
+        &r#"
         let c = Client();
         check(c.trusted, "trusted");
         check(!c.server_clustered, "main is standalone");
@@ -26,21 +28,29 @@ fn client_properties() {
         check(c.has_api_extension("instances"), "has instances");
         check(!c.has_api_extension("no_such_extension"), "lacks a made-up one");
         check_eq(error_of(|| c.assert_has_api_extension("no_such_extension")).kind, "ExtensionMissing", "assert");
-        check_eq(c.host_info.environment.server_version, "5.0.2", "host_info");
+        check(c.host_info.environment.server_version.starts_with("VERSION"), "host_info");
+        check_eq(c.server.name, "SERVER", "server.name");
+        check_eq(c.server.version, c.host_info.environment.server_version, "server.version");
+        check_eq(`${c.server}`, `SERVER ${c.server.version}`, "server as text");
         check_eq(c.project, "default", "project");
         let p = c.with_project("other");
         check_eq(p.project, "other", "with_project");
         check_eq(c.project, "default", "the original keeps its project");
         print(c.endpoint);
-        "#,
+        "#
+        .replace("SERVER", common::server().name())
+        .replace("VERSION", common::server().version_prefix()),
     );
-    assert_eq!(out.trim(), format!("unix:{}", tb.main_socket.display()));
+    assert_eq!(out.trim(), format!("unix:{}", tb.socket().display()));
 }
 
 /// create → get → exists → all → state changes → state() → rename → delete, with the type
 /// filters of `containers` and `virtual_machines`.
 #[test]
 fn instance_life_cycle() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let renamed = unique("renamed");
     let (_, _cleanup, source) = named(
         "main",
@@ -91,6 +101,9 @@ fn instance_life_cycle() {
 /// wait=false leaves the operation pending; the next call (or wait()) joins it.
 #[test]
 fn pending_operations_are_joined() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let (name, _cleanup, source) = named(
         "main",
         "pending",
@@ -123,6 +136,9 @@ fn pending_operations_are_joined() {
 /// server fields kept, saves send only what changed.
 #[test]
 fn attributes_and_saves() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let (name, _cleanup, source) = named(
         "main",
         "attrs",
@@ -163,7 +179,10 @@ fn attributes_and_saves() {
     // Every field LXD sends is kept, including ones the API does not name.
     let mut keys: Vec<String> = serde_json::from_str(out.trim()).expect("keys");
     let raw = std::process::Command::new("lxc")
-        .args(["query", &format!("/1.0/instances/{name}")])
+        .args([
+            "query",
+            &format!("{}:/1.0/instances/{name}", common::server().remote()),
+        ])
         .output()
         .expect("lxc query");
     let raw: serde_json::Map<String, serde_json::Value> =
@@ -179,6 +198,9 @@ fn attributes_and_saves() {
 /// ephemeral and architecture (not the description), so the copies race on config.
 #[test]
 fn stale_copies_are_refused() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let (_, _cleanup, source) = named(
         "main",
         "stale",
@@ -211,10 +233,16 @@ fn stale_copies_are_refused() {
     assert_eq!(script_ok(&source).trim(), "ok");
 }
 
-/// A name that is taken: LXD 5.0 refuses a create in its operation (OperationFailed, its message
-/// verbatim) and a rename at once (Conflict, 409). LXD picks a name when none is given.
+/// A name that is taken: both servers refuse a create in its operation, with different messages
+/// (LXD 5.0: "already exists"; Incus: "UNIQUE constraint failed"), and it is `Conflict` on both,
+/// with the server's text kept; a rename onto a taken name is refused at once (Conflict, 409).
+/// The server picks a name when none is given. A missing image alias is `NotFound` on both
+/// (LXD answers 404 at once; Incus fails the operation).
 #[test]
 fn conflicts_and_generated_names() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let (_, _cleanup, source) = named(
         "main",
         "conflict",
@@ -222,8 +250,15 @@ fn conflicts_and_generated_names() {
         let c = Client();
         c.instances.create(#{name: "NAME", source: #{type: "none"}}, true);
         let e = error_of(|| c.instances.create(#{name: "NAME", source: #{type: "none"}}, true));
-        check_eq(e.kind, "OperationFailed", "duplicate create");
-        check(e.message.contains("already exists"), e.message);
+        check_eq(e.kind, "Conflict", "duplicate create");
+        check_eq(e.status_code, 409, "409");
+        check(e.message.contains("'NAME' already exists (the server said: "), e.message);
+        // Waited later, through the pending operation, the same.
+        let later = c.instances.create(#{name: "NAME", source: #{type: "none"}});
+        check_eq(error_of(|| later.wait()).kind, "Conflict", "duplicate create, joined later");
+        let e = error_of(|| c.instances.create(#{name: "NAME-y", source: #{type: "image", alias: "no-such-alias"}}, true));
+        check_eq(e.kind, "NotFound", `missing alias: ${e.message}`);
+        check(!c.instances.exists("NAME-y"), "nothing created");
         let anon = c.instances.create(#{source: #{type: "none"}}, true);
         check(anon.name.len() > 0, "LXD picked a name");
         check(c.instances.exists(anon.name), "and it exists");
@@ -243,6 +278,9 @@ fn conflicts_and_generated_names() {
 /// LXD's error, verbatim.
 #[test]
 fn forced_delete_stops_first() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let (_, _cleanup, source) = named(
         "main",
         "force",
@@ -264,6 +302,9 @@ fn forced_delete_stops_first() {
 /// Options maps: unknown keys and wrong types are InvalidArgument naming the parameter.
 #[test]
 fn bad_options_are_invalid_arguments() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let out = script_ok(
         r#"
         let c = Client();
@@ -294,35 +335,43 @@ fn missing_socket_is_a_connection_error() {
     assert!(out.contains("/nonexistent/lxd/unix.socket"), "{out}");
 }
 
-/// HTTPS through the lxc configuration (`second`), and a pinned certificate that does not match
-/// is refused with both fingerprints.
+/// HTTPS through the lxc configuration (`second`, or `incus` on the Incus pass), and a pinned
+/// certificate that does not match is refused with both fingerprints.
 #[test]
 fn https_remotes_and_pinning() {
-    let tb = common::testbed();
+    let Some(tb) = common::testbed_for(Needs::EitherServer) else {
+        return;
+    };
+    let remote = common::https_remote();
+    let url = match common::server() {
+        common::Server::Lxd => &tb.second_url,
+        common::Server::Incus => &tb.incus_url,
+    };
     let (_, _cleanup, source) = named(
-        "second",
+        remote,
         "https",
         &r#"
-        let s = Client("second");
+        let s = Client("REMOTE");
         check_eq(s.endpoint, "SECOND", "endpoint");
         check(s.trusted, "trusted over HTTPS");
         let i = s.instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"}}, true);
         i.start(true);
-        check_eq(i.status, "Running", "running on second");
+        check_eq(i.status, "Running", "running over HTTPS");
         i.delete(#{wait: true, force: true});
 
-        // The main daemon's certificate pinned for the second daemon: refused.
+        // The main daemon's certificate pinned for another daemon: refused.
         let e = error_of(|| Client(#{endpoint: "SECOND", verify: "CONF/servercerts/main.crt"}));
         check_eq(e.kind, "Tls", "pin mismatch");
         print(e.message);
 
         // The right certificate given explicitly works, as does the remote's own pin.
-        let ok = Client(#{endpoint: "SECOND", verify: "CONF/servercerts/second.crt"});
+        let ok = Client(#{endpoint: "SECOND", verify: "CONF/servercerts/REMOTE.crt"});
         check(ok.trusted, "explicit pin");
         let by_url = Client("SECOND");
         check(by_url.trusted, "the pin of the remote with that address");
         "#
-        .replace("SECOND", &tb.second_url)
+        .replace("SECOND", url)
+        .replace("REMOTE", remote)
         .replace("CONF", &tb.conf.display().to_string()),
     );
     let out = script_ok(&source);
@@ -342,6 +391,9 @@ fn https_remotes_and_pinning() {
 /// `verify: false` is the explicit way out.
 #[test]
 fn unpinned_https_needs_an_explicit_choice() {
+    if common::testbed_for(Needs::Lxd("it reaches m2 of LXD's cluster")).is_none() {
+        return;
+    }
     let out = script_ok(
         r#"
         // m2 has no remote of its own in the lxc configuration, so nothing pins its certificate.
@@ -361,6 +413,9 @@ fn unpinned_https_needs_an_explicit_choice() {
 /// Placement on a cluster member with `target`, and `location`.
 #[test]
 fn cluster_placement() {
+    if common::testbed_for(Needs::Lxd("it needs LXD's cluster")).is_none() {
+        return;
+    }
     let (_, _cleanup, source) = named(
         "cluster",
         "placed",
@@ -383,6 +438,9 @@ fn cluster_placement() {
 /// `all()` is one request whatever the number of instances, and `-v` logs each request.
 #[test]
 fn all_is_one_request() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let names: Vec<String> = (0..3).map(|_| unique("many")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let _cleanup = Cleanup::new("main", &refs);
@@ -415,4 +473,54 @@ fn all_is_one_request() {
         .parse()
         .expect("count");
     assert!(count >= 3);
+}
+
+/// Incus is found without LXD: `Client()` through `$INCUS_SOCKET` when no LXD variable is set,
+/// and `Client("incus")` through the incus client's own configuration (`$INCUS_CONF`) when the
+/// lxc configuration has no such remote, with that configuration's certificate.
+#[test]
+fn incus_is_found_without_lxd() {
+    let Some(tb) = common::testbed_for(Needs::Lxd("it uses both servers' settings, once")) else {
+        return;
+    };
+    let empty_lxc_conf = tempfile::tempdir().expect("tempdir");
+    let run: common::Run = std::process::Command::new(env!("CARGO_BIN_EXE_lxd-script"))
+        .env_remove("LXD_DIR")
+        .env_remove("INCUS_DIR")
+        .env("INCUS_SOCKET", &tb.incus_socket)
+        .env("LXD_CONF", empty_lxc_conf.path())
+        .env("INCUS_CONF", &tb.incus_conf)
+        .args([
+            "eval",
+            r#"let local = Client();
+               print(local.server.name);
+               print(local.endpoint);
+               let remote = Client("incus");
+               print(remote.server.name);
+               print(remote.endpoint);
+               print(remote.trusted);
+               try { Client("no-such-remote"); } catch (e) { print(e.message); }"#,
+        ])
+        .output()
+        .expect("run")
+        .into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[..5],
+        [
+            "incus",
+            &format!("unix:{}", tb.incus_socket.display()),
+            "incus",
+            tb.incus_url.as_str(),
+            "true"
+        ]
+    );
+    assert!(
+        lines[5].contains("known: ") && lines[5].contains("incus remote add"),
+        "{}",
+        lines[5]
+    );
+    // The lxc configuration stayed empty: no certificate was generated there.
+    assert!(!empty_lxc_conf.path().join("client.crt").exists());
 }

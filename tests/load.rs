@@ -2,11 +2,14 @@
 
 mod common;
 
-use common::{Cleanup, script_ok, unique};
+use common::{Cleanup, Needs, script_ok, unique};
 
 /// 1,000 short execs, 16 at a time: zero errors and every output exactly right.
 #[test]
 fn a_thousand_execs_in_parallel() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let name = unique("load");
     let _cleanup = Cleanup::new("main", &[name.as_str()]);
     let out = script_ok(
@@ -31,6 +34,9 @@ fn a_thousand_execs_in_parallel() {
 /// 20 concurrent transfers of 16 MB each, both ways: every file byte-identical, memory bounded.
 #[test]
 fn twenty_concurrent_transfers() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let name = unique("xfer");
     let _cleanup = Cleanup::new("main", &[name.as_str()]);
     let dir = tempfile::tempdir_in("/var/tmp").expect("tempdir");
@@ -68,6 +74,9 @@ fn twenty_concurrent_transfers() {
 /// dropped, instead of growing.
 #[test]
 fn an_event_flood_is_bounded() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let name = unique("flood");
     let _cleanup = Cleanup::new("main", &[name.as_str()]);
     let out = script_ok(

@@ -3,11 +3,14 @@
 
 mod common;
 
-use common::{Cleanup, script_ok, unique};
+use common::{Cleanup, Needs, script_ok, unique};
 
 /// Profiles: create with options, in-place edits saved, rename, exists, all, delete.
 #[test]
 fn profiles_round_trip() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let name = unique("profile");
     script_ok(
         &r#"
@@ -38,6 +41,9 @@ fn profiles_round_trip() {
 /// Networks: a bridge without addresses, its state, save, rename, delete.
 #[test]
 fn networks_round_trip() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let name = format!("tb{}", std::process::id() % 100_000);
     script_ok(
         &r#"
@@ -61,6 +67,9 @@ fn networks_round_trip() {
 /// Storage pools and volumes: a second dir pool, resources, volume CRUD.
 #[test]
 fn storage_pools_and_volumes() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let pool = unique("pool");
     let dir = tempfile::tempdir_in("/var/tmp").expect("tempdir");
     let source = dir.path().join("pool");
@@ -96,6 +105,9 @@ fn storage_pools_and_volumes() {
 /// A project has its own instances, invisible from `default`; with_project shares the connection.
 #[test]
 fn projects_isolate_instances() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let project = unique("proj");
     let name = unique("inproj");
     script_ok(
@@ -122,6 +134,9 @@ fn projects_isolate_instances() {
 /// Operations: all, get, wait, cancel; the raw API's verbs.
 #[test]
 fn operations_and_the_raw_api() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let name = unique("raw");
     let _cleanup = Cleanup::new("main", &[name.as_str()]);
     script_ok(
@@ -153,6 +168,9 @@ fn operations_and_the_raw_api() {
 /// events, counted, instead of growing.
 #[test]
 fn events_are_seen_and_bounded() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let name = unique("events");
     let _cleanup = Cleanup::new("main", &[name.as_str()]);
     script_ok(
@@ -193,7 +211,9 @@ fn events_are_seen_and_bounded() {
 /// trusted, and becomes trusted with a token; certificates can be listed and removed.
 #[test]
 fn authenticate_with_a_token() {
-    let tb = common::testbed();
+    let Some(tb) = common::testbed_for(Needs::EitherServer) else {
+        return;
+    };
     let conf = tempfile::tempdir().expect("tempdir");
     let name = unique("client");
     let token = script_ok(&format!(
@@ -204,14 +224,18 @@ fn authenticate_with_a_token() {
         .args([
             "eval",
             &format!(
-                r#"let c = Client(#{{endpoint: "{}", verify: "{}/servercerts/main.crt"}});
+                r#"let c = Client(#{{endpoint: "{}", verify: "{}/servercerts/{}.crt"}});
                    if c.trusted {{ throw "trusted too early"; }}
                    try {{ c.instances.all(); throw "listed while untrusted"; }} catch (e) {{ if e.kind != "Forbidden" {{ throw e; }} }}
                    c.authenticate("{}");
                    if !c.trusted {{ throw "not trusted"; }}
                    print(c.instances.all().len() >= 0);"#,
-                tb.main_url,
+                match common::server() {
+                    common::Server::Lxd => &tb.main_url,
+                    common::Server::Incus => &tb.incus_url,
+                },
                 tb.conf.display(),
+                common::server().remote(),
                 token.trim()
             ),
         ])
@@ -243,6 +267,9 @@ fn authenticate_with_a_token() {
 /// properties, and a copy to `second` (a private image, through a secret).
 #[test]
 fn images_round_trip_and_copy() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let name = unique("img");
     let alias = unique("alias");
     let _cleanup = Cleanup::new("main", &[name.as_str()]);
@@ -289,6 +316,9 @@ fn images_round_trip_and_copy() {
 /// name on the destination leaves the source running; live migration passes LXD's CRIU error.
 #[test]
 fn migration_between_servers() {
+    if common::testbed_for(Needs::Lxd("it migrates between LXD's main and second")).is_none() {
+        return;
+    }
     let name = unique("mig");
     let _cleanup_main = Cleanup::new("main", &[name.as_str()]);
     let _cleanup_second = Cleanup::new("second", &[name.as_str()]);
@@ -322,9 +352,48 @@ fn migration_between_servers() {
     assert!(out.contains("CRIU"), "{out}");
 }
 
+/// Migration between LXD 5.0 and Incus 6.0, both ways: the instance keeps its files, its own
+/// config and its id maps; the servers' own state keys (Incus's `volatile.uuid.generation`,
+/// which LXD 5.0.2 refuses) stay behind and each server makes its own.
+#[test]
+fn migration_between_lxd_and_incus() {
+    if common::testbed_for(Needs::Lxd("it moves between LXD's main and Incus, once")).is_none() {
+        return;
+    }
+    let name = unique("xmig");
+    let _cleanup_main = Cleanup::new("main", &[name.as_str()]);
+    let _cleanup_incus = Cleanup::new("incus", &[name.as_str()]);
+    script_ok(
+        &r#"
+        let lxd = Client(); let incus = Client("incus");
+        check_eq([lxd.server.name, incus.server.name], ["lxd", "incus"], "two kinds of server");
+        let i = lxd.instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"}, config: #{"user.k": "v"}}, true);
+        i.start(true);
+        i.files.put("/root/data", "precious");
+        let there = i.migrate(incus);
+        check_eq(there.status, "Running", "running on Incus");
+        check_eq(there.config["user.k"], "v", "config carried");
+        check_eq(there.files.get("/root/data").as_string(), "precious", "files carried");
+        check("volatile.uuid.generation" in there.config, "Incus made its own state keys");
+        check(!lxd.instances.exists("NAME"), "source gone");
+        there.files.put("/root/data", "changed on Incus");
+        let back = there.migrate(lxd);
+        check_eq(back.status, "Running", "running on LXD again");
+        check_eq(back.files.get("/root/data").as_string(), "changed on Incus", "files carried back");
+        check(!("volatile.uuid.generation" in back.config), "Incus's state keys stayed behind");
+        check(!incus.instances.exists("NAME"), "gone from Incus");
+        back.delete(#{wait: true, force: true});
+        "#
+        .replace("NAME", &name),
+    );
+}
+
 /// Cluster: membership, placement on a member, `location`, and a move between members.
 #[test]
 fn cluster_members_and_moves() {
+    if common::testbed_for(Needs::Lxd("it needs LXD's cluster")).is_none() {
+        return;
+    }
     let name = unique("clu");
     let _cleanup = Cleanup::new("cluster", &[name.as_str()]);
     script_ok(
@@ -351,6 +420,9 @@ fn cluster_members_and_moves() {
 /// A split image (metadata tarball + rootfs) imports from the pair and exports both parts.
 #[test]
 fn split_images() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     std::fs::write(
@@ -389,7 +461,9 @@ fn split_images() {
 /// The legacy trust password (LXD 5.0) works as well as a token.
 #[test]
 fn authenticate_with_the_trust_password() {
-    let tb = common::testbed();
+    let Some(tb) = common::testbed_for(Needs::Lxd("Incus has no trust passwords")) else {
+        return;
+    };
     let conf = tempfile::tempdir().expect("tempdir");
     let run: common::Run = common::binary()
         .env("LXD_CONF", conf.path())
@@ -418,9 +492,49 @@ fn authenticate_with_the_trust_password() {
     );
 }
 
+/// Incus has no trust passwords: one is refused as `Forbidden`, with what to do instead, and the
+/// client stays untrusted.
+#[test]
+fn incus_refuses_passwords_and_says_what_to_use() {
+    let Some(tb) = common::testbed_for(Needs::Lxd("it checks Incus's side, once")) else {
+        return;
+    };
+    let conf = tempfile::tempdir().expect("tempdir");
+    let run: common::Run = common::binary()
+        .env("LXD_CONF", conf.path())
+        .args([
+            "eval",
+            &format!(
+                r#"let c = Client(#{{endpoint: "{}", verify: "{}/servercerts/incus.crt"}});
+                   let e = "";
+                   try {{ c.authenticate("a-password"); }} catch (err) {{ e = err; }}
+                   print(e.kind);
+                   print(e.message);
+                   print(c.trusted);"#,
+                tb.incus_url,
+                tb.conf.display(),
+            ),
+        ])
+        .output()
+        .expect("run")
+        .into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines[0], "Forbidden", "{}", run.stdout);
+    assert!(
+        lines[1].starts_with("not authorized: ") && lines[1].contains("incus config trust add"),
+        "the server's text, then what to do: {}",
+        lines[1]
+    );
+    assert_eq!(lines[2], "false");
+}
+
 /// `all_projects` events include other projects' events.
 #[test]
 fn events_across_projects() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let project = unique("evproj");
     script_ok(
         &r#"

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{Cleanup, Tmux, script_ok};
+use common::{Cleanup, Needs, Tmux, script_ok};
 
 /// A running container the REPL tests share.
 fn container() -> &'static str {
@@ -21,9 +21,8 @@ fn repl(state: &Path) -> Tmux {
     let tb = common::testbed();
     let tmux = Tmux::start(
         &format!(
-            "env LXD_DIR={} LXD_CONF={} XDG_STATE_HOME={} {} repl; echo EXIT=$?; sleep 60",
-            tb.main_dir.display(),
-            tb.conf.display(),
+            "env {} XDG_STATE_HOME={} {} repl; echo EXIT=$?; sleep 60",
+            tb.env_words(),
             state.display(),
             env!("CARGO_BIN_EXE_lxd-script")
         ),
@@ -36,6 +35,9 @@ fn repl(state: &Path) -> Tmux {
 
 #[test]
 fn tab_completes_methods_and_instance_names() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let name = container();
     let state = tempfile::tempdir().expect("tempdir");
     let tmux = repl(state.path());
@@ -64,6 +66,9 @@ fn tab_completes_methods_and_instance_names() {
 
 #[test]
 fn multi_line_input_tables_and_results() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let name = container();
     let state = tempfile::tempdir().expect("tempdir");
     let tmux = repl(state.path());
@@ -107,6 +112,9 @@ fn multi_line_input_tables_and_results() {
 
 #[test]
 fn ctrl_c_cancels_the_entry_and_keeps_the_session() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let name = container();
     let state = tempfile::tempdir().expect("tempdir");
     let tmux = repl(state.path());
@@ -145,6 +153,9 @@ fn ctrl_c_cancels_the_entry_and_keeps_the_session() {
 
 #[test]
 fn history_is_kept_across_sessions() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let state = tempfile::tempdir().expect("tempdir");
     let tmux = repl(state.path());
     tmux.keys("let remembered = 31337");
@@ -167,6 +178,9 @@ fn history_is_kept_across_sessions() {
 
 #[test]
 fn commands_help_vars_remote_and_project() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let state = tempfile::tempdir().expect("tempdir");
     let tmux = repl(state.path());
     tmux.keys(":help");

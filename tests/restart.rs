@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::Needs;
+
 use std::path::Path;
 use std::process::Stdio;
 
@@ -16,6 +18,9 @@ fn wait_for(path: &Path, what: &str) {
 
 #[test]
 fn the_pool_recovers_after_the_daemon_restarts() {
+    if common::testbed_for(Needs::Lxd("it runs a private LXD daemon of its own")).is_none() {
+        return;
+    }
     let mut daemon = common::PrivateDaemon::bare();
     let work = tempfile::tempdir_in("/var/tmp").expect("tempdir");
     let mark = |name: &str| work.path().join(name);

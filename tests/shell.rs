@@ -4,22 +4,23 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cleanup, Tmux, script_ok, unique};
+use common::{Cleanup, Needs, Tmux, script_ok, unique};
 
 /// The login shell with the terminal's size, a resize, the exit status, and the terminal
 /// restored afterwards.
 #[test]
 fn shell_in_a_terminal() {
-    let tb = common::testbed();
+    let Some(tb) = common::testbed_for(Needs::EitherServer) else {
+        return;
+    };
     let name = unique("shell");
     let _cleanup = Cleanup::new("main", &[name.as_str()]);
     script_ok(&format!(
         r#"Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true).start(true);"#
     ));
     let command = format!(
-        "env LXD_DIR={} LXD_CONF={} {} shell {name}; echo EXIT=$?; stty -a; sleep 60",
-        tb.main_dir.display(),
-        tb.conf.display(),
+        "env {} {} shell {name}; echo EXIT=$?; stty -a; sleep 60",
+        tb.env_words(),
         env!("CARGO_BIN_EXE_lxd-script"),
     );
     let tmux = Tmux::start(&command, 100, 30);
@@ -46,21 +47,20 @@ fn shell_in_a_terminal() {
 /// runs a command on a remote; a missing instance is a clear error.
 #[test]
 fn interactive_commands_and_remotes() {
-    let tb = common::testbed();
+    let Some(tb) = common::testbed_for(Needs::EitherServer) else {
+        return;
+    };
     let name = unique("inter");
-    let _cleanup = Cleanup::new("second", &[name.as_str()]);
+    let remote = common::https_remote();
+    let _cleanup = Cleanup::new(remote, &[name.as_str()]);
     script_ok(&format!(
-        r#"Client("second").instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true).start(true);"#
+        r#"Client("{remote}").instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true).start(true);"#
     ));
     let bin = env!("CARGO_BIN_EXE_lxd-script");
-    let env = format!(
-        "env LXD_DIR={} LXD_CONF={}",
-        tb.main_dir.display(),
-        tb.conf.display()
-    );
+    let env = format!("env {}", tb.env_words());
     let command = format!(
-        "{env} {bin} shell second:{name} -- sh -c 'tty; exit 3'; echo EXIT=$?; \
-         {env} {bin} eval 'exit(Client(\"second\").instances.get(\"{name}\").interactive(\"sh -c \\\"exit 4\\\"\"))'; echo EXIT=$?; \
+        "{env} {bin} shell {remote}:{name} -- sh -c 'tty; exit 3'; echo EXIT=$?; \
+         {env} {bin} eval 'exit(Client(\"{remote}\").instances.get(\"{name}\").interactive(\"sh -c \\\"exit 4\\\"\"))'; echo EXIT=$?; \
          {env} {bin} shell no-such-instance; echo EXIT=$?; sleep 60"
     );
     let tmux = Tmux::start(&command, 80, 24);
@@ -77,7 +77,9 @@ fn interactive_commands_and_remotes() {
 /// `--no-progress` or when stderr is not a terminal.
 #[test]
 fn progress_bars_only_on_terminals() {
-    let tb = common::testbed();
+    let Some(tb) = common::testbed_for(Needs::EitherServer) else {
+        return;
+    };
     let name = unique("progress");
     let _cleanup = Cleanup::new("main", &[name.as_str()]);
     script_ok(&format!(
@@ -94,11 +96,7 @@ fn progress_bars_only_on_terminals() {
         big.display(),
         work.path().join("back").display()
     );
-    let env = format!(
-        "env LXD_DIR={} LXD_CONF={}",
-        tb.main_dir.display(),
-        tb.conf.display()
-    );
+    let env = format!("env {}", tb.env_words());
     let bin = env!("CARGO_BIN_EXE_lxd-script");
     let quoted = push.replace('\'', "'\\''");
     let tmux = Tmux::start(
@@ -136,7 +134,9 @@ fn progress_bars_only_on_terminals() {
 /// Operations with LXD-reported progress (publish, image copy) show it on a terminal.
 #[test]
 fn operation_progress_on_terminals() {
-    let tb = common::testbed();
+    let Some(tb) = common::testbed_for(Needs::EitherServer) else {
+        return;
+    };
     let name = unique("bigimg");
     let _cleanup = Cleanup::new("main", &[name.as_str()]);
     script_ok(&format!(
@@ -150,11 +150,7 @@ fn operation_progress_on_terminals() {
            let copied = img.copy(Client("second"));
            copied.delete(); img.delete();"#
     );
-    let env = format!(
-        "env LXD_DIR={} LXD_CONF={}",
-        tb.main_dir.display(),
-        tb.conf.display()
-    );
+    let env = format!("env {}", tb.env_words());
     let quoted = script.replace('\'', "'\\''");
     let tmux = Tmux::start(
         &format!(

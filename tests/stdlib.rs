@@ -2,12 +2,15 @@
 
 mod common;
 
-use common::{Cleanup, script_ok, unique};
+use common::{Cleanup, Needs, script_ok, unique};
 
 /// Results come back in input order; failures are collected into one Parallel error after
 /// the other calls finished; `max` bounds the calls in flight.
 #[test]
 fn parallel_orders_results_and_collects_failures() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     script_ok(
         r#"
         let items = [];
@@ -34,6 +37,9 @@ fn parallel_orders_results_and_collects_failures() {
 /// wait_until returns the first truthy value, or throws Timeout.
 #[test]
 fn wait_until_returns_or_times_out() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     script_ok(
         r#"
         let t = timestamp();
@@ -49,6 +55,9 @@ fn wait_until_returns_or_times_out() {
 /// their Timeout.
 #[test]
 fn wait_module() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let name = unique("wait");
     let net = format!("tw{}", std::process::id() % 100_000);
     let _cleanup = Cleanup::new("main", &[name.as_str()]);
@@ -82,6 +91,9 @@ fn wait_module() {
 /// parallel, destroy removes only what exists.
 #[test]
 fn fleet_module() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let names: Vec<String> = (0..3).map(|_| unique("fleet")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let _cleanup = Cleanup::new("main", &refs);
@@ -110,6 +122,9 @@ fn fleet_module() {
 /// and rethrows, and cleans up its snapshot either way.
 #[test]
 fn snapshot_module() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     let name = unique("snapmod");
     let _cleanup = Cleanup::new("main", &[name.as_str()]);
     script_ok(
@@ -141,6 +156,9 @@ fn snapshot_module() {
 /// Ctrl-C stops every call of `parallel` in flight at once, with status 130.
 #[test]
 fn ctrl_c_stops_every_parallel_call() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
     use std::time::Duration;
     let dir = tempfile::tempdir().expect("tempdir");
     let ready = dir.path().join("ready");

@@ -1,6 +1,9 @@
-//! The test bed itself: every daemon answers, the image is everywhere, the cluster is whole.
+//! The test bed itself: every daemon (LXD's and Incus's) answers, the image is everywhere, the
+//! cluster is whole.
 
 mod common;
+
+use common::Needs;
 
 use lxd_script::lxd::config::{ClientConfig, ConnectSpec, resolve};
 use lxd_script::lxd::transport::{Endpoint, TransportOptions};
@@ -33,12 +36,17 @@ fn remote(name: &str) -> Client {
 /// Every daemon answers `GET /1.0` on its socket, and over HTTPS as a trusted client.
 #[tokio::test]
 async fn every_daemon_answers() {
-    let tb = common::testbed();
+    let Some(tb) = common::testbed_for(Needs::Lxd(
+        "it checks LXD's daemons of the test bed, once, on the LXD pass",
+    )) else {
+        return;
+    };
     for socket in [
         &tb.main_socket,
         &tb.second_socket,
         &tb.m1_socket,
         &tb.m2_socket,
+        &tb.incus_socket,
     ] {
         let server = unix(socket).server().await.expect("GET /1.0");
         assert_eq!(server["auth"], "trusted", "{}", socket.display());
@@ -48,17 +56,31 @@ async fn every_daemon_answers() {
         assert_eq!(server["auth"], "trusted", "remote {name}");
         assert_eq!(server["environment"]["server_version"], "5.0.2");
     }
+    let incus = remote("incus").server().await.expect("GET /1.0 of Incus");
+    assert_eq!(incus["auth"], "trusted", "remote incus");
+    assert_eq!(incus["environment"]["server"], "incus");
+    assert!(
+        incus["environment"]["server_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("6.0.")),
+        "{incus}"
+    );
 }
 
 /// The busybox image is on main, second and the cluster (both members see it).
 #[tokio::test]
 async fn the_busybox_image_is_everywhere() {
-    let tb = common::testbed();
+    let Some(tb) = common::testbed_for(Needs::Lxd(
+        "it checks LXD's daemons of the test bed, once, on the LXD pass",
+    )) else {
+        return;
+    };
     for socket in [
         &tb.main_socket,
         &tb.second_socket,
         &tb.m1_socket,
         &tb.m2_socket,
+        &tb.incus_socket,
     ] {
         let alias = unix(socket)
             .get("/1.0/images/aliases/busybox")
@@ -71,7 +93,11 @@ async fn the_busybox_image_is_everywhere() {
 /// The cluster has two members, m1 and m2, both online.
 #[tokio::test]
 async fn the_cluster_has_two_online_members() {
-    let tb = common::testbed();
+    let Some(tb) = common::testbed_for(Needs::Lxd(
+        "it checks LXD's daemons of the test bed, once, on the LXD pass",
+    )) else {
+        return;
+    };
     let members = unix(&tb.m1_socket)
         .get("/1.0/cluster/members?recursion=1")
         .await

@@ -1,5 +1,13 @@
-//! What every integration test shares: the test bed's environment, the binary, unique names and
-//! clean-up of what a test created.
+//! What every integration test shares: the test bed's environment, the server a pass runs
+//! against, the binary, unique names and clean-up of what a test created.
+//!
+//! Tests that need the test bed begin with `let Some(tb) = common::testbed_for(Needs::...) else
+//! { return };`: without the test bed's environment they return at once (so `cargo test` passes
+//! on any machine), and a test that needs LXD's own daemons returns on the Incus pass.
+//!
+//! The single-server tests run once per server: against LXD's `main`, and again against `incus`
+//! when `LXD_SCRIPT_TEST_SERVER=incus` (scripts/test runs both passes). Scripts' `Client()`,
+//! [`Cleanup`] of "main" and [`https_remote`] follow the pass's server.
 #![allow(dead_code)] // each test binary uses part of this module
 
 use std::path::PathBuf;
@@ -7,6 +15,100 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// The server a pass of the single-server tests runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// LXD 5.0's `main` (the default pass).
+    Lxd,
+    /// Incus 6.0's `incus` (`LXD_SCRIPT_TEST_SERVER=incus`).
+    Incus,
+}
+
+impl Server {
+    /// The remote of the test bed's lxc configuration that reaches this server over HTTPS
+    /// (another daemon than the one `Client()` reaches by its socket, on LXD).
+    pub fn https_remote(self) -> &'static str {
+        match self {
+            Server::Lxd => "second",
+            Server::Incus => "incus",
+        }
+    }
+
+    /// The remote of the lxc configuration that `Client()` reaches on this pass.
+    pub fn remote(self) -> &'static str {
+        match self {
+            Server::Lxd => "main",
+            Server::Incus => "incus",
+        }
+    }
+
+    /// The release the test bed runs: Debian's LXD 5.0.2, Incus 6.0 LTS from backports.
+    pub fn version_prefix(self) -> &'static str {
+        match self {
+            Server::Lxd => "5.0.2",
+            Server::Incus => "6.0.",
+        }
+    }
+
+    /// The server's name as `GET /1.0` says it (`environment.server`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::Lxd => "lxd",
+            Server::Incus => "incus",
+        }
+    }
+}
+
+/// The server of this pass, from `LXD_SCRIPT_TEST_SERVER` (`lxd`, the default, or `incus`).
+pub fn server() -> Server {
+    match std::env::var("LXD_SCRIPT_TEST_SERVER").as_deref() {
+        Ok("incus") => Server::Incus,
+        _ => Server::Lxd,
+    }
+}
+
+/// The HTTPS remote of this pass: `second` on LXD, `incus` on Incus.
+pub fn https_remote() -> &'static str {
+    server().https_remote()
+}
+
+/// What a test needs of the test bed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Any one server: the test runs on the LXD pass and on the Incus pass.
+    EitherServer,
+    /// LXD's own daemons (`second`, the cluster, a private daemon), or LXD-only behaviour: the
+    /// test runs on the LXD pass only; the reason is said on the Incus pass.
+    Lxd(&'static str),
+}
+
+/// The test bed for a test that needs it, or `None` when the test must return at once: the test
+/// bed's environment is absent (said once per test binary), or the test needs LXD and this is
+/// the Incus pass (said per test).
+pub fn testbed_for(needs: Needs) -> Option<Testbed> {
+    use std::io::Write;
+    // Written to the real stderr, not through eprintln!, so cargo test shows it for tests that pass.
+    let say = |text: String| {
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    };
+    if std::env::var_os("LXD_TESTBED_MAIN_SOCKET").is_none() {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            say(format!(
+                "note: {}: the LXD/Incus test bed's environment is absent, so the tests that need                  it pass without running; `scripts/test` starts the test bed and runs them all
+",
+                std::env::args().next().unwrap_or_default()
+            ))
+        });
+        return None;
+    }
+    if let (Needs::Lxd(why), Server::Incus) = (needs, server()) {
+        say(format!("skipped on the Incus pass: {why}\n"));
+        return None;
+    }
+    Some(testbed())
+}
 
 /// The test bed's addresses, read from the environment `scripts/testbed env` prints.
 pub struct Testbed {
@@ -26,6 +128,42 @@ pub struct Testbed {
     pub m1_socket: PathBuf,
     /// See `m1_socket`.
     pub m2_socket: PathBuf,
+    /// Incus's unix socket.
+    pub incus_socket: PathBuf,
+    /// Incus's HTTPS address.
+    pub incus_url: String,
+    /// The incus client configuration, with the remote `incus`.
+    pub incus_conf: PathBuf,
+}
+
+impl Testbed {
+    /// The unix socket of this pass's server (`main` or `incus`).
+    pub fn socket(&self) -> &PathBuf {
+        match server() {
+            Server::Lxd => &self.main_socket,
+            Server::Incus => &self.incus_socket,
+        }
+    }
+
+    /// The environment a command started in a terminal needs to reach this pass's server, as
+    /// `env` arguments (`LXD_DIR=... LXD_CONF=...`, or Incus's `INCUS_DIR`).
+    pub fn env_words(&self) -> String {
+        match server() {
+            Server::Lxd => format!(
+                "LXD_DIR={} LXD_CONF={}",
+                self.main_dir.display(),
+                self.conf.display()
+            ),
+            Server::Incus => format!(
+                "-u LXD_DIR INCUS_DIR={} LXD_CONF={}",
+                self.incus_socket
+                    .parent()
+                    .unwrap_or(&self.incus_socket)
+                    .display(),
+                self.conf.display()
+            ),
+        }
+    }
 }
 
 fn var(name: &str) -> String {
@@ -49,6 +187,9 @@ pub fn testbed() -> Testbed {
         second_socket: var("LXD_TESTBED_SECOND_SOCKET").into(),
         m1_socket: var("LXD_TESTBED_M1_SOCKET").into(),
         m2_socket: var("LXD_TESTBED_M2_SOCKET").into(),
+        incus_socket: var("LXD_TESTBED_INCUS_SOCKET").into(),
+        incus_url: var("LXD_TESTBED_INCUS"),
+        incus_conf: var("INCUS_CONF").into(),
     }
 }
 
@@ -83,10 +224,14 @@ impl From<Output> for Run {
     }
 }
 
-/// The `lxd-script` binary under test.
+/// The `lxd-script` binary under test, aimed at this pass's server: on the Incus pass LXD's
+/// socket variables are removed, so `Client()` finds Incus through `$INCUS_DIR`.
 pub fn binary() -> Command {
-    let _ = testbed();
-    Command::new(env!("CARGO_BIN_EXE_lxd-script"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lxd-script"));
+    if server() == Server::Incus {
+        command.env_remove("LXD_DIR").env_remove("LXD_SOCKET");
+    }
+    command
 }
 
 /// Runs `lxd-script ARGS...` against the test bed.
@@ -169,10 +314,15 @@ pub struct Cleanup {
 }
 
 impl Cleanup {
-    /// Instances on a remote of the test bed's lxc configuration (`main`, `second`, `cluster`).
+    /// Instances on a remote of the test bed's lxc configuration (`main`, `second`, `cluster`,
+    /// `incus`); `main` means this pass's server.
     pub fn new(remote: &'static str, names: &[&str]) -> Self {
         Cleanup {
-            remote,
+            remote: if remote == "main" {
+                server().remote()
+            } else {
+                remote
+            },
             names: names.iter().map(|n| (*n).to_owned()).collect(),
         }
     }
@@ -209,7 +359,6 @@ pub struct PrivateDaemon {
 impl PrivateDaemon {
     /// Starts a bare daemon (no storage, no image) and waits until it answers.
     pub fn bare() -> PrivateDaemon {
-        let _ = testbed(); // lxd is installed by the test bed
         let work = tempfile::tempdir_in("/var/tmp").expect("tempdir");
         let dir = work.path().join("lxd");
         std::fs::create_dir(&dir).expect("dir");
