@@ -96,8 +96,9 @@ pub fn testbed_for(needs: Needs) -> Option<Testbed> {
         static SAID: std::sync::Once = std::sync::Once::new();
         SAID.call_once(|| {
             say(format!(
-                "note: {}: the LXD/Incus test bed's environment is absent, so the tests that need                  it pass without running; `scripts/test` starts the test bed and runs them all
-",
+                "note: {}: no LXD/Incus test bed in the environment: the tests that need it \
+                 return at once and count as passed; `scripts/test` starts the test bed and \
+                 runs them all\n",
                 std::env::args().next().unwrap_or_default()
             ))
         });
