@@ -353,3 +353,56 @@ fn tls_1_2_servers_are_refused() {
     assert!(run.stdout.starts_with("Tls\n"), "{}", run.stdout);
     assert!(run.stdout.contains("ProtocolVersion"), "{}", run.stdout);
 }
+
+/// A server without an extension a call needs: `ExtensionMissing` naming the extension, the
+/// server and the call, before any request that would half-succeed (an exec as another user
+/// that the server would run as root). The test bed's servers have every extension used here,
+/// so a fake stands in for an older one.
+#[test]
+fn a_missing_extension_is_refused_before_any_request() {
+    let fake = common::FakeServer::start(|method, path| match (method, path) {
+        ("GET", "/1.0") => common::sync_answer(serde_json::json!({
+            "api_extensions": ["instances"], "auth": "trusted", "api_version": "1.0",
+            "environment": {"server": "lxd", "server_version": "4.0.0"}
+        })),
+        ("GET", "/1.0/instances/c1") => common::sync_answer(serde_json::json!({
+            "name": "c1", "status": "Running", "type": "container", "config": {}, "devices": {}
+        })),
+        _ => (
+            500,
+            serde_json::json!({"type": "error", "error_code": 500, "error": "not in this fake"}),
+        ),
+    });
+    let out = script_ok(&format!(
+        r#"let c = Client("{}");
+           let i = c.instances.get("c1");
+           for call in [|| i.execute(["id"], #{{user: 1000}}), || i.execute(["id"], #{{record_output: true}}),
+                        || i.files.delete("/x"), || c.assert_has_api_extension("projects")] {{
+               let e = error_of(call);
+               check_eq(e.kind, "ExtensionMissing", e.message);
+               print(e.message);
+           }}"#,
+        fake.socket.display()
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(
+        lines[0].contains("'container_exec_user_group_cwd'")
+            && lines[0].contains("lxd 4.0.0")
+            && lines[0].contains("Instance.execute"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("'container_exec_recording'"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[2].contains("'file_delete'") && lines[2].contains("files.delete()"));
+    assert!(lines[3].contains("'projects'"), "{}", lines[3]);
+    assert_eq!(
+        fake.seen(),
+        ["GET /1.0", "GET /1.0/instances/c1"],
+        "nothing was started"
+    );
+}

@@ -48,6 +48,22 @@ pub struct ExecOptions {
     pub record_output: bool,
 }
 
+impl ExecOptions {
+    /// The API extensions a server needs to honour these options. Without them it would run
+    /// the command anyway, as root in `/` or with websockets: a half-success, so callers check
+    /// first.
+    pub fn required_extensions(&self) -> Vec<&'static str> {
+        let mut needed = Vec::new();
+        if self.cwd.is_some() || self.user.is_some() || self.group.is_some() {
+            needed.push("container_exec_user_group_cwd");
+        }
+        if self.record_output {
+            needed.push("container_exec_recording");
+        }
+        needed
+    }
+}
+
 /// The request that starts an exec: one whose sockets the caller connects, or one that records
 /// its output.
 pub fn request(instance_name: &str, opts: &ExecOptions) -> Request {

@@ -121,6 +121,24 @@ impl Client {
         self.extensions().any(|e| e == name)
     }
 
+    /// `ExtensionMissing` naming the first of `names` the server lacks, and what needed it,
+    /// before any request is made.
+    pub fn require_extensions(&self, names: &[&str], needed_by: &str) -> RhaiResultOf<()> {
+        match names.iter().find(|name| !self.has_api_extension(name)) {
+            None => Ok(()),
+            Some(name) => Err(script_error(
+                ErrorKind::ExtensionMissing,
+                format!(
+                    "the server ({}) lacks the API extension '{name}' that {needed_by} needs",
+                    ServerIdentity::of(&self.host_info)
+                ),
+                None,
+                None,
+                Dynamic::UNIT,
+            )),
+        }
+    }
+
     fn instances(&self, kind: Option<InstanceType>) -> InstanceManager {
         InstanceManager::new(self.clone(), kind)
     }
@@ -274,17 +292,7 @@ pub fn register(api: &mut Api, session: &Arc<Session>) {
             "/// Throws ExtensionMissing unless the server has the named API extension.",
         ])
         .register_into(api, |c: &mut Client, name: &str| -> RhaiResultOf<()> {
-            if c.has_api_extension(name) {
-                Ok(())
-            } else {
-                Err(script_error(
-                    ErrorKind::ExtensionMissing,
-                    format!("the server lacks the API extension '{name}'"),
-                    None,
-                    None,
-                    Dynamic::UNIT,
-                ))
-            }
+            c.require_extensions(&[name], "this script")
         });
     rhai::FuncRegistration::new("with_project")
         .with_comments(["/// The same server on another project, sharing the connection."])

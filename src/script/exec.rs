@@ -243,6 +243,10 @@ fn execute(
 ) -> RhaiResultOf<ExecResult> {
     let command = command_words("Instance.execute", cmd)?;
     let args = parse_args(command, options)?;
+    instance.client.require_extensions(
+        &args.options.required_extensions(),
+        "Instance.execute with these options",
+    )?;
     instance.join_pending()?;
     let bridge = instance.client.bridge.clone();
     let api = instance.client.api.clone();
@@ -328,6 +332,10 @@ pub fn interactive(
         size: Some(terminal::size().unwrap_or((80, 24))),
         record_output: false,
     };
+    client.require_extensions(
+        &opts.required_extensions(),
+        "Instance.interactive with these options",
+    )?;
     let bridge = client.bridge.clone();
     let api = client.api.clone();
     let name = instance_name.to_owned();
@@ -403,6 +411,10 @@ fn raw_interactive(instance: &mut Instance, cmd: &Dynamic, options: Map) -> Rhai
         size: None,
         record_output: false,
     };
+    instance.client.require_extensions(
+        &opts.required_extensions(),
+        "Instance.raw_interactive_execute with these options",
+    )?;
     instance.join_pending()?;
     let (ws, control) = instance
         .client

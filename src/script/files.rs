@@ -7,10 +7,9 @@ use rhai::{Array, Blob, Dynamic, Map};
 
 use super::api::{Api, RegisterInto};
 use super::client::Client;
-use super::errors::{RhaiResultOf, invalid_argument, script_error};
+use super::errors::{RhaiResultOf, invalid_argument};
 use super::options::Options;
 use super::progress::byte_progress;
-use crate::lxd::ErrorKind;
 use crate::lxd::files::{Files, WriteAttrs};
 
 /// The files of one instance.
@@ -116,15 +115,8 @@ impl FileManager {
     }
 
     fn delete(&mut self, path: &str) -> RhaiResultOf<()> {
-        if !self.client.has_api_extension("file_delete") {
-            return Err(script_error(
-                ErrorKind::ExtensionMissing,
-                "the server lacks the API extension 'file_delete' that files.delete() needs",
-                None,
-                None,
-                Dynamic::UNIT,
-            ));
-        }
+        self.client
+            .require_extensions(&["file_delete"], "files.delete()")?;
         self.block_on(self.api.delete(path))
     }
 }

@@ -561,3 +561,95 @@ impl Drop for Tmux {
         self.run(&["kill-server"]);
     }
 }
+
+/// An in-process fake server on a unix socket of the test's own, for what the real daemons of
+/// the test bed cannot show (such as a server without some API extension). It answers each
+/// request with `answer(method, path)` as a JSON body, keeps connections alive, and records
+/// every request line.
+pub struct FakeServer {
+    /// The socket to connect to.
+    pub socket: PathBuf,
+    /// `METHOD /path?query` of every request, in order.
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl FakeServer {
+    /// Starts serving; `answer` gives the status and JSON body of each request.
+    pub fn start(answer: fn(&str, &str) -> (u16, serde_json::Value)) -> FakeServer {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("fake.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                    let mut writer = conn;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut length = 0usize;
+                        loop {
+                            let mut header = String::new();
+                            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let header = header.trim_end();
+                            if header.is_empty() {
+                                break;
+                            }
+                            if let Some((name, value)) = header.split_once(':')
+                                && name.eq_ignore_ascii_case("content-length")
+                            {
+                                length = value.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let mut words = line.split_whitespace();
+                        let (method, path) = (
+                            words.next().unwrap_or_default().to_owned(),
+                            words.next().unwrap_or_default().to_owned(),
+                        );
+                        seen.lock().expect("lock").push(format!("{method} {path}"));
+                        let (status, json) = answer(&method, &path);
+                        let text = json.to_string();
+                        let reply = format!(
+                            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+                            text.len()
+                        );
+                        if writer.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        FakeServer {
+            socket,
+            requests,
+            _dir: dir,
+        }
+    }
+
+    /// The requests seen so far.
+    pub fn seen(&self) -> Vec<String> {
+        self.requests.lock().expect("lock").clone()
+    }
+}
+
+/// LXD's envelope of a synchronous answer.
+pub fn sync_answer(metadata: serde_json::Value) -> (u16, serde_json::Value) {
+    (
+        200,
+        serde_json::json!({"type": "sync", "status": "Success", "status_code": 200, "metadata": metadata}),
+    )
+}
