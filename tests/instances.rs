@@ -35,6 +35,8 @@ fn client_properties() {
         check_eq(c.project, "default", "project");
         let p = c.with_project("other");
         check_eq(p.project, "other", "with_project");
+        check_eq(p.host_info.environment.project, "other", "host_info is read in the project");
+        check_eq(c.host_info.environment.project, "default", "and the original's in its own");
         check_eq(c.project, "default", "the original keeps its project");
         print(c.endpoint);
         "#
@@ -167,6 +169,17 @@ fn attributes_and_saves() {
         check_eq(error_of(|| { i.status = "Running"; }).kind, "ReadOnly", "status");
         check_eq(error_of(|| { i.expanded_config["x"] = "y"; }).kind, "ReadOnly", "in-place on read-only");
         check(i.expanded_config.keys().len() > 0, "reading through a method is fine");
+
+        i.patch(#{config: #{"user.patched": "yes"}});
+        check_eq(i.config["user.patched"], "yes", "patch merges and reloads");
+        check_eq(i.config["user.a"], "2", "others kept");
+        let whole = #{architecture: i.architecture, config: #{"user.only": "1"}, devices: #{},
+                      ephemeral: false, profiles: ["default"], description: "put"};
+        i.put(whole);
+        check_eq(i.config["user.only"], "1", "put");
+        check(!("user.a" in i.config), "put replaces");
+        check("volatile.base_image" in i.config, "the server's volatile keys stay");
+        check_eq(error_of(|| i.patch(#{status: "Running"})).kind, "InvalidArgument", "read-only");
 
         let m = i.to_map();
         for key in ["name", "status", "config", "devices", "expanded_devices", "created_at", "last_used_at", "location", "project", "stateful"] {
@@ -523,4 +536,64 @@ fn incus_is_found_without_lxd() {
     );
     // The lxc configuration stayed empty: no certificate was generated there.
     assert!(!empty_lxc_conf.path().join("client.crt").exists());
+}
+
+/// `all(#{recursion: 2})` brings every instance's state in the one request, so `state()` needs no
+/// other; `state(true)` reads it anew. `fields` limits the state's costly parts where the server
+/// can, and falls back to all of it where it cannot (LXD 5.0.2 and Incus 6.0.4 cannot).
+#[test]
+fn listings_with_state() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let name = unique("listed");
+    let _cleanup = Cleanup::new("main", &[name.as_str()]);
+    script_ok(&format!(
+        r#"Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true).start(true);"#
+    ));
+    let run = common::lxd_script(&[
+        "-v",
+        "eval",
+        &format!(
+            r#"let c = Client();
+               let mine = c.instances.all(#{{recursion: 2}}).filter(|i| i.name == "{name}")[0];
+               let st = mine.state();
+               print(`${{st.status}} ${{st.pid > 0}} ${{"lo" in st.network}}`);
+               let some = c.containers.all(#{{fields: ["network"]}}).filter(|i| i.name == "{name}")[0];
+               print("network" in some.state());
+               print("snapshots" in mine.to_map());"#
+        ),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "Running true true\ntrue\ntrue\n");
+    let requests: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("lxd: "))
+        .collect();
+    assert_eq!(requests.len(), 3, "GET /1.0 and two listings: {requests:?}");
+    assert!(
+        requests[1].contains("/1.0/instances?recursion=2 "),
+        "{}",
+        requests[1]
+    );
+    assert!(
+        requests[2].contains("/1.0/instances?recursion=2&instance-type=container "),
+        "{}",
+        requests[2]
+    );
+    // A refresh reads the state anew; bad options say what is allowed.
+    let out = script_ok(&format!(
+        r#"let c = Client();
+           let mine = c.instances.all(#{{recursion: 2}}).filter(|i| i.name == "{name}")[0];
+           check_eq(mine.state(true).status, "Running", "refreshed");
+           let e = error_of(|| c.instances.all(#{{recursion: 3}}));
+           check_eq(e.kind, "InvalidArgument", e.message);
+           let e = error_of(|| c.instances.all(#{{fields: ["cpu"]}}));
+           check(e.message.contains("state.disk, state.network"), e.message);
+           let e = error_of(|| c.instances.all(#{{recursion: 1, fields: ["disk"]}}));
+           check(e.message.contains("recursion 2"), e.message);
+           print("ok");"#
+    ));
+    assert_eq!(out.trim(), "ok");
 }

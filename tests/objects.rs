@@ -25,6 +25,18 @@ fn profiles_round_trip() {
         check_eq([q.config["user.x"], q.description], ["1", "changed"], "saved");
         check_eq(error_of(|| { q.used_by = ["/1.0/instances/x"]; }).kind, "ReadOnly", "used_by");
         check(c.profiles.all().some(|x| x.name == "NAME"), "listed");
+        // pylxd's put and patch: patch merges, put replaces; the object is reloaded after.
+        p.patch(#{config: #{"user.patched": "1"}});
+        check_eq([p.config["user.patched"], p.config["limits.memory"]], ["1", "64MB"], "patch merges");
+        p.put(#{config: #{"user.only": "x"}, description: "put", devices: #{}});
+        check_eq(p.config, #{"user.only": "x"}, "put replaces");
+        check_eq(c.profiles.get("NAME").description, "put", "on the server");
+        let e = error_of(|| p.put(#{name: "other"}));
+        check_eq(e.kind, "InvalidArgument", "a read-only field");
+        check(e.message.contains("config, devices, description"), e.message);
+        let stale = c.profiles.get("NAME");
+        p.patch(#{description: "moved on"});
+        check_eq(error_of(|| stale.patch(#{description: "stale"})).kind, "PreconditionFailed", "If-Match");
         p.rename("NAME-2");
         check(c.profiles.exists("NAME-2") && !c.profiles.exists("NAME"), "renamed");
         // LXD 5.0.2 answers a taken profile name with a 500, not a 409: its message says why.
@@ -91,6 +103,8 @@ fn storage_pools_and_volumes() {
         check_eq(p.volumes.all().map(|x| x.name), ["vol2"], "all");
         v.delete();
         check_eq(p.volumes.all().len(), 0, "deleted");
+        p.patch(#{description: "patched pool"});
+        check_eq(p.description, "patched pool", "a pool patched");
         p.description = "second pool";
         p.save();
         check_eq(c.storage_pools.get("POOL").description, "second pool", "pool saved");

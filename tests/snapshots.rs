@@ -22,6 +22,14 @@ fn snapshot_life_cycle() {
         check_eq(s0.instance, "NAME", "instance");
         check(s0.created_at.len() > 0, "created_at");
         check_eq(s0.stateful, false, "stateless");
+        check_eq(type_of(s0.config), "map", "config");
+        check_eq(type_of(s0.devices), "map", "devices");
+        check_eq(type_of(s0.expanded_config), "map", "expanded_config");
+        check_eq(s0.profiles, ["default"], "profiles");
+        check_eq(s0.architecture, "x86_64", "architecture");
+        check(type_of(s0.last_used_at) == "string", "last_used_at");
+        check_eq(s0.ephemeral, false, "ephemeral");
+        check_eq(error_of(|| { s0.config = #{}; }).kind, "ReadOnly", "snapshot config is read-only");
         let s1 = i.snapshots.create("s1", #{expires_at: "2099-01-01T00:00:00Z"});
         check_eq(s1.expires_at.sub_string(0, 4), "2099", "a property read joins the pending create");
         check(i.snapshots.exists("s1"), "exists");

@@ -151,12 +151,10 @@ impl Client {
         Ok(self.call(&Request::get(path)).await?.into_metadata())
     }
 
-    /// `GET /1.0`: the server's description (`auth`, `api_extensions`, `environment`, ...).
+    /// `GET /1.0` in this client's project: the server's description (`auth`,
+    /// `api_extensions`, `environment` with its `project`, ...).
     pub async fn server(&self) -> Result<Value> {
-        Ok(self
-            .call(&Request::get("/1.0").server_wide())
-            .await?
-            .into_metadata())
+        Ok(self.call(&Request::get("/1.0")).await?.into_metadata())
     }
 
     /// GETs one object, with the ETag that protects a later save.

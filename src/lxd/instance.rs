@@ -51,8 +51,21 @@ pub mod requests {
 
     /// `GET /1.0/instances?recursion=1[&instance-type=...]`: every instance, whole, in one request.
     pub fn list(kind: Option<InstanceType>) -> Request {
+        list_with(kind, &Listing::default())
+    }
+
+    /// The listing `listing` asks for: `recursion=1`, `recursion=2` (each instance with its
+    /// `state`, `snapshots` and `backups`), or `recursion=2;fields=state.disk,...` (the state's
+    /// costly parts limited to those named; the server must have
+    /// `instances_state_selective_recursion`).
+    pub fn list_with(kind: Option<InstanceType>, listing: &Listing) -> Request {
+        let recursion = match (&listing.state, listing.selective) {
+            (None, _) => "1".to_owned(),
+            (Some(_), false) | (Some(StateFields::All), true) => "2".to_owned(),
+            (Some(StateFields::Only(fields)), true) => format!("2;fields={}", fields.join(",")),
+        };
         Request::get("/1.0/instances")
-            .query("recursion", "1")
+            .query("recursion", recursion)
             .query_opt("instance-type", kind.map(InstanceType::as_str))
     }
 
@@ -112,6 +125,29 @@ pub mod requests {
         )
     }
 }
+
+/// Which parts of each instance's state a listing carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateFields {
+    /// All of it (`recursion=2`).
+    All,
+    /// Status, CPU, memory and processes, and of the costly parts only these (`state.disk`,
+    /// `state.network`; none when empty).
+    Only(Vec<String>),
+}
+
+/// How much a listing of instances carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Each instance's state too, whole or in part; `None` for the instances alone.
+    pub state: Option<StateFields>,
+    /// Whether the server can limit the state's parts (`instances_state_selective_recursion`);
+    /// without it, a listing with part of the state gets all of it.
+    pub selective: bool,
+}
+
+/// The costly parts of an instance's state that a selective listing can name.
+pub const STATE_FIELDS: [&str; 2] = ["state.disk", "state.network"];
 
 /// What `save` must send to turn `loaded` into `current` (see [`object::diff`]).
 pub fn diff(loaded: &Map<String, Value>, current: &Map<String, Value>) -> Option<Update> {
@@ -242,6 +278,13 @@ impl Instances {
     /// Every instance, whole, in one request.
     pub async fn all(&self) -> Result<Vec<Map<String, Value>>> {
         self.client.objects(&requests::list(self.kind)).await
+    }
+
+    /// Every instance as `listing` asks, in one request.
+    pub async fn all_with(&self, listing: &Listing) -> Result<Vec<Map<String, Value>>> {
+        self.client
+            .objects(&requests::list_with(self.kind, listing))
+            .await
     }
 
     /// Starts creating an instance; the manager's type is filled in when the body has none.
@@ -452,6 +495,32 @@ mod tests {
         assert_eq!(
             requests::create(json!({}), Some("m2")).path_and_query(Some("p")),
             "/1.0/instances?target=m2&project=p"
+        );
+    }
+
+    #[test]
+    fn listings_ask_for_as_much_state_as_wanted() {
+        let with = |state, selective| {
+            requests::list_with(None, &Listing { state, selective }).path_and_query(None)
+        };
+        assert_eq!(with(None, true), "/1.0/instances?recursion=1");
+        assert_eq!(
+            with(Some(StateFields::All), true),
+            "/1.0/instances?recursion=2"
+        );
+        let network = || Some(StateFields::Only(vec!["state.network".to_owned()]));
+        assert_eq!(
+            with(network(), true),
+            "/1.0/instances?recursion=2%3Bfields%3Dstate.network"
+        );
+        assert_eq!(
+            with(network(), false),
+            "/1.0/instances?recursion=2",
+            "the fallback"
+        );
+        assert_eq!(
+            with(Some(StateFields::Only(Vec::new())), true),
+            "/1.0/instances?recursion=2%3Bfields%3D"
         );
     }
 

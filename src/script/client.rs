@@ -295,10 +295,14 @@ pub fn register(api: &mut Api, session: &Arc<Session>) {
             c.require_extensions(&[name], "this script")
         });
     rhai::FuncRegistration::new("with_project")
-        .with_comments(["/// The same server on another project, sharing the connection."])
-        .register_into(api, |c: &mut Client, project: &str| Client {
-            api: c.api.with_project(project),
-            ..c.clone()
+        .with_comments(["/// The same server on another project, sharing the connection (its host_info is read in that project)."])
+        .register_into(api, |c: &mut Client, project: &str| -> RhaiResultOf<Client> {
+            let mut other = Client {
+                api: c.api.with_project(project),
+                ..c.clone()
+            };
+            other.reload_host_info()?;
+            Ok(other)
         });
     rhai::FuncRegistration::new_getter("instances")
         .with_comments(["/// The instances of every type."])

@@ -8,14 +8,17 @@ use super::client::Client;
 use super::convert::{dynamic_to_json, json_to_dynamic, map_to_object, object_to_map};
 use super::errors::{RhaiResultOf, invalid_argument, reject_change};
 use super::files::FileManager;
-use super::object::Fields;
+use super::object::{Fields, Replace, checked_update, register_put_and_patch};
 use super::options::Options;
 use super::pending::{After, Pending, Settles, register_wait};
 use super::progress::operation_progress;
 use super::snapshot::SnapshotManager;
 use crate::lxd::image::{Publish, PublishSource};
-use crate::lxd::instance::{InstanceType, Instances, Watched, diff};
+use crate::lxd::instance::{
+    InstanceType, Instances, Listing, STATE_FIELDS, StateFields, Watched, diff,
+};
 use crate::lxd::migration::{self, MigrateOptions};
+use crate::lxd::object::Update;
 use crate::lxd::response::Loaded;
 use crate::lxd::response::Operation;
 
@@ -38,8 +41,8 @@ impl InstanceManager {
         Ok(Instance::from_loaded(self, name, loaded))
     }
 
-    fn all(&self) -> RhaiResultOf<Array> {
-        let items = self.client.bridge.block_on(self.api.all())?;
+    fn all(&self, listing: &Listing) -> RhaiResultOf<Array> {
+        let items = self.client.bridge.block_on(self.api.all_with(listing))?;
         Ok(items
             .into_iter()
             .map(|fields| {
@@ -98,6 +101,48 @@ impl InstanceManager {
         }
         Ok(instance)
     }
+}
+
+/// The listing that `all(#{recursion, fields})` asks for.
+fn listing_options(client: &Client, options: Map) -> RhaiResultOf<Listing> {
+    let o = Options::new("instances.all", options, &["recursion", "fields"])?;
+    let fields = o.strings("fields")?;
+    let state = match (o.int("recursion")?, fields) {
+        (None | Some(1), None) => None,
+        (None | Some(2), Some(fields)) => {
+            let mut named = Vec::new();
+            for field in fields {
+                let full = if field.starts_with("state.") {
+                    field
+                } else {
+                    format!("state.{field}")
+                };
+                if !STATE_FIELDS.contains(&full.as_str()) {
+                    return Err(invalid_argument(format!(
+                        "instances.all: unknown state field '{full}'; expected some of: {}",
+                        STATE_FIELDS.join(", ")
+                    )));
+                }
+                named.push(full);
+            }
+            Some(StateFields::Only(named))
+        }
+        (Some(2), None) => Some(StateFields::All),
+        (Some(1), Some(_)) => {
+            return Err(invalid_argument(
+                "instances.all: fields select parts of the state, which only recursion 2 brings; drop recursion or make it 2",
+            ));
+        }
+        (Some(other), _) => {
+            return Err(invalid_argument(format!(
+                "instances.all: recursion must be 1 or 2, not {other}"
+            )));
+        }
+    };
+    Ok(Listing {
+        state,
+        selective: client.has_api_extension("instances_state_selective_recursion"),
+    })
 }
 
 /// The instance name an operation's resources name (when LXD picked it).
@@ -229,6 +274,33 @@ impl Instance {
         self.follow(op, wait, After::Reload)
     }
 
+    fn replace(&mut self, map: &Map, replace: Replace, wait: bool) -> RhaiResultOf<()> {
+        self.join(None)?;
+        let call = if replace == Replace::Whole {
+            "Instance.put"
+        } else {
+            "Instance.patch"
+        };
+        let mut update = checked_update(call, &WRITABLE, map, replace)?;
+        // The server's own volatile keys cannot be removed by a client: a put keeps them.
+        if let (Update::Put(Value::Object(body)), Some(Value::Object(loaded))) =
+            (&mut update, self.fields.loaded().get("config"))
+            && let Some(Value::Object(config)) = body.get_mut("config")
+        {
+            for (key, value) in loaded.iter().filter(|(k, _)| k.starts_with("volatile.")) {
+                config.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+        if self.etag.is_none() {
+            self.etag = self.client.bridge.block_on(self.api.get(&self.name))?.etag;
+        }
+        let op =
+            self.client
+                .bridge
+                .block_on(self.api.save(&self.name, update, self.etag.as_deref()))?;
+        self.follow(op, wait, After::Reload)
+    }
+
     fn change_state(&mut self, action: &str, args: StateArgs) -> RhaiResultOf<()> {
         self.join(None)?;
         let op = self.client.bridge.block_on(self.api.change_state(
@@ -280,8 +352,13 @@ impl Instance {
         self.follow(Some(op), wait, After::Reload)
     }
 
-    fn state(&mut self) -> RhaiResultOf<Dynamic> {
+    /// The runtime state: the one a `recursion: 2` listing brought, until the instance reloads
+    /// or `refresh` asks for the server's current one.
+    fn state(&mut self, refresh: bool) -> RhaiResultOf<Dynamic> {
         self.join(None)?;
+        if !refresh && let Some(listed) = self.fields.current().get("state") {
+            return Ok(json_to_dynamic(listed));
+        }
         let state = self.client.bridge.block_on(self.api.state(&self.name))?;
         Ok(json_to_dynamic(&state))
     }
@@ -490,7 +567,13 @@ pub fn register(api: &mut Api) {
         .register_into(api, |m: &mut InstanceManager, name: &str| m.get(name));
     rhai::FuncRegistration::new("all")
         .with_comments(["/// Every instance, fully loaded, in one request."])
-        .register_into(api, |m: &mut InstanceManager| m.all());
+        .register_into(api, |m: &mut InstanceManager| m.all(&Listing::default()));
+    rhai::FuncRegistration::new("all")
+        .with_comments(["/// Every instance in one request, with options #{recursion: 1 or 2 (each with its state, snapshots and backups, so state() needs no request), fields: [\"state.disk\", \"state.network\"] (recursion 2 with only these costly parts of the state, where the server can; all of it where it cannot)}."])
+        .register_into(api, |m: &mut InstanceManager, options: Map| {
+            let listing = listing_options(&m.client, options)?;
+            m.all(&listing)
+        });
     rhai::FuncRegistration::new("create")
         .with_comments(["/// Creates an instance from LXD's create body (name, source, config, devices, profiles, ...); does not wait."])
         .register_into(api, |m: &mut InstanceManager, config: Map| {
@@ -570,6 +653,7 @@ pub fn register(api: &mut Api) {
     rhai::FuncRegistration::new("save")
         .with_comments(["/// Writes changed attributes back; waits when `wait` is true."])
         .register_into(api, |i: &mut Instance, wait: bool| i.save(wait));
+    register_put_and_patch(api, "Instance", Instance::replace);
     rhai::FuncRegistration::new("sync")
         .with_comments(["/// Reloads from the server, dropping unsaved local edits."])
         .register_into(api, |i: &mut Instance| -> RhaiResultOf<()> {
@@ -655,7 +739,12 @@ pub fn register(api: &mut Api) {
         .with_comments([
             "/// The runtime state: status, cpu, memory, disk, network, pid, processes.",
         ])
-        .register_into(api, |i: &mut Instance| i.state());
+        .register_into(api, |i: &mut Instance| i.state(false));
+    rhai::FuncRegistration::new("state")
+        .with_comments([
+            "/// The runtime state; with `refresh` true read anew even when a `recursion: 2` listing brought it.",
+        ])
+        .register_into(api, |i: &mut Instance, refresh: bool| i.state(refresh));
     rhai::FuncRegistration::new("restore_snapshot")
         .with_comments(["/// Restores a snapshot (does not wait)."])
         .register_into(api, |i: &mut Instance, name: &str| {

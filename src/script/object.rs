@@ -115,6 +115,71 @@ impl<K: ObjectKind> Manager<K> {
     }
 }
 
+/// Whether `put` or `patch` was called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replace {
+    /// `put(map)`: the writable fields become the map (those it leaves out are reset).
+    Whole,
+    /// `patch(map)`: the map is merged into the writable fields.
+    Merge,
+}
+
+/// The update `put(map)` or `patch(map)` sends: the map itself, once every key is known to be
+/// writable (a read-only or unknown key is refused with the writable ones named).
+pub fn checked_update(
+    call: &str,
+    writable: &[&str],
+    map: &Map,
+    replace: Replace,
+) -> RhaiResultOf<object::Update> {
+    if let Some(bad) = map.keys().find(|k| !writable.contains(&k.as_str())) {
+        return Err(invalid_argument(format!(
+            "{call}: '{bad}' is not a writable field; the writable ones are: {}",
+            writable.join(", ")
+        )));
+    }
+    let body = dynamic_to_json(&Dynamic::from(map.clone()))
+        .map_err(|e| invalid_argument(format!("{call}: {e}")))?;
+    Ok(match replace {
+        Replace::Whole => object::Update::Put(body),
+        Replace::Merge => object::Update::Patch(body),
+    })
+}
+
+/// Registers `put(map)`, `put(map, wait)`, `patch(map)` and `patch(map, wait)` (pylxd's
+/// `Model.put`/`patch`): with If-Match, and the object reloaded once the change is made.
+pub fn register_put_and_patch<T: rhai::Variant + Clone>(
+    api: &mut Api,
+    type_name: &str,
+    replace: fn(&mut T, &Map, Replace, bool) -> RhaiResultOf<()>,
+) {
+    for (name, how, what) in [
+        (
+            "put",
+            Replace::Whole,
+            "Replaces the writable fields with the map (those it leaves out are reset)",
+        ),
+        (
+            "patch",
+            Replace::Merge,
+            "Merges the map into the writable fields",
+        ),
+    ] {
+        rhai::FuncRegistration::new(name)
+            .with_comments([format!(
+                "/// {what}, with If-Match; waits and reloads the {type_name}."
+            )])
+            .register_into(api, move |t: &mut T, map: Map| replace(t, &map, how, true));
+        rhai::FuncRegistration::new(name)
+            .with_comments([format!(
+                "/// {what}, with If-Match; waits (and reloads) when `wait` is true."
+            )])
+            .register_into(api, move |t: &mut T, map: Map, wait: bool| {
+                replace(t, &map, how, wait)
+            });
+    }
+}
+
 /// An object's fields: as last loaded, shared by the copies of the object that Rhai makes
 /// freely, and with the script's edits, which copy them on the first one.
 #[derive(Debug, Clone)]
@@ -243,6 +308,28 @@ impl<K: ObjectKind> Object<K> {
         self.follow(op, wait, After::Reload)
     }
 
+    fn replace(&mut self, map: &Map, replace: Replace, wait: bool) -> RhaiResultOf<()> {
+        self.join(None)?;
+        let call = format!(
+            "{}.{}",
+            K::KIND.type_name,
+            if replace == Replace::Whole {
+                "put"
+            } else {
+                "patch"
+            }
+        );
+        let update = checked_update(&call, K::KIND.writable, map, replace)?;
+        if self.etag.is_none() {
+            self.etag = self.client.bridge.block_on(self.api.get(&self.key))?.etag;
+        }
+        let op =
+            self.client
+                .bridge
+                .block_on(self.api.save(&self.key, update, self.etag.as_deref()))?;
+        self.follow(op, wait, After::Reload)
+    }
+
     fn delete(&mut self, wait: bool) -> RhaiResultOf<()> {
         self.join(None)?;
         let op = self.client.bridge.block_on(self.api.delete(&self.key))?;
@@ -336,6 +423,7 @@ pub fn register<K: ObjectKind>(api: &mut Api, manager_name: &str) {
     rhai::FuncRegistration::new("save")
         .with_comments(["/// Writes changed fields back; waits when `wait` is true."])
         .register_into(api, |o: &mut Object<K>, wait: bool| o.save(wait));
+    register_put_and_patch(api, type_name, Object::<K>::replace);
     rhai::FuncRegistration::new("sync")
         .with_comments(["/// Reloads from the server, dropping unsaved local edits."])
         .register_into(api, |o: &mut Object<K>| -> RhaiResultOf<()> {

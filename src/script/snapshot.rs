@@ -185,8 +185,9 @@ impl Snapshot {
     }
 }
 
-/// Snapshot attributes (all read-only).
-const ATTRIBUTES: [&str; 7] = [
+/// Snapshot attributes (all read-only): what LXD and Incus keep of a snapshot, as Instance has
+/// them.
+const ATTRIBUTES: [&str; 15] = [
     "name",
     "created_at",
     "stateful",
@@ -194,6 +195,14 @@ const ATTRIBUTES: [&str; 7] = [
     "description",
     "size",
     "instance",
+    "architecture",
+    "config",
+    "devices",
+    "ephemeral",
+    "expanded_config",
+    "expanded_devices",
+    "last_used_at",
+    "profiles",
 ];
 
 /// Registers the snapshot manager and `Snapshot`.
