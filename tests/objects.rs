@@ -576,3 +576,62 @@ fn events_across_projects() {
         .replace("PROJ", &project),
     );
 }
+
+/// Storage volume snapshots (pylxd's `volume.snapshots`): named by the server or the script,
+/// with an expiry, listed, edited, renamed, restored (the volume's data goes back) and deleted.
+#[test]
+fn volume_snapshots() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let volume = unique("vol");
+    let name = unique("volsnap");
+    let _cleanup = Cleanup::new("main", &[name.as_str()]);
+    script_ok(
+        &r#"
+        let c = Client();
+        let pool = c.storage_pools.get("default");
+        let v = pool.volumes.create(#{name: "VOL", config: #{}});
+        let i = c.instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"},
+            devices: #{data: #{type: "disk", pool: "default", source: "VOL", path: "/data"}}}, true);
+        i.start(true);
+        i.execute(["sh", "-c", "echo first > /data/f"]);
+        i.stop(true);
+
+        let s0 = v.snapshots.create();
+        check_eq(s0.name, "snap0", "named by the server");
+        let s1 = v.snapshots.create("mine");
+        check_eq(s1.name, "mine", "named");
+        let s2 = v.snapshots.create(#{name: "later", expires_at: "2099-01-01T00:00:00Z", wait: false});
+        check_eq(s2.expires_at.sub_string(0, 4), "2099", "a read joins the pending create");
+        let names = v.snapshots.all().map(|s| s.name);
+        names.sort();
+        check_eq(names, ["later", "mine", "snap0"], "all");
+        check(v.snapshots.exists("mine") && !v.snapshots.exists("nope"), "exists");
+        check_eq(error_of(|| v.snapshots.get("nope")).kind, "NotFound", "get missing");
+
+        s1.description = "described";
+        s1.save();
+        check_eq(v.snapshots.get("mine").description, "described", "saved");
+        s1.patch(#{description: "patched"});
+        check_eq(s1.description, "patched", "patched");
+        s1.rename("renamed");
+        check(v.snapshots.exists("renamed") && !v.snapshots.exists("mine"), "renamed");
+        check_eq(error_of(|| { s1.name = "x"; }).kind, "ReadOnly", "name is read-only");
+
+        i.start(true);
+        i.execute(["sh", "-c", "echo second > /data/f"]);
+        i.stop(true);
+        s0.restore();
+        i.start(true);
+        check_eq(i.execute(["cat", "/data/f"]).stdout, "first\n", "restored");
+        i.delete(#{wait: true, force: true});
+
+        for s in v.snapshots.all() { s.delete(); }
+        check_eq(v.snapshots.all().len(), 0, "deleted");
+        v.delete();
+        "#
+        .replace("VOL", &volume)
+        .replace("NAME", &name),
+    );
+}

@@ -67,6 +67,25 @@ pub const STORAGE_VOLUME: Kind = Kind {
     renamable: true,
 };
 
+/// Snapshots of a storage volume (`<volume>/snapshots`), keyed by their short name.
+pub const STORAGE_VOLUME_SNAPSHOT: Kind = Kind {
+    type_name: "StorageVolumeSnapshot",
+    key: "name",
+    writable: &["description", "expires_at"],
+    read_only: &["name", "created_at", "content_type", "config"],
+    renamable: true,
+};
+
+/// The collection of a storage volume's snapshots.
+pub fn volume_snapshots_path(volume_path: &str) -> String {
+    format!("{volume_path}/snapshots")
+}
+
+/// `PUT <volume> {"restore": snapshot}`: the volume goes back to the snapshot.
+pub fn restore_volume(volume_path: &str, snapshot: &str) -> Request {
+    Request::put(volume_path, json!({ "restore": snapshot }))
+}
+
 /// Projects.
 pub const PROJECT: Kind = Kind {
     type_name: "Project",
@@ -184,6 +203,21 @@ pub fn diff(
     Some(Update::Patch(Value::Object(patch)))
 }
 
+/// The keys a plain listing names: the last segment of each URL, unescaped.
+pub fn keys_of(urls: &Value) -> Vec<String> {
+    urls.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter_map(|url| url.split('?').next()?.rsplit('/').next())
+        .map(|key| {
+            percent_encoding::percent_decode_str(key)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
 /// One collection: `base` is its path (`/1.0/profiles`, `/1.0/storage-pools/p/volumes/custom`).
 #[derive(Debug, Clone)]
 pub struct Collection {
@@ -215,6 +249,16 @@ impl Collection {
     /// The path of one object.
     pub fn path(&self, key: &str) -> String {
         format!("{}/{}", self.base, segment(key))
+    }
+
+    /// The collection's own path.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The keys of every object, from a plain listing.
+    pub async fn keys(&self) -> Result<Vec<String>> {
+        Ok(keys_of(&self.client.get(&self.base).await?))
     }
 
     /// Every object, whole, in one request.

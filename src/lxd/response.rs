@@ -109,7 +109,7 @@ pub fn operation_id_from_url(url: &str) -> Option<String> {
 }
 
 /// An object as loaded: its fields and the ETag that protects a later save.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Loaded {
     /// The object's fields, unknown ones included.
     pub fields: serde_json::Map<String, Value>,

@@ -88,18 +88,7 @@ impl Client {
     /// The names in a collection such as `/1.0/instances` (the last segment of each URL).
     pub fn names(&self, collection: &str) -> RhaiResultOf<Vec<String>> {
         let urls = self.bridge.block_on(self.api.get(collection))?;
-        Ok(urls
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .filter_map(|url| url.split('?').next()?.rsplit('/').next())
-            .map(|name| {
-                percent_encoding::percent_decode_str(name)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            })
-            .collect())
+        Ok(crate::lxd::object::keys_of(&urls))
     }
 
     /// Whether long transfers may show a progress bar (not with `--no-progress`).

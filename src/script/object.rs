@@ -45,6 +45,7 @@ kinds! {
     CertificateKind => object::CERTIFICATE, ["name", "type", "fingerprint", "restricted"],
     ClusterMemberKind => object::CLUSTER_MEMBER, ["server_name", "status", "url", "roles"],
     ImageKind => object::IMAGE, ["fingerprint", "aliases", "type", "size", "architecture"],
+    StorageVolumeSnapshotKind => object::STORAGE_VOLUME_SNAPSHOT, ["name", "created_at", "expires_at", "description"],
 }
 
 /// A collection of objects of one kind.
@@ -82,9 +83,11 @@ impl<K: ObjectKind> Manager<K> {
         Ok(items
             .into_iter()
             .map(|fields| {
+                // A volume snapshot's name carries its volume's (`vol/snap0`); no key has a `/`.
                 let key = fields
                     .get(K::KIND.key)
                     .and_then(Value::as_str)
+                    .and_then(|k| k.rsplit('/').next())
                     .unwrap_or_default()
                     .to_owned();
                 Dynamic::from(self.object(&key, Loaded { fields, etag: None }))
@@ -102,6 +105,13 @@ impl<K: ObjectKind> Manager<K> {
         let op = self.client.bridge.block_on(self.api.create(body))?;
         self.settle(op)?;
         self.get(key)
+    }
+
+    /// An object whose creation `op` has started and not ended: it loads once joined.
+    pub fn pending_object(&self, key: &str, op: &Operation) -> Object<K> {
+        let mut object = self.object(key, Loaded::default());
+        object.pending = Some(Pending::new(op, After::Reload));
+        object
     }
 
     /// Waits for an operation LXD may have answered with.
@@ -393,7 +403,13 @@ pub fn register<K: ObjectKind>(api: &mut Api, manager_name: &str) {
     for field in kind.read_only {
         rhai::FuncRegistration::new_getter(*field)
             .with_comments([format!("/// The {type_name}'s `{field}` (read-only).")])
-            .register_into(api, move |o: &mut Object<K>| o.field(field));
+            .register_into(api, move |o: &mut Object<K>| -> RhaiResultOf<Dynamic> {
+                if *field == kind.key {
+                    o.join(None)?;
+                    return Ok(o.key.clone().into());
+                }
+                o.field(field)
+            });
         rhai::FuncRegistration::new_setter(*field)
             .with_comments([format!(
                 "/// `{field}` is read-only: assigning it throws ReadOnly."
