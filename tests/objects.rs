@@ -360,6 +360,17 @@ fn migration_between_servers() {
         check_eq(m.instances.get("NAME").status, "Running", "and runs again");
         blocker.delete(true);
         back.delete(#{wait: true, force: true});
+
+        // An instance that does not shut down cleanly (its init ignores the halt signal) is
+        // stopped by force once shutdown_timeout has passed, and the move goes on.
+        let stubborn = m.instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"},
+            config: #{"raw.lxc": "lxc.signal.halt = SIGWINCH"}}, true);
+        stubborn.start(true);
+        let e = error_of(|| stubborn.stop(#{force: false, timeout: 2, wait: true}));
+        check(e.message.contains("shutting down"), `a clean stop fails: ${e.message}`);
+        let moved = stubborn.migrate(s, #{shutdown_timeout: 2});
+        check_eq(moved.status, "Running", "moved and started after a forced stop");
+        moved.delete(#{wait: true, force: true});
         "#
         .replace("NAME", &name),
     );

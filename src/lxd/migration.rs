@@ -23,6 +23,33 @@ pub struct MigrateOptions {
     pub name: Option<String>,
     /// A cluster member to place the instance on.
     pub target: Option<String>,
+    /// How long a running instance is given to shut down cleanly before the move (without
+    /// live state) stops it by force; `None` is [`SHUTDOWN_TIMEOUT`].
+    pub shutdown_timeout: Option<u32>,
+}
+
+/// Seconds a running instance gets to shut down cleanly before a move stops it by force.
+pub const SHUTDOWN_TIMEOUT: u32 = 30;
+
+/// Stops a running instance before a move without live state: a clean shutdown first (so its
+/// copy is consistent), and a forced stop when that fails, as it can under load ("Failed
+/// shutting down instance, status is Running"), so the move goes on.
+async fn stop_for_move(client: &Client, name: &str, opts: &MigrateOptions) -> Result<()> {
+    let instances = Instances::new(client.clone(), None);
+    let timeout = i64::from(opts.shutdown_timeout.unwrap_or(SHUTDOWN_TIMEOUT));
+    let clean = async {
+        let op = instances
+            .change_state(name, "stop", timeout, false, false)
+            .await?;
+        client.wait_operation(op.id(), None).await
+    };
+    if clean.await.is_ok() {
+        return Ok(());
+    }
+    let op = instances
+        .change_state(name, "stop", timeout, true, false)
+        .await?;
+    client.wait_operation(op.id(), None).await.map(|_| ())
 }
 
 /// The fields of an instance the destination needs (pylxd drops `type`; we do not).
@@ -119,10 +146,7 @@ pub async fn migrate(
     // Without live state a running instance is stopped first, so its copy is consistent.
     let stop_first = was_running && !opts.live;
     if stop_first {
-        let op = instances
-            .change_state(name, "stop", 30, false, false)
-            .await?;
-        source.wait_operation(op.id(), None).await?;
+        stop_for_move(source, name, opts).await?;
     }
     let result = async {
         let request = Request::post(
@@ -202,10 +226,7 @@ pub async fn move_within_cluster(
         == Some("Running");
     let stop_first = running && !opts.live;
     if stop_first {
-        let op = instances
-            .change_state(name, "stop", 30, false, false)
-            .await?;
-        client.wait_operation(op.id(), None).await?;
+        stop_for_move(client, name, opts).await?;
     }
     let new_name = opts.name.clone().unwrap_or_else(|| name.to_owned());
     let body = json!({ "migration": true, "live": opts.live, "name": new_name });

@@ -790,13 +790,20 @@ pub fn register(api: &mut Api) {
             i.migrate(&dest, MigrateOptions { live, ..MigrateOptions::default() })
         });
     rhai::FuncRegistration::new("migrate")
-        .with_comments(["/// Moves the instance with options #{live, wait, target (a cluster member), name (on the destination)}."])
+        .with_comments(["/// Moves the instance with options #{live, wait, target (a cluster member), name (on the destination), shutdown_timeout (seconds a running instance gets to stop cleanly before it is stopped by force; 30)}."])
         .register_into(api, |i: &mut Instance, dest: Client, options: Map| {
-            let o = Options::new("Instance.migrate", options, &["live", "wait", "target", "name"])?;
+            let o = Options::new("Instance.migrate", options, &["live", "wait", "target", "name", "shutdown_timeout"])?;
+            let shutdown_timeout = match o.int("shutdown_timeout")? {
+                None => None,
+                Some(t) => Some(u32::try_from(t).map_err(|_| {
+                    invalid_argument(format!("Instance.migrate: shutdown_timeout must be 0 or more seconds, not {t}"))
+                })?),
+            };
             let opts = MigrateOptions {
                 live: o.bool("live")?.unwrap_or(false),
                 name: o.string("name")?,
                 target: o.string("target")?,
+                shutdown_timeout,
             };
             i.migrate(&dest, opts)
         });
