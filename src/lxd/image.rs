@@ -2,12 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use futures_util::TryStreamExt;
 use serde_json::{Map, Value, json};
 
 use super::client::Client;
 use super::error::{Error, Result};
-use super::local::{Progress, save_stream, save_stream_on_task};
+use super::local::{Progress, file_body, save_stream, save_stream_on_task};
 use super::request::{Request, ServerHeader, segment};
 use super::response::{Loaded, Operation};
 
@@ -104,27 +103,6 @@ async fn file_part(
 ) -> Result<reqwest::multipart::Part> {
     let (body, len) = file_body(path, progress).await?;
     Ok(reqwest::multipart::Part::stream_with_length(body, len).file_name(name))
-}
-
-/// A local file as a streamed request body (and its length).
-async fn file_body(path: &Path, progress: Option<Progress>) -> Result<(reqwest::Body, u64)> {
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| Error::InvalidArgument(format!("cannot read {}: {e}", path.display())))?;
-    let len = file
-        .metadata()
-        .await
-        .map_err(|e| Error::InvalidArgument(format!("cannot stat {}: {e}", path.display())))?
-        .len();
-    let mut sent = 0u64;
-    let stream =
-        tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).inspect_ok(move |chunk| {
-            sent += chunk.len() as u64;
-            if let Some(p) = &progress {
-                p(sent);
-            }
-        });
-    Ok((reqwest::Body::wrap_stream(stream), len))
 }
 
 /// The image API of one client.

@@ -22,6 +22,29 @@ use super::error::{Error, Result};
 /// Reports transferred bytes (for progress bars).
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
+/// A local file as a streamed request body (and its length): read in 256 KiB chunks as the
+/// server takes them, reporting the bytes sent to `progress`.
+pub async fn file_body(path: &Path, progress: Option<Progress>) -> Result<(reqwest::Body, u64)> {
+    use futures_util::TryStreamExt;
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::InvalidArgument(format!("cannot read {}: {e}", path.display())))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| Error::InvalidArgument(format!("cannot stat {}: {e}", path.display())))?
+        .len();
+    let mut sent = 0u64;
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).inspect_ok(move |chunk| {
+            sent += chunk.len() as u64;
+            if let Some(p) = &progress {
+                p(sent);
+            }
+        });
+    Ok((reqwest::Body::wrap_stream(stream), len))
+}
+
 static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// How much of a download is handed to the writer at once, and written with one `write`.

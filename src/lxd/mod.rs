@@ -10,6 +10,7 @@
 //!   runs commands over [`websocket`]s; recursive file transfers use an [`sftp`] session.
 //! - [`error`] is the one error type.
 
+pub mod backup;
 pub mod client;
 pub mod config;
 pub mod error;

@@ -50,6 +50,10 @@ pub enum ServerHeader {
     Public,
     /// The file name of an uploaded image.
     Filename,
+    /// The name of an instance imported from a backup.
+    Name,
+    /// The storage pool of an instance imported from a backup.
+    Pool,
 }
 
 impl ServerHeader {
@@ -63,6 +67,8 @@ impl ServerHeader {
             ServerHeader::Write => ["X-LXD-write", "X-Incus-write"],
             ServerHeader::Public => ["X-LXD-public", "X-Incus-public"],
             ServerHeader::Filename => ["X-LXD-filename", "X-Incus-filename"],
+            ServerHeader::Name => ["X-LXD-name", "X-Incus-name"],
+            ServerHeader::Pool => ["X-LXD-pool", "X-Incus-pool"],
         }
     }
 

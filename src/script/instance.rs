@@ -73,16 +73,33 @@ impl InstanceManager {
         let watched = Watched::create(&body, &op);
         let name = config
             .get("name")
-            .and_then(|n| n.clone().into_string().ok())
-            .or_else(|| created_name(&op))
-            .ok_or_else(|| {
-                invalid_argument("instances.create: LXD did not say which name it picked")
-            })?;
+            .and_then(|n| n.clone().into_string().ok());
+        self.follow_created(op, name, wait, watched)
+    }
+
+    /// The client it lists and creates with.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The instance an operation creates (a create, an import from a backup): waited for, with
+    /// the server's progress, and loaded; or left pending when `wait` is false. Its name is
+    /// `name`, else the one the server picked; a failure is explained as `watched` says.
+    pub(crate) fn follow_created(
+        &self,
+        op: Operation,
+        name: Option<String>,
+        wait: bool,
+        watched: Watched,
+    ) -> RhaiResultOf<Instance> {
+        let name = name.or_else(|| created_name(&op)).ok_or_else(|| {
+            invalid_argument("instances.create: the server did not say which name it picked")
+        })?;
         let mut fields = serde_json::Map::new();
         fields.insert("name".into(), name.clone().into());
         let mut instance = Instance::from_loaded(self, &name, Loaded { fields, etag: None });
         if wait {
-            // Waited here (not through the pending slot) to show the image unpack's progress.
+            // Waited here (not through the pending slot) to show the server's progress.
             let progress = operation_progress(&self.client, &format!("create {name}"));
             self.client.bridge.block_on(async {
                 let waited = self
@@ -146,7 +163,7 @@ fn listing_options(client: &Client, options: Map) -> RhaiResultOf<Listing> {
 }
 
 /// The instance name an operation's resources name (when LXD picked it).
-fn created_name(op: &Operation) -> Option<String> {
+pub(crate) fn created_name(op: &Operation) -> Option<String> {
     let resources = op.0.get("resources")?;
     let url = resources
         .get("instances")

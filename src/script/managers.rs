@@ -236,11 +236,6 @@ fn register_volumes(api: &mut Api) {
     register_volume_snapshots(api);
 }
 
-/// A volume snapshot's name without its volume's (`vol/snap0` is `snap0`).
-fn short_name(full: &str) -> &str {
-    full.rsplit('/').next().unwrap_or(full)
-}
-
 /// `volume.snapshots` (pylxd's `StorageVolumeSnapshot`s): create, with a name or the server's
 /// own, all, get, exists; on a snapshot description and expires_at with save/put/patch, rename,
 /// restore and delete.
@@ -256,8 +251,7 @@ fn register_volume_snapshots(api: &mut Api) {
     let create = |m: &Manager<StorageVolumeSnapshotKind>,
                   name: Option<String>,
                   expires_at: Option<String>,
-                  wait: bool|
-     -> RhaiResultOf<Object<StorageVolumeSnapshotKind>> {
+                  wait: bool| {
         let mut body = serde_json::Map::new();
         if let Some(name) = &name {
             body.insert("name".into(), name.clone().into());
@@ -265,36 +259,7 @@ fn register_volume_snapshots(api: &mut Api) {
         if let Some(at) = expires_at {
             body.insert("expires_at".into(), at.into());
         }
-        // Unnamed, the server names it (snap0, snap1, ... or its snapshots.pattern); LXD 5.0
-        // does not say which name in the operation, so the new one is the name not there before.
-        let before = match name {
-            Some(_) => Vec::new(),
-            None => m.client.bridge.block_on(m.api.keys())?,
-        };
-        let op = m
-            .client
-            .bridge
-            .block_on(m.api.create(Value::Object(body.clone())))?;
-        let named_by = |m: &Manager<StorageVolumeSnapshotKind>| -> RhaiResultOf<String> {
-            if let Some(name) = &name {
-                return Ok(name.clone());
-            }
-            let after = m.client.bridge.block_on(m.api.keys())?;
-            after
-                .into_iter()
-                .find(|k| !before.contains(k))
-                .map(|k| short_name(&k).to_owned())
-                .ok_or_else(|| {
-                    invalid_argument("volume snapshots.create: the server made no new snapshot")
-                })
-        };
-        match op {
-            Some(op) if !wait && name.is_some() => Ok(m.pending_object(&named_by(m)?, &op)),
-            op => {
-                m.settle(op)?;
-                m.get(&named_by(m)?)
-            }
-        }
+        m.create_keyed("volume snapshots.create", name, Value::Object(body), wait)
     };
     rhai::FuncRegistration::new("create")
         .with_comments(["/// Takes a snapshot named by the server (snap0, snap1, ...) and waits."])

@@ -11,6 +11,7 @@
 //! - [`run`]: compiling and running scripts, and how their failures are reported.
 
 pub mod api;
+pub mod backups;
 pub mod client;
 pub mod concurrency;
 pub mod convert;
@@ -87,6 +88,7 @@ pub fn build_engine(session: &Arc<Session>, purpose: Purpose) -> Engine {
     client::register(&mut api, session);
     instance::register(&mut api);
     snapshot::register(&mut api);
+    backups::register(&mut api);
     exec::register(&mut api);
     files::register(&mut api);
     managers::register_all(&mut api);

@@ -45,6 +45,7 @@ kinds! {
     CertificateKind => object::CERTIFICATE, ["name", "type", "fingerprint", "restricted"],
     ClusterMemberKind => object::CLUSTER_MEMBER, ["server_name", "status", "url", "roles"],
     ImageKind => object::IMAGE, ["fingerprint", "aliases", "type", "size", "architecture"],
+    BackupKind => crate::lxd::backup::BACKUP, ["name", "created_at", "expires_at", "instance_only"],
     StorageVolumeSnapshotKind => object::STORAGE_VOLUME_SNAPSHOT, ["name", "created_at", "expires_at", "description"],
 }
 
@@ -107,11 +108,39 @@ impl<K: ObjectKind> Manager<K> {
         self.get(key)
     }
 
-    /// An object whose creation `op` has started and not ended: it loads once joined.
-    pub fn pending_object(&self, key: &str, op: &Operation) -> Object<K> {
-        let mut object = self.object(key, Loaded::default());
-        object.pending = Some(Pending::new(op, After::Reload));
-        object
+    /// Creates an object whose key the server may pick (`snap0`, `backup0`, ...): `key` when
+    /// given, else the one key a listing shows that it did not before (LXD 5.0 does not say in
+    /// the operation). Waits and loads it; with `wait` false and a known key it stays pending,
+    /// joined by its next use.
+    pub fn create_keyed(
+        &self,
+        call: &str,
+        key: Option<String>,
+        body: Value,
+        wait: bool,
+    ) -> RhaiResultOf<Object<K>> {
+        let before = match key {
+            Some(_) => Vec::new(),
+            None => self.client.bridge.block_on(self.api.keys())?,
+        };
+        let op = self.client.bridge.block_on(self.api.create(body))?;
+        if let (Some(op), Some(key), false) = (&op, &key, wait) {
+            let mut object = self.object(key, Loaded::default());
+            object.pending = Some(Pending::new(op, After::Reload));
+            return Ok(object);
+        }
+        self.settle(op)?;
+        let key = match key {
+            Some(key) => key,
+            None => self
+                .client
+                .bridge
+                .block_on(self.api.keys())?
+                .into_iter()
+                .find(|k| !before.contains(k))
+                .ok_or_else(|| invalid_argument(format!("{call}: the server made nothing new")))?,
+        };
+        self.get(&key)
     }
 
     /// Waits for an operation LXD may have answered with.
