@@ -171,6 +171,11 @@ def workloads(quick):
                  n(5), n(200)),
         Workload("all", "all() with 10 instances", "all", [],
                  "lxc query '/1.0/instances?recursion=1'", n(5), n(50)),
+        # 200 empty containers in a project of their own, so the other rows list only theirs.
+        Workload("all200", "all() with 200 instances", "all", ["bench-many"],
+                 "lxc query '/1.0/instances?recursion=1&project=bench-many'", n(5), n(10)),
+        Workload("all2", "all(#{recursion: 2}) with 10 instances", "all-state", [],
+                 "lxc query '/1.0/instances?recursion=2'", n(5), n(20)),
         Workload("lifecycle", "create + start + stop + delete", "lifecycle", ["blc-{who}-{rep}"],
                  "lxc launch busybox blc-lxc -q && lxc stop -f blc-lxc && lxc delete blc-lxc",
                  n(3), n(2)),
@@ -222,6 +227,13 @@ def workloads(quick):
                  f"lxc file pull -r {c}/root/tree {w}/pulled-lxc", n(3), 1,
                  lxc_prepare=f"rm -rf {w}/pulled-lxc && mkdir {w}/pulled-lxc",
                  cleanup=f"rm -rf {w}/pulled-*"),
+        # pylxd has no backups; each contender makes an uncompressed backup, streams it to a
+        # file and deletes it, as `lxc export --compression none` does.
+        Workload("backup", "backup export, 100 MB instance", "backup-export",
+                 ["bench-bk", f"{w}/out-{{who}}.tar"],
+                 f"lxc export bench-bk {w}/out-lxc.tar --compression none", n(3), 1,
+                 size=100 * MB, rss=True, only=["lxd-script", "lxc", "floor"],
+                 cleanup=f"rm -f {w}/out-*"),
         Workload("snapshot", "snapshot create + delete", "snapshot", [c],
                  f"lxc snapshot {c} bench-lxc && lxc delete {c}/bench-lxc", n(3), n(3)),
         Workload("fleet1", "fleet of 10, sequential", "fleet", ["bfs-{who}-{rep}", "10", "1"],
@@ -307,7 +319,8 @@ def measure_all(tools, server, rows):
             turn = rep % len(contenders)
             order = contenders[turn:] + contenders[:turn]  # interleaved, rotating
             for who in order:
-                only = contenders if row.only is None else row.only
+                only = (contenders if row.only is None
+                        else [server.cli if w == "lxc" else w for w in row.only])
                 if who not in only or who in failed:
                     continue
                 try:

@@ -27,6 +27,8 @@ def one(client, instance, workload, n, arg):
         client.instances.get(arg[0])
     elif workload == "all":
         client.instances.all()
+    elif workload == "all-state":
+        client.instances.all(recursion=2)
     elif workload == "lifecycle":
         lifecycle(client, f"{arg[0]}-{n}", False)
     elif workload == "exec":
@@ -72,9 +74,11 @@ def one(client, instance, workload, n, arg):
 
 def main():
     workload, iterations, arg = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-    client = pylxd.Client()
+    listing = workload in ("all", "all-state")
+    # The listings take an optional project (the 200-instance listing has its own).
+    client = pylxd.Client(project=arg[0]) if listing and arg else pylxd.Client()
     # Workloads on one instance fetch it once, outside the timing: they time the call itself.
-    on_instance = workload not in ("get", "all", "lifecycle", "fleet")
+    on_instance = workload not in ("get", "all", "all-state", "lifecycle", "fleet")
     instance = client.instances.get(arg[0]) if on_instance else None
     times = []
     for n in range(iterations):

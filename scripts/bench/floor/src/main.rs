@@ -410,6 +410,23 @@ fn recursive_pull(conn: &mut Conn, name: &str, remote: &str, local: &Path) -> Re
     Ok(())
 }
 
+/// A backup made (uncompressed), streamed to `local` and deleted, as `lxc export` does.
+fn backup_export(conn: &mut Conn, name: &str, local: &Path) -> Result<()> {
+    let backups = format!("/1.0/instances/{name}/backups");
+    let made = conn.json(
+        "POST",
+        &backups,
+        "{\"name\":\"floor\",\"compression_algorithm\":\"none\"}",
+    )?;
+    conn.wait(&made)?;
+    let mut file = std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(local)?);
+    conn.call("GET", &format!("{backups}/floor/export"), &[], None, Some(&mut file))?;
+    file.flush()?;
+    let gone = conn.call("DELETE", &format!("{backups}/floor"), &[], None, None)?;
+    conn.wait(&gone)?;
+    Ok(())
+}
+
 /// create + start + exec true + stop + delete of one container.
 fn lifecycle(conn: &mut Conn, name: &str, with_exec: bool) -> Result<()> {
     let a = conn.json(
@@ -455,9 +472,12 @@ fn run(socket: &str, workload: &str, iterations: usize, args: &[String]) -> Resu
             "get" => {
                 conn.get(&format!("/1.0/instances/{}", arg(0)?))?;
             }
-            "all" => {
-                conn.get("/1.0/instances?recursion=1")?;
+            "all" | "all-state" => {
+                let recursion = if workload == "all" { 1 } else { 2 };
+                let project = args.first().map(|p| format!("&project={p}")).unwrap_or_default();
+                conn.get(&format!("/1.0/instances?recursion={recursion}{project}"))?;
             }
+            "backup-export" => backup_export(&mut conn, arg(0)?, Path::new(arg(1)?))?,
             "lifecycle" => lifecycle(&mut conn, &format!("{}-{n}", arg(0)?), false)?,
             "exec" => {
                 let (code, _) = exec(&mut conn, arg(0)?, &["true"], None)?;
