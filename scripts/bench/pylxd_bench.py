@@ -26,7 +26,9 @@ def one(client, instance, workload, n, arg):
     if workload == "get":
         client.instances.get(arg[0])
     elif workload == "all":
-        client.instances.all()
+        # What lxd-script's all() returns: loaded objects (pylxd's default lists names only,
+        # and each object then costs a GET when read).
+        client.instances.all(recursion=1)
     elif workload == "all-state":
         client.instances.all(recursion=2)
     elif workload == "lifecycle":

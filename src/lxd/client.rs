@@ -190,6 +190,12 @@ impl Client {
         }
     }
 
+    /// GETs a list of whole objects (a `recursion=1` listing), each unparsed until read: a big
+    /// listing costs one scan of the body (see [`super::response::RawObject`]).
+    pub async fn raw_objects(&self, req: &Request) -> Result<Vec<super::response::RawObject>> {
+        self.transport.call_list(req, self.project.as_deref()).await
+    }
+
     /// Sends a request that must start an operation, and returns it (not waited).
     pub async fn operation(&self, req: &Request) -> Result<Operation> {
         self.start(req).await?.ok_or_else(|| {

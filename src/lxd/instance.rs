@@ -9,7 +9,7 @@ use super::error::{Error, Result, found};
 use super::events::{EventFilter, EventStream};
 use super::object::{self, Update};
 use super::request::{Request, segment};
-use super::response::{Loaded, Operation};
+use super::response::{Loaded, Operation, RawObject};
 
 /// An instance type filter for the typed managers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,10 +280,10 @@ impl Instances {
         self.client.objects(&requests::list(self.kind)).await
     }
 
-    /// Every instance as `listing` asks, in one request.
-    pub async fn all_with(&self, listing: &Listing) -> Result<Vec<Map<String, Value>>> {
+    /// Every instance as `listing` asks, in one request, each unparsed until read.
+    pub async fn all_with(&self, listing: &Listing) -> Result<Vec<RawObject>> {
         self.client
-            .objects(&requests::list_with(self.kind, listing))
+            .raw_objects(&requests::list_with(self.kind, listing))
             .await
     }
 

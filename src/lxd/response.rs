@@ -38,7 +38,7 @@ impl Answer {
 }
 
 #[derive(Deserialize)]
-struct Envelope {
+struct Envelope<M> {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
@@ -48,48 +48,86 @@ struct Envelope {
     #[serde(default)]
     error: String,
     #[serde(default)]
-    metadata: Value,
+    metadata: M,
+}
+
+/// One object of a listing, its JSON kept as the server sent it: parsed when first read, so a
+/// listing of many objects costs one scan of the body, not a tree of every field.
+pub type RawObject = Box<serde_json::value::RawValue>;
+
+/// Parses the body of a `recursion=1` listing: its objects unparsed (see [`RawObject`]); an
+/// error envelope is the error it says, as in [`parse`].
+pub fn parse_list(http_status: u16, body: &[u8]) -> Result<Vec<RawObject>> {
+    let envelope: Envelope<Option<Vec<RawObject>>> = decode_envelope(http_status, body)?;
+    match envelope.kind.as_str() {
+        "sync" => Ok(envelope.metadata.unwrap_or_default()),
+        "error" => Err(envelope_error(
+            http_status,
+            envelope.error_code,
+            envelope.error,
+            &envelope.operation,
+        )),
+        other => Err(Error::Decode(format!(
+            "a listing answered with a '{other}' envelope"
+        ))),
+    }
+}
+
+/// The error an `error` envelope says.
+fn envelope_error(http_status: u16, error_code: u16, error: String, operation: &str) -> Error {
+    Error::Api {
+        status: if error_code != 0 {
+            error_code
+        } else {
+            http_status
+        },
+        message: error,
+        operation: operation_id_from_url(operation),
+    }
+}
+
+/// Reads the envelope of a body; what is not one is an error (the server's text for an error
+/// status, else `Decode`).
+fn decode_envelope<'a, M: Deserialize<'a> + Default>(
+    http_status: u16,
+    body: &'a [u8],
+) -> Result<Envelope<M>> {
+    serde_json::from_slice(body).map_err(|err| {
+        let text = String::from_utf8_lossy(body).trim().to_owned();
+        if http_status >= 400 {
+            return Error::Api {
+                status: http_status,
+                message: if text.is_empty() {
+                    format!("HTTP {http_status}")
+                } else {
+                    text
+                },
+                operation: None,
+            };
+        }
+        Error::Decode(format!(
+            "not an LXD response envelope ({err}): {}",
+            truncate(&text, 200)
+        ))
+    })
 }
 
 /// Parses a response body by its envelope `type` (never by the HTTP status alone: LXD 6.x
 /// `/wait` answers 200 and then puts an error envelope in the body).
 pub fn parse(http_status: u16, body: &[u8], etag: Option<String>) -> Result<Answer> {
-    let envelope: Envelope = match serde_json::from_slice(body) {
-        Ok(e) => e,
-        Err(err) => {
-            let text = String::from_utf8_lossy(body).trim().to_owned();
-            if http_status >= 400 {
-                return Err(Error::Api {
-                    status: http_status,
-                    message: if text.is_empty() {
-                        format!("HTTP {http_status}")
-                    } else {
-                        text
-                    },
-                    operation: None,
-                });
-            }
-            return Err(Error::Decode(format!(
-                "not an LXD response envelope ({err}): {}",
-                truncate(&text, 200)
-            )));
-        }
-    };
+    let envelope: Envelope<Value> = decode_envelope(http_status, body)?;
     match envelope.kind.as_str() {
         "sync" => Ok(Answer::Sync {
             metadata: envelope.metadata,
             etag,
         }),
         "async" => Ok(Answer::Async(Operation(envelope.metadata))),
-        "error" => Err(Error::Api {
-            status: if envelope.error_code != 0 {
-                envelope.error_code
-            } else {
-                http_status
-            },
-            message: envelope.error,
-            operation: operation_id_from_url(&envelope.operation),
-        }),
+        "error" => Err(envelope_error(
+            http_status,
+            envelope.error_code,
+            envelope.error,
+            &envelope.operation,
+        )),
         other => Err(Error::Decode(format!("unknown envelope type '{other}'"))),
     }
 }

@@ -197,6 +197,19 @@ impl Transport {
         self.decode(resp, req).await
     }
 
+    /// Sends a `recursion=1` listing and returns its objects unparsed (see
+    /// [`response::RawObject`]).
+    pub async fn call_list(
+        &self,
+        req: &Request,
+        project: Option<&str>,
+    ) -> Result<Vec<response::RawObject>> {
+        let resp = self.send(req, project, None).await?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| self.map_error(e, req))?;
+        response::parse_list(status, &body)
+    }
+
     /// Reads a response's body and decodes LXD's envelope.
     pub async fn decode(&self, resp: reqwest::Response, req: &Request) -> Result<Answer> {
         let status = resp.status().as_u16();

@@ -42,21 +42,21 @@ impl InstanceManager {
     }
 
     fn all(&self, listing: &Listing) -> RhaiResultOf<Array> {
+        /// The one field a listing's instance is read for at once.
+        #[derive(serde::Deserialize)]
+        struct Named {
+            #[serde(default)]
+            name: String,
+        }
         let items = self.client.bridge.block_on(self.api.all_with(listing))?;
         Ok(items
             .into_iter()
-            .map(|fields| {
-                let name = fields
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
+            .map(|raw| {
+                let name = serde_json::from_str::<Named>(raw.get())
+                    .map(|n| n.name)
+                    .unwrap_or_default();
                 // A list carries no ETag: a save then sends no If-Match (a sync() fetches one).
-                Dynamic::from(Instance::from_loaded(
-                    self,
-                    &name,
-                    Loaded { fields, etag: None },
-                ))
+                Dynamic::from(Instance::listed(self, &name, Fields::unparsed(raw)))
             })
             .collect())
     }
@@ -245,11 +245,19 @@ impl Instance {
     }
     fn from_loaded(manager: &InstanceManager, name: &str, loaded: Loaded) -> Self {
         Instance {
+            etag: loaded.etag,
+            ..Instance::listed(manager, name, Fields::new(loaded.fields))
+        }
+    }
+
+    /// An instance from a listing: no ETag (a save fetches one).
+    fn listed(manager: &InstanceManager, name: &str, fields: Fields) -> Self {
+        Instance {
             client: manager.client.clone(),
             api: manager.api.clone(),
             name: name.to_owned(),
-            fields: Fields::new(loaded.fields),
-            etag: loaded.etag,
+            fields,
+            etag: None,
             pending: None,
         }
     }

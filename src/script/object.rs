@@ -14,7 +14,7 @@ use super::convert::{dynamic_to_json, json_to_dynamic, object_to_map};
 use super::errors::{RhaiResultOf, invalid_argument, reject_change};
 use super::pending::{After, Pending, Settles, register_wait};
 use crate::lxd::object::{self, Collection, Kind, diff};
-use crate::lxd::response::{Loaded, Operation};
+use crate::lxd::response::{Loaded, Operation, RawObject};
 
 /// A kind of object, as a marker type.
 pub trait ObjectKind: std::fmt::Debug + Clone + Send + Sync + 'static {
@@ -220,30 +220,62 @@ pub fn register_put_and_patch<T: rhai::Variant + Clone>(
 }
 
 /// An object's fields: as last loaded, shared by the copies of the object that Rhai makes
-/// freely, and with the script's edits, which copy them on the first one.
+/// freely, and with the script's edits, which copy them on the first one. Fields from a big
+/// listing stay the server's JSON text until first read.
 #[derive(Debug, Clone)]
 pub struct Fields {
-    loaded: Arc<serde_json::Map<String, Value>>,
+    loaded: Arc<LoadedFields>,
     edited: Option<serde_json::Map<String, Value>>,
+}
+
+/// Fields as the server gave them: parsed, or JSON text parsed on first use.
+#[derive(Debug)]
+struct LoadedFields {
+    raw: Option<RawObject>,
+    parsed: std::sync::OnceLock<serde_json::Map<String, Value>>,
 }
 
 impl Fields {
     /// Fields as the server gave them, unedited.
     pub fn new(loaded: serde_json::Map<String, Value>) -> Self {
+        let parsed = std::sync::OnceLock::new();
+        let _ = parsed.set(loaded);
         Fields {
-            loaded: Arc::new(loaded),
+            loaded: Arc::new(LoadedFields { raw: None, parsed }),
+            edited: None,
+        }
+    }
+
+    /// Fields as a listing gave them, parsed when first read (an object that is not a JSON
+    /// object reads as empty).
+    pub fn unparsed(raw: RawObject) -> Self {
+        Fields {
+            loaded: Arc::new(LoadedFields {
+                raw: Some(raw),
+                parsed: std::sync::OnceLock::new(),
+            }),
             edited: None,
         }
     }
 
     /// As the server last gave them.
     pub fn loaded(&self) -> &serde_json::Map<String, Value> {
-        &self.loaded
+        let loaded = &self.loaded;
+        loaded.parsed.get_or_init(|| {
+            loaded
+                .raw
+                .as_ref()
+                .and_then(|raw| serde_json::from_str(raw.get()).ok())
+                .unwrap_or_default()
+        })
     }
 
     /// As the script sees them now (its edits included).
     pub fn current(&self) -> &serde_json::Map<String, Value> {
-        self.edited.as_ref().unwrap_or(&self.loaded)
+        match &self.edited {
+            Some(edited) => edited,
+            None => self.loaded(),
+        }
     }
 
     /// One field as the script sees it now, as a script value (`()` when absent).
@@ -255,9 +287,12 @@ impl Fields {
 
     /// Edits one field.
     pub fn set(&mut self, key: &str, value: Value) {
-        self.edited
-            .get_or_insert_with(|| self.loaded.as_ref().clone())
-            .insert(key.to_owned(), value);
+        if self.edited.is_none() {
+            self.edited = Some(self.loaded().clone());
+        }
+        if let Some(edited) = &mut self.edited {
+            edited.insert(key.to_owned(), value);
+        }
     }
 }
 
