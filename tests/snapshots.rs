@@ -32,6 +32,9 @@ fn snapshot_life_cycle() {
         check_eq(error_of(|| { s0.config = #{}; }).kind, "ReadOnly", "snapshot config is read-only");
         let s1 = i.snapshots.create("s1", #{expires_at: "2099-01-01T00:00:00Z"});
         check_eq(s1.expires_at.sub_string(0, 4), "2099", "a property read joins the pending create");
+        s1.put(#{expires_at: "2098-01-01T00:00:00Z"});
+        check_eq(s1.expires_at.sub_string(0, 4), "2098", "put, reloaded");
+        check_eq(error_of(|| s1.put(#{description: "x"})).kind, "InvalidArgument", "only expires_at is written");
         check(i.snapshots.exists("s1"), "exists");
         check(!i.snapshots.exists("nope"), "does not exist");
         check_eq(error_of(|| i.snapshots.get("nope")).kind, "NotFound", "get missing");

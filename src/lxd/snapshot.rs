@@ -1,10 +1,14 @@
 //! Instance snapshots: `/1.0/instances/<name>/snapshots`.
 
+/// The fields of a snapshot that a put or patch writes.
+pub const WRITABLE: [&str; 1] = ["expires_at"];
+
 use serde_json::{Map, Value, json};
 
 use super::client::Client;
 use super::error::{Result, found};
 use super::instance;
+use super::object::Update;
 use super::request::{Request, segment};
 use super::response::{Loaded, Operation};
 
@@ -106,6 +110,20 @@ impl Snapshots {
         self.client
             .operation(&requests::rename(&self.instance, name, new_name))
             .await
+    }
+
+    /// Writes a snapshot's fields (`expires_at`) with PUT or PATCH and `If-Match`.
+    pub async fn save(
+        &self,
+        name: &str,
+        update: Update,
+        etag: Option<&str>,
+    ) -> Result<Option<Operation>> {
+        let req = match update {
+            Update::Patch(body) => Request::patch(path(&self.instance, name), body),
+            Update::Put(body) => Request::put(path(&self.instance, name), body),
+        };
+        self.client.start(&req.if_match(etag)).await
     }
 
     /// Starts deleting a snapshot.

@@ -285,6 +285,11 @@ impl Instance {
         let Some(update) = diff(self.fields.loaded(), self.fields.current()) else {
             return Ok(());
         };
+        self.send_update(update, wait)
+    }
+
+    /// Sends a save, put or patch with If-Match, and reloads once it is made.
+    fn send_update(&mut self, update: Update, wait: bool) -> RhaiResultOf<()> {
         if self.etag.is_none() {
             // Loaded by all(): no ETag yet. Take the server's, if nothing changed there since.
             self.etag = self
@@ -301,12 +306,8 @@ impl Instance {
 
     fn replace(&mut self, map: &Map, replace: Replace, wait: bool) -> RhaiResultOf<()> {
         self.join(None)?;
-        let call = if replace == Replace::Whole {
-            "Instance.put"
-        } else {
-            "Instance.patch"
-        };
-        let mut update = checked_update(call, &WRITABLE, map, replace)?;
+        let call = format!("Instance.{}", replace.verb());
+        let mut update = checked_update(&call, &WRITABLE, map, replace)?;
         // The server's own volatile keys cannot be removed by a client: a put keeps them.
         if let (Update::Put(Value::Object(body)), Some(Value::Object(loaded))) =
             (&mut update, self.fields.loaded().get("config"))
@@ -316,14 +317,7 @@ impl Instance {
                 config.entry(key.clone()).or_insert_with(|| value.clone());
             }
         }
-        if self.etag.is_none() {
-            self.etag = self.client.bridge.block_on(self.api.get(&self.name))?.etag;
-        }
-        let op =
-            self.client
-                .bridge
-                .block_on(self.api.save(&self.name, update, self.etag.as_deref()))?;
-        self.follow(op, wait, After::Reload)
+        self.send_update(update, wait)
     }
 
     fn change_state(&mut self, action: &str, args: StateArgs) -> RhaiResultOf<()> {
@@ -594,7 +588,7 @@ pub fn register(api: &mut Api) {
         .with_comments(["/// Every instance, fully loaded, in one request."])
         .register_into(api, |m: &mut InstanceManager| m.all(&Listing::default()));
     rhai::FuncRegistration::new("all")
-        .with_comments(["/// Every instance in one request, with options #{recursion: 1 or 2 (each with its state, snapshots and backups, so state() needs no request), fields: [\"state.disk\", \"state.network\"] (recursion 2 with only these costly parts of the state, where the server can; all of it where it cannot)}."])
+        .with_comments(["/// pylxd's `all(recursion, fields)`: every instance in one request, with options #{recursion: 1 or 2 (each with its state, snapshots and backups, so state() needs no request), fields: [\"state.disk\", \"state.network\"] (recursion 2 with only these costly parts of the state, where the server can; all of it where it cannot)}."])
         .register_into(api, |m: &mut InstanceManager, options: Map| {
             let listing = listing_options(&m.client, options)?;
             m.all(&listing)

@@ -241,7 +241,7 @@ fn register_volumes(api: &mut Api) {
 /// restore and delete.
 fn register_volume_snapshots(api: &mut Api) {
     rhai::FuncRegistration::new_getter("snapshots")
-        .with_comments(["/// The volume's snapshots."])
+        .with_comments(["/// The volume's snapshots (pylxd's `StorageVolume.snapshots`)."])
         .register_into(api, |v: &mut Object<StorageVolumeKind>| {
             Manager::<StorageVolumeSnapshotKind>::new(
                 v.client.clone(),

@@ -163,6 +163,16 @@ pub enum Replace {
     Merge,
 }
 
+impl Replace {
+    /// The call's name: `put` or `patch`.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Replace::Whole => "put",
+            Replace::Merge => "patch",
+        }
+    }
+}
+
 /// The update `put(map)` or `patch(map)` sends: the map itself, once every key is known to be
 /// writable (a read-only or unknown key is refused with the writable ones named).
 pub fn checked_update(
@@ -196,12 +206,12 @@ pub fn register_put_and_patch<T: rhai::Variant + Clone>(
         (
             "put",
             Replace::Whole,
-            "Replaces the writable fields with the map (those it leaves out are reset)",
+            "pylxd's `put`: replaces the writable fields with the map (those it leaves out are reset)",
         ),
         (
             "patch",
             Replace::Merge,
-            "Merges the map into the writable fields",
+            "pylxd's `patch`: merges the map into the writable fields",
         ),
     ] {
         rhai::FuncRegistration::new(name)
@@ -371,30 +381,20 @@ impl<K: ObjectKind> Object<K> {
         ) else {
             return Ok(());
         };
-        if self.etag.is_none() {
-            // Loaded by all(): take the ETag now (a later change on the server is then refused).
-            self.etag = self.client.bridge.block_on(self.api.get(&self.key))?.etag;
-        }
-        let op =
-            self.client
-                .bridge
-                .block_on(self.api.save(&self.key, update, self.etag.as_deref()))?;
-        self.follow(op, wait, After::Reload)
+        self.send_update(update, wait)
     }
 
     fn replace(&mut self, map: &Map, replace: Replace, wait: bool) -> RhaiResultOf<()> {
         self.join(None)?;
-        let call = format!(
-            "{}.{}",
-            K::KIND.type_name,
-            if replace == Replace::Whole {
-                "put"
-            } else {
-                "patch"
-            }
-        );
+        let call = format!("{}.{}", K::KIND.type_name, replace.verb());
         let update = checked_update(&call, K::KIND.writable, map, replace)?;
+        self.send_update(update, wait)
+    }
+
+    /// Sends a save, put or patch with If-Match, and reloads once it is made.
+    fn send_update(&mut self, update: object::Update, wait: bool) -> RhaiResultOf<()> {
         if self.etag.is_none() {
+            // Loaded by all(): take the ETag now (a later change on the server is then refused).
             self.etag = self.client.bridge.block_on(self.api.get(&self.key))?.etag;
         }
         let op =

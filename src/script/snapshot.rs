@@ -8,11 +8,12 @@ use super::client::Client;
 use super::convert::{json_to_dynamic, object_to_map};
 use super::errors::{RhaiResultOf, reject_change};
 use super::instance::{PublishArgs, publish, register_publish};
+use super::object::{Replace, checked_update, register_put_and_patch};
 use super::options::Options;
 use super::pending::{After, Pending, Settles, register_wait};
 use crate::lxd::image::PublishSource;
 use crate::lxd::instance::Instances;
-use crate::lxd::snapshot::{CreateSnapshot, Snapshots};
+use crate::lxd::snapshot::{CreateSnapshot, Snapshots, WRITABLE};
 
 /// The snapshots of one instance.
 #[derive(Debug, Clone)]
@@ -175,6 +176,18 @@ impl Snapshot {
         self.follow(Some(op), wait, After::Nothing)
     }
 
+    fn replace(&mut self, map: &Map, replace: Replace, wait: bool) -> RhaiResultOf<()> {
+        self.join(None)?;
+        let call = format!("Snapshot.{}", replace.verb());
+        let update = checked_update(&call, &WRITABLE, map, replace)?;
+        let etag = self.client.bridge.block_on(self.api.get(&self.name))?.etag;
+        let op = self
+            .client
+            .bridge
+            .block_on(self.api.save(&self.name, update, etag.as_deref()))?;
+        self.follow(op, wait, After::Reload)
+    }
+
     fn publish(&mut self, args: PublishArgs) -> RhaiResultOf<Dynamic> {
         self.join(None)?;
         let source = PublishSource::Snapshot {
@@ -302,6 +315,7 @@ pub fn register(api: &mut Api) {
     rhai::FuncRegistration::new("restore")
         .with_comments(["/// Restores the instance to this snapshot; waits when `wait` is true."])
         .register_into(api, |s: &mut Snapshot, wait: bool| s.restore(wait));
+    register_put_and_patch(api, "Snapshot", Snapshot::replace);
     register_publish(api, "Snapshot.publish", Snapshot::publish);
     register_wait(api, "Snapshot.wait", Snapshot::join);
     super::register_display(api, |s: &Snapshot| {
