@@ -86,31 +86,30 @@ pub fn register(api: &mut Api) {
         let (name, pool) = (o.string("name")?, o.string("pool")?);
         let wait = o.bool("wait")?.unwrap_or(true);
         let client = m.client();
-        let op = if source.is_blob() {
-            let bytes = Bytes::from(source.cast::<rhai::Blob>());
-            client.bridge.block_on(backup::import(
-                &client.api,
-                BackupSource::Bytes(bytes),
-                name.as_deref(),
-                pool.as_deref(),
+        let path;
+        let (tarball, progress) = if source.is_blob() {
+            (
+                BackupSource::Bytes(Bytes::from(source.cast::<rhai::Blob>())),
                 None,
-            ))?
-        } else if let Ok(path) = source.clone().into_string() {
+            )
+        } else if let Ok(text) = source.clone().into_string() {
+            path = text;
             let size = std::fs::metadata(&path).map(|m| m.len()).ok();
             let progress = byte_progress(client, format!("import {path}"), size);
-            client.bridge.block_on(backup::import(
-                &client.api,
-                BackupSource::File(Path::new(&path)),
-                name.as_deref(),
-                pool.as_deref(),
-                progress,
-            ))?
+            (BackupSource::File(Path::new(&path)), progress)
         } else {
             return Err(invalid_argument(format!(
                 "instances.create_from_backup: give a tarball's path (string) or its bytes (blob), not {}",
                 source.type_name()
             )));
         };
+        let op = client.bridge.block_on(backup::import(
+            &client.api,
+            tarball,
+            name.as_deref(),
+            pool.as_deref(),
+            progress,
+        ))?;
         // Imported under its backup's name unless given one: the operation names it.
         let target = name.clone().or_else(|| created_name(&op));
         let watched = Watched::create(&serde_json::json!({ "name": target }), &op);
