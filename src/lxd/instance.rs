@@ -81,11 +81,7 @@ pub mod requests {
 
     /// `PATCH` (only the changed keys) or `PUT` (the whole writable object) with `If-Match`.
     pub fn save(name: &str, update: Update, etag: Option<&str>) -> Request {
-        match update {
-            Update::Patch(body) => Request::patch(path(name), body),
-            Update::Put(body) => Request::put(path(name), body),
-        }
-        .if_match(etag)
+        update.request(path(name), etag)
     }
 
     /// `DELETE /1.0/instances/<name>`.

@@ -156,6 +156,17 @@ pub enum Update {
     Put(Value),
 }
 
+impl Update {
+    /// The request that sends it to the object at `path`, with `If-Match` when an ETag is known.
+    pub fn request(self, path: String, etag: Option<&str>) -> Request {
+        match self {
+            Update::Patch(body) => Request::patch(path, body),
+            Update::Put(body) => Request::put(path, body),
+        }
+        .if_match(etag)
+    }
+}
+
 /// What `save` must send to turn `loaded` into `current`, or `None` when nothing changed.
 ///
 /// LXD's PATCH merges `config` and `devices` key by key and cannot remove a key, so a removal
@@ -290,11 +301,9 @@ impl Collection {
         update: Update,
         etag: Option<&str>,
     ) -> Result<Option<Operation>> {
-        let req = match update {
-            Update::Patch(body) => Request::patch(self.path(key), body),
-            Update::Put(body) => Request::put(self.path(key), body),
-        };
-        self.client.start(&req.if_match(etag)).await
+        self.client
+            .start(&update.request(self.path(key), etag))
+            .await
     }
 
     /// Deletes an object.

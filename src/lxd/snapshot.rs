@@ -119,11 +119,9 @@ impl Snapshots {
         update: Update,
         etag: Option<&str>,
     ) -> Result<Option<Operation>> {
-        let req = match update {
-            Update::Patch(body) => Request::patch(path(&self.instance, name), body),
-            Update::Put(body) => Request::put(path(&self.instance, name), body),
-        };
-        self.client.start(&req.if_match(etag)).await
+        self.client
+            .start(&update.request(path(&self.instance, name), etag))
+            .await
     }
 
     /// Starts deleting a snapshot.
