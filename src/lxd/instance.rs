@@ -49,16 +49,12 @@ pub fn path(name: &str) -> String {
 pub mod requests {
     use super::*;
 
-    /// `GET /1.0/instances?recursion=1[&instance-type=...]`: every instance, whole, in one request.
-    pub fn list(kind: Option<InstanceType>) -> Request {
-        list_with(kind, &Listing::default())
-    }
-
-    /// The listing `listing` asks for: `recursion=1`, `recursion=2` (each instance with its
+    /// `GET /1.0/instances?recursion=...[&instance-type=...]`: every instance in one request, as
+    /// `listing` asks: `recursion=1` (whole), `recursion=2` (each instance with its
     /// `state`, `snapshots` and `backups`), or `recursion=2;fields=state.disk,...` (the state's
     /// costly parts limited to those named; the server must have
     /// `instances_state_selective_recursion`).
-    pub fn list_with(kind: Option<InstanceType>, listing: &Listing) -> Request {
+    pub fn list(kind: Option<InstanceType>, listing: &Listing) -> Request {
         let recursion = match (&listing.state, listing.selective) {
             (None, _) => "1".to_owned(),
             (Some(_), false) | (Some(StateFields::All), true) => "2".to_owned(),
@@ -271,15 +267,10 @@ impl Instances {
         found(self.get(name).await)
     }
 
-    /// Every instance, whole, in one request.
-    pub async fn all(&self) -> Result<Vec<Map<String, Value>>> {
-        self.client.objects(&requests::list(self.kind)).await
-    }
-
     /// Every instance as `listing` asks, in one request, each unparsed until read.
-    pub async fn all_with(&self, listing: &Listing) -> Result<Vec<RawObject>> {
+    pub async fn all(&self, listing: &Listing) -> Result<Vec<RawObject>> {
         self.client
-            .raw_objects(&requests::list_with(self.kind, listing))
+            .raw_objects(&requests::list(self.kind, listing))
             .await
     }
 
@@ -485,7 +476,7 @@ mod tests {
     #[test]
     fn list_is_one_recursive_request() {
         assert_eq!(
-            requests::list(Some(InstanceType::Container)).path_and_query(None),
+            requests::list(Some(InstanceType::Container), &Listing::default()).path_and_query(None),
             "/1.0/instances?recursion=1&instance-type=container"
         );
         assert_eq!(
@@ -497,7 +488,7 @@ mod tests {
     #[test]
     fn listings_ask_for_as_much_state_as_wanted() {
         let with = |state, selective| {
-            requests::list_with(None, &Listing { state, selective }).path_and_query(None)
+            requests::list(None, &Listing { state, selective }).path_and_query(None)
         };
         assert_eq!(with(None, true), "/1.0/instances?recursion=1");
         assert_eq!(

@@ -48,7 +48,7 @@ impl InstanceManager {
             #[serde(default)]
             name: String,
         }
-        let items = self.client.bridge.block_on(self.api.all_with(listing))?;
+        let items = self.client.bridge.block_on(self.api.all(listing))?;
         Ok(items
             .into_iter()
             .map(|raw| {
