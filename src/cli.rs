@@ -4,7 +4,6 @@
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -13,6 +12,7 @@ use crate::lxd::config::ConnectSpec;
 use crate::repl;
 use crate::script::client::{Client, ConnectDefaults};
 use crate::script::exec;
+use crate::script::options::{MAX_SECONDS, seconds_to_duration};
 use crate::script::run::{self, Outcome};
 use crate::script::runtime::{Bridge, Interrupt};
 use crate::script::{Purpose, Session, build_engine, new_scope};
@@ -144,11 +144,20 @@ pub fn main(args: Vec<String>) -> i32 {
         Err(e) => eprintln!("lxd-script: Ctrl-C will not be handled: {e}"),
     }
     let timeout = match cli.global.timeout {
-        Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
-        Some(secs) => {
-            eprintln!("lxd-script: --timeout must be a positive number of seconds, not {secs}");
-            return 2;
-        }
+        Some(secs) => match seconds_to_duration(secs) {
+            Ok(limit) if !limit.is_zero() => Some(limit),
+            _ => {
+                let shown = if secs.abs() < 1e15 {
+                    secs.to_string()
+                } else {
+                    format!("{secs:e}")
+                };
+                eprintln!(
+                    "lxd-script: --timeout must be a positive number of seconds up to {MAX_SECONDS}, not {shown}"
+                );
+                return 2;
+            }
+        },
         None => None,
     };
     let session = |args: Vec<String>, script_dir: Option<PathBuf>| {

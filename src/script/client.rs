@@ -11,7 +11,7 @@ use super::api::{Api, RegisterInto};
 use super::convert::object_to_map;
 use super::errors::{RhaiResultOf, invalid_argument, script_error};
 use super::instance::InstanceManager;
-use super::options::{Options, seconds};
+use super::options::{Options, describe_value, duration};
 use super::runtime::Bridge;
 use super::session::Session;
 use crate::lxd::client::ServerIdentity;
@@ -202,7 +202,7 @@ fn spec_from_map(map: Map) -> RhaiResultOf<(ConnectSpec, Option<Duration>)> {
         verify,
         project: opts.string("project")?,
     };
-    let timeout = opts.seconds("timeout")?.map(Duration::from_secs_f64);
+    let timeout = opts.seconds("timeout")?;
     Ok((spec, timeout))
 }
 
@@ -322,10 +322,10 @@ pub fn remote_names() -> Vec<String> {
 
 /// A number of seconds from a script value, for timeouts.
 pub fn duration_arg(call: &str, v: &Dynamic) -> RhaiResultOf<Duration> {
-    seconds(v).map(Duration::from_secs_f64).ok_or_else(|| {
+    duration(v).map_err(|expected| {
         invalid_argument(format!(
-            "{call}: the timeout must be a non-negative number of seconds, not {}",
-            v.type_name()
+            "{call}: the timeout must be {expected}, not {}",
+            describe_value(v)
         ))
     })
 }

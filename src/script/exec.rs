@@ -230,7 +230,7 @@ fn parse_args(command: Vec<String>, map: Map) -> RhaiResultOf<ExecArgs> {
         stdout: fn_option(&map, "stdout")?,
         stderr: fn_option(&map, "stderr")?,
         encoding,
-        timeout: o.seconds("timeout")?.map(Duration::from_secs_f64),
+        timeout: o.seconds("timeout")?,
     })
 }
 

@@ -2,14 +2,13 @@
 //! (`ARGS` is a constant in the scope; `exit` is Rhai's own).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rhai::{Blob, Dynamic};
 
 use super::api::{Api, RegisterInto};
 use super::convert::{dynamic_to_json, json_to_dynamic};
 use super::errors::{ExitRequest, RhaiResultOf, invalid_argument};
-use super::options::seconds;
+use super::options::{describe_value, duration};
 use super::runtime::Bridge;
 use super::session::Session;
 
@@ -27,12 +26,13 @@ fn exit_with(code: i32) -> RhaiResultOf<()> {
 }
 
 fn interruptible_sleep(bridge: &Bridge, secs: Dynamic) -> RhaiResultOf<()> {
-    let s = seconds(&secs).ok_or_else(|| {
+    let pause = duration(&secs).map_err(|expected| {
         invalid_argument(format!(
-            "sleep: expected a non-negative number of seconds, not {secs}"
+            "sleep: expected {expected}, not {}",
+            describe_value(&secs)
         ))
     })?;
-    bridge.sleep(Duration::from_secs_f64(s))
+    bridge.sleep(pause)
 }
 
 /// The current UTC time as a sortable name part: `20261127-134501-123456789`.

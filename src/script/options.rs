@@ -1,6 +1,8 @@
 //! Options maps (`#{wait: true, timeout: 10}`), read strictly: an unknown key or a wrong type is
 //! an `InvalidArgument` that names the call, the key and what was expected.
 
+use std::time::Duration;
+
 use rhai::{Dynamic, Map};
 
 use super::errors::{RhaiResultOf, invalid_argument};
@@ -38,7 +40,7 @@ impl<'a> Options<'a> {
         invalid_argument(format!(
             "{}: option '{key}' must be {expected}, not {}",
             self.call,
-            got.type_name()
+            describe_value(got)
         ))
     }
 
@@ -56,10 +58,10 @@ impl<'a> Options<'a> {
             .transpose()
     }
 
-    /// A number of seconds (int or float).
-    pub fn seconds(&self, key: &str) -> RhaiResultOf<Option<f64>> {
+    /// A number of seconds (int or float) as a duration, within [`MAX_SECONDS`].
+    pub fn seconds(&self, key: &str) -> RhaiResultOf<Option<Duration>> {
         self.get(key)
-            .map(|v| seconds(v).ok_or_else(|| self.wrong(key, "a number of seconds", v)))
+            .map(|v| duration(v).map_err(|expected| self.wrong(key, expected, v)))
             .transpose()
     }
 
@@ -93,14 +95,53 @@ impl<'a> Options<'a> {
     }
 }
 
-/// A non-negative number of seconds from an int or a float.
-pub fn seconds(v: &Dynamic) -> Option<f64> {
-    let s = v
+/// The longest duration a script or the command line may give, in seconds (about 31 years):
+/// beyond it a deadline could overflow the clock, and nobody means it (leave a timeout out for
+/// no limit).
+pub const MAX_SECONDS: f64 = 1e9;
+
+/// What a number of seconds must be, for error messages.
+pub const SECONDS_EXPECTED: &str =
+    "a number of seconds from 0 to 1000000000 (leave a timeout out for no limit)";
+
+/// A duration from a number of seconds, or what it must be instead.
+pub fn seconds_to_duration(secs: f64) -> Result<Duration, &'static str> {
+    if (0.0..=MAX_SECONDS).contains(&secs) {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(SECONDS_EXPECTED)
+    }
+}
+
+/// A duration from a script's int or float number of seconds, or what it must be instead.
+pub fn duration(v: &Dynamic) -> Result<Duration, &'static str> {
+    let secs = v
         .as_int()
         .map(|i| i as f64)
         .or_else(|_| v.as_float())
-        .ok()?;
-    (s.is_finite() && s >= 0.0).then_some(s)
+        .map_err(|_| SECONDS_EXPECTED)?;
+    seconds_to_duration(secs)
+}
+
+/// A script value as an error message shows it: a number or bool itself, anything else by its
+/// script type name (`string`, `int`, `map`; never a Rust type's).
+pub fn describe_value(v: &Dynamic) -> String {
+    if v.is_int() || v.is_float() || v.is_bool() {
+        return v.to_string();
+    }
+    script_type_name(v.type_name()).to_owned()
+}
+
+/// The name a script knows a type by: `int` for `i64`, `string` for Rhai's string types, the
+/// last path segment of a registered Rust type.
+pub fn script_type_name(rust_name: &str) -> &str {
+    match rust_name {
+        "i64" => "int",
+        "f64" => "float",
+        "&str" | "ImmutableString" | "String" | "string" => "string",
+        "()" => "()",
+        other => other.rsplit("::").next().unwrap_or(other),
+    }
 }
 
 /// An array of strings.
@@ -152,14 +193,43 @@ mod tests {
             if let Ok(o) = Options::new("t", map, &["wait", "timeout", "name", "a", "b"]) {
                 let _ = (o.bool("wait"), o.int("timeout"), o.seconds("timeout"), o.string("name"), o.strings("a"), o.map("b"));
             }
-            let _ = seconds(&values[(n.unsigned_abs() % 5) as usize]);
+            let _ = duration(&values[(n.unsigned_abs() % 5) as usize]);
         }
     }
 
     #[test]
-    fn seconds_accept_ints_and_floats_but_not_negatives() {
-        assert_eq!(seconds(&Dynamic::from_int(2)), Some(2.0));
-        assert_eq!(seconds(&Dynamic::from_float(0.5)), Some(0.5));
-        assert_eq!(seconds(&Dynamic::from_int(-1)), None);
+    fn seconds_accept_ints_and_floats_but_not_negatives_or_huge() {
+        assert_eq!(duration(&Dynamic::from_int(2)), Ok(Duration::from_secs(2)));
+        assert_eq!(
+            duration(&Dynamic::from_float(0.5)),
+            Ok(Duration::from_millis(500))
+        );
+        for bad in [-1.0, 1e300, f64::NAN, f64::INFINITY, MAX_SECONDS * 2.0] {
+            assert_eq!(
+                duration(&Dynamic::from_float(bad)),
+                Err(SECONDS_EXPECTED),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            duration(&Dynamic::from_int(i64::MAX)),
+            Err(SECONDS_EXPECTED)
+        );
+    }
+
+    #[test]
+    fn wrong_values_are_shown_as_scripts_know_them() {
+        let o = Options::new(
+            "f",
+            map(&[("timeout", Dynamic::from_int(-1))]),
+            &["timeout"],
+        )
+        .expect("ok");
+        let text = o.seconds("timeout").expect_err("negative").to_string();
+        assert!(text.contains("from 0 to 1000000000"), "{text}");
+        assert!(text.contains("not -1\""), "{text}");
+        let o = Options::new("f", map(&[("wait", Dynamic::from_int(3))]), &["wait"]).expect("ok");
+        let text = o.bool("wait").expect_err("int").to_string();
+        assert!(text.contains("must be a bool, not 3"), "{text}");
     }
 }
