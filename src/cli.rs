@@ -51,7 +51,9 @@ struct GlobalOptions {
     /// Make every call in this LXD project
     #[arg(long, global = true, value_name = "NAME")]
     project: Option<String>,
-    /// Fail any single LXD request that takes longer than this many seconds
+    /// Fail an ordinary LXD request that takes longer than this many seconds, and a transfer
+    /// (file, image, backup) that moves no byte for this long [default: 120]. Operation waits,
+    /// events and exec have their own timeouts
     #[arg(long, global = true, value_name = "SECS")]
     timeout: Option<f64>,
     /// Never show progress bars

@@ -34,7 +34,11 @@ fn a_silent_server_times_out() {
         started.elapsed()
     );
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("Timeout"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Timeout: GET /1.0 timed out after 1s"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// Waiting on an operation LXD has already forgotten (5 s after it ended) says so clearly.

@@ -48,3 +48,197 @@ fn huge_durations_are_refused_not_a_panic() {
            check(e.message.contains("not -1"), e.message);"#
     ));
 }
+
+/// A raw fake server on a unix socket of the test's own: `/1.0` and `/1.0/instances/c1` answer
+/// as a minimal LXD, anything else gets `misbehave`'s bytes written on the connection.
+struct RawFake {
+    socket: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl RawFake {
+    fn start(misbehave: fn(&mut std::os::unix::net::UnixStream)) -> RawFake {
+        use std::io::{BufRead, BufReader, Write};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("raw.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                    let mut conn = conn;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        loop {
+                            let mut header = String::new();
+                            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if header.trim_end().is_empty() {
+                                break;
+                            }
+                        }
+                        let path = line.split_whitespace().nth(1).unwrap_or_default();
+                        let metadata = match path.split('?').next() {
+                            Some("/1.0") => serde_json::json!({
+                                "api_extensions": ["instances"], "auth": "trusted", "api_version": "1.0",
+                                "environment": {"server": "lxd", "server_version": "5.0.2", "project": "default"}
+                            }),
+                            Some("/1.0/instances/c1") => serde_json::json!({
+                                "name": "c1", "status": "Running", "type": "container", "config": {}, "devices": {}
+                            }),
+                            _ => {
+                                misbehave(&mut conn);
+                                return;
+                            }
+                        };
+                        let body = serde_json::json!({"type": "sync", "status": "Success", "status_code": 200, "metadata": metadata}).to_string();
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if conn.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        RawFake { socket, _dir: dir }
+    }
+}
+
+/// An endless JSON answer fails at the documented cap, with a clear error, instead of filling
+/// memory (it reached 5 GB in 5 s before the cap).
+#[test]
+fn an_endless_answer_is_cut_at_the_cap() {
+    use std::io::Write;
+    let fake = RawFake::start(|conn| {
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+        if conn.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        let mut chunk = format!("{:x}\r\n", 1 << 16).into_bytes();
+        chunk.extend(std::iter::repeat_n(b' ', 1 << 16));
+        chunk.extend_from_slice(b"\r\n");
+        while conn.write_all(&chunk).is_ok() {}
+    });
+    let started = std::time::Instant::now();
+    let run = lxd_script(&[
+        "eval",
+        &format!(r#"Client("{}").instances.all()"#, fake.socket.display()),
+    ]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("ApiError")
+            && run
+                .stderr
+                .contains("GET /1.0/instances is larger than 256 MiB"),
+        "{}",
+        run.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+/// A transfer is bounded by the time without progress, not by its length: a stalled pull ends
+/// after `--timeout` with `Timeout` and leaves nothing behind; a healthy one that takes longer
+/// than `--timeout` completes.
+#[test]
+fn transfers_time_out_when_idle_not_when_long() {
+    use std::io::Write;
+    let fake = RawFake::start(|conn| {
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000000\r\nX-LXD-type: file\r\nX-LXD-mode: 0644\r\nX-LXD-uid: 0\r\nX-LXD-gid: 0\r\n\r\n";
+        let _ = conn.write_all(head.as_bytes());
+        let _ = conn.write_all(&[b'x'; 100_000]);
+        std::thread::sleep(std::time::Duration::from_secs(30));
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = std::time::Instant::now();
+    let run = lxd_script(&[
+        "--timeout",
+        "1",
+        "eval",
+        &format!(
+            r#"Client("{}").instances.get("c1").files.pull("/big", "{}")"#,
+            fake.socket.display(),
+            dir.path().join("big").display()
+        ),
+    ]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("Timeout") && run.stderr.contains("timed out after 1s"),
+        "{}",
+        run.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let name = common::unique("long");
+    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
+    script_ok(&format!(
+        r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
+           i.start(true);
+           i.execute(["sh", "-c", "head -c 300000000 /dev/zero > /root/big"]);"#
+    ));
+    let target = dir.path().join("big");
+    let started = std::time::Instant::now();
+    let run = lxd_script(&[
+        "--timeout",
+        "0.2",
+        "eval",
+        &format!(
+            r#"let f = Client().instances.get("{name}").files; f.pull("/root/big", "{}"); f.push("{}", "/root/back")"#,
+            target.display(),
+            target.display()
+        ),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        started.elapsed() > std::time::Duration::from_millis(400),
+        "the transfers outlasted the timeout: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        std::fs::metadata(&target).expect("pulled").len(),
+        300_000_000
+    );
+}
+
+/// A TLS server that accepts and never answers: the timeout that ran out is the one reported
+/// (the connect timeout, 10 s; it said "0s" before).
+#[test]
+fn a_silent_tls_server_reports_the_timeout_that_ran_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let conf = tempfile::tempdir().expect("tempdir");
+    let started = std::time::Instant::now();
+    let run: common::Run = common::binary()
+        .env("LXD_CONF", conf.path())
+        .env("INCUS_CONF", conf.path())
+        .args([
+            "eval",
+            &format!(r#"Client(#{{endpoint: "https://127.0.0.1:{port}", verify: false}})"#),
+        ])
+        .output()
+        .expect("run")
+        .into();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("Timeout: GET /1.0 timed out after 10s"),
+        "{}",
+        run.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}

@@ -112,7 +112,7 @@ impl Client {
     ) -> Result<reqwest::Response> {
         let resp = self
             .transport
-            .send(req, self.project.as_deref(), body)
+            .send_transfer(req, self.project.as_deref(), body)
             .await?;
         self.transport.success(resp, req).await
     }
@@ -120,10 +120,7 @@ impl Client {
     /// Sends a request carrying `Upgrade` headers in this client's project and returns the
     /// connection once LXD switched protocols (101); any other answer is decoded as an error.
     pub async fn upgrade(&self, req: &Request) -> Result<reqwest::Upgraded> {
-        let resp = self
-            .transport
-            .send(req, self.project.as_deref(), None)
-            .await?;
+        let resp = self.transport.send(req, self.project.as_deref()).await?;
         if resp.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
             let status = resp.status().as_u16();
             self.transport.success(resp, req).await?;
@@ -141,7 +138,7 @@ impl Client {
     pub async fn call_with_body(&self, req: &Request, body: reqwest::Body) -> Result<Answer> {
         let resp = self
             .transport
-            .send(req, self.project.as_deref(), Some(body))
+            .send_transfer(req, self.project.as_deref(), Some(body))
             .await?;
         self.transport.decode(resp, req).await
     }

@@ -120,6 +120,17 @@ pub enum Error {
     /// A response could not be decoded.
     #[error("unexpected answer from LXD: {0}")]
     Decode(String),
+    /// An answer that should be a JSON document went past the size any real one has (a
+    /// misbehaving server or proxy): reading it on would only fill memory.
+    #[error(
+        "the answer to {what} is larger than {limit_mib} MiB, more than any LXD answer; is something other than LXD or Incus answering?"
+    )]
+    ResponseTooLarge {
+        /// The request, as `METHOD /path`.
+        what: String,
+        /// The cap, in MiB.
+        limit_mib: u64,
+    },
     /// The server lacks a needed API extension.
     #[error("the server lacks the API extension '{0}' that this call needs")]
     ExtensionMissing(String),
@@ -149,7 +160,7 @@ impl Error {
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::Connection { .. } => ErrorKind::Connection,
             Error::Tls(_) => ErrorKind::Tls,
-            Error::Decode(_) => ErrorKind::ApiError,
+            Error::Decode(_) | Error::ResponseTooLarge { .. } => ErrorKind::ApiError,
             Error::ExtensionMissing(_) => ErrorKind::ExtensionMissing,
             Error::InvalidArgument(_) | Error::Config(_) => ErrorKind::InvalidArgument,
             Error::Cancelled => ErrorKind::Cancelled,

@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod files;
+pub mod idle;
 pub mod image;
 pub mod instance;
 pub mod local;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::error::{Error, Result};
+use super::idle::{Activity, IdleLimited};
 use super::request::Request;
 use super::response::{self, Answer};
 use super::tls::{self, TlsSettings};
@@ -35,10 +36,20 @@ impl fmt::Display for Endpoint {
 /// Transport settings that do not depend on the endpoint.
 #[derive(Debug, Clone, Default)]
 pub struct TransportOptions {
-    /// The timeout of each ordinary request (long polls set their own).
+    /// How long an ordinary request may take as a whole, and how long a transfer may go without
+    /// moving a byte ([`DEFAULT_TIMEOUT`] when not given; long polls set their own).
     pub timeout: Option<Duration>,
     /// Log each request on stderr.
     pub verbose: bool,
+}
+
+/// How a request's time is bounded.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    /// The whole exchange, body included, within the timeout.
+    Whole,
+    /// No more than the timeout without a byte moving.
+    Idle,
 }
 
 /// Sends requests to one LXD server over kept-alive HTTP/1.1 connections.
@@ -66,6 +77,12 @@ enum Http {
 const POOL_IDLE: Duration = Duration::from_secs(10);
 /// How long connecting may take (to the unix socket too).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest JSON answer read: far past any real one (a listing of thousands of instances
+/// with their state is a few tens of MiB).
+pub const MAX_DOCUMENT_BYTES: u64 = 256 << 20;
+/// The timeout when none is given: a server that stops answering is given up on, and a
+/// healthy one never takes this long over an ordinary request or between a transfer's bytes.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// reqwest needs a process-wide rustls provider: ours is ring.
 fn install_crypto_provider() {
@@ -131,48 +148,87 @@ impl Transport {
         &self.options
     }
 
-    /// Sends a request and returns the raw response (for streams and file bodies).
-    pub async fn send(
+    /// Sends an ordinary request (its answer is read whole) and returns the raw response: the
+    /// timeout covers the whole exchange, body included.
+    pub async fn send(&self, req: &Request, project: Option<&str>) -> Result<reqwest::Response> {
+        self.exchange(req, project, None, Bound::Whole).await
+    }
+
+    /// Sends a transfer (a raw body either way: a file, an image, a backup) and returns the
+    /// raw response: it may take as long as it needs while bytes keep moving, and times out
+    /// when none have moved for the timeout.
+    pub async fn send_transfer(
         &self,
         req: &Request,
         project: Option<&str>,
         body: Option<reqwest::Body>,
     ) -> Result<reqwest::Response> {
+        self.exchange(req, project, body, Bound::Idle).await
+    }
+
+    /// The timeout that applies to `req`.
+    fn limit(&self, req: &Request) -> Duration {
+        req.timeout
+            .or(self.options.timeout)
+            .unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    async fn exchange(
+        &self,
+        req: &Request,
+        project: Option<&str>,
+        body: Option<reqwest::Body>,
+        bound: Bound,
+    ) -> Result<reqwest::Response> {
         let started = Instant::now();
-        let timeout = req.timeout.or(self.options.timeout);
+        let limit = self.limit(req);
+        let activity = Activity::new();
         // A raw body (a file, an image) goes as it is; otherwise the request's JSON, if any.
         let json = body.is_none() && req.body.is_some();
         let body = match (body, &req.body) {
-            (Some(b), _) => Some(b),
+            (Some(b), _) => Some(activity.upload(b)),
             (None, Some(json)) => Some(reqwest::Body::from(
                 serde_json::to_vec(json).map_err(|e| Error::Decode(e.to_string()))?,
             )),
             (None, None) => None,
         };
-        let result = match &self.http {
-            Http::Unix(unix) => {
-                let request = unix_request(req, project, json, body)?;
-                unix.send(request, timeout)
-                    .await
-                    .map_err(|failure| self.map_failure(failure, req))
+        let whole = matches!(bound, Bound::Whole).then_some(limit);
+        let sent = async {
+            match &self.http {
+                Http::Unix(unix) => {
+                    let request = unix_request(req, project, json, body)?;
+                    unix.send(request, whole)
+                        .await
+                        .map_err(|failure| self.map_failure(failure, req))
+                }
+                Http::Https { client, base } => {
+                    let url = format!("{base}{}", req.path_and_query(project));
+                    let mut builder = client.request(req.method.clone(), &url);
+                    for (name, value) in &req.headers {
+                        builder = builder.header(*name, value);
+                    }
+                    if json {
+                        builder = builder.header("Content-Type", "application/json");
+                    }
+                    if let Some(whole) = whole {
+                        builder = builder.timeout(whole);
+                    }
+                    if let Some(body) = body {
+                        builder = builder.body(body);
+                    }
+                    builder.send().await.map_err(|e| self.map_error(e, req))
+                }
             }
-            Http::Https { client, base } => {
-                let url = format!("{base}{}", req.path_and_query(project));
-                let mut builder = client.request(req.method.clone(), &url);
-                for (name, value) in &req.headers {
-                    builder = builder.header(*name, value);
-                }
-                if json {
-                    builder = builder.header("Content-Type", "application/json");
-                }
-                if let Some(timeout) = timeout {
-                    builder = builder.timeout(timeout);
-                }
-                if let Some(body) = body {
-                    builder = builder.body(body);
-                }
-                builder.send().await.map_err(|e| self.map_error(e, req))
-            }
+        };
+        let result = match bound {
+            Bound::Whole => sent.await,
+            Bound::Idle => match activity.bound(limit, sent).await {
+                Some(sent) => sent.map(|resp| {
+                    let resp = http::Response::<reqwest::Body>::from(resp);
+                    resp.map(|body| IdleLimited::wrap(body, limit)).into()
+                }),
+                None => Err(self.timed_out(req, limit)),
+            },
         };
         if self.options.verbose {
             let outcome = match &result {
@@ -193,7 +249,7 @@ impl Transport {
 
     /// Sends a request and decodes LXD's envelope.
     pub async fn call(&self, req: &Request, project: Option<&str>) -> Result<Answer> {
-        let resp = self.send(req, project, None).await?;
+        let resp = self.send(req, project).await?;
         self.decode(resp, req).await
     }
 
@@ -204,9 +260,9 @@ impl Transport {
         req: &Request,
         project: Option<&str>,
     ) -> Result<Vec<response::RawObject>> {
-        let resp = self.send(req, project, None).await?;
+        let resp = self.send(req, project).await?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| self.map_error(e, req))?;
+        let body = self.read_document(resp, req).await?;
         response::parse_list(status, &body)
     }
 
@@ -218,8 +274,41 @@ impl Transport {
             .get("etag")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = resp.bytes().await.map_err(|e| self.map_error(e, req))?;
+        let body = self.read_document(resp, req).await?;
         response::parse(status, &body, etag)
+    }
+
+    /// Reads a JSON answer whole, up to [`MAX_DOCUMENT_BYTES`]: an endless or huge body from a
+    /// misbehaving server fails instead of filling memory.
+    async fn read_document(&self, mut resp: reqwest::Response, req: &Request) -> Result<Bytes> {
+        let too_large = || Error::ResponseTooLarge {
+            what: format!("{} {}", req.method, req.path),
+            limit_mib: MAX_DOCUMENT_BYTES >> 20,
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_DOCUMENT_BYTES)
+        {
+            return Err(too_large());
+        }
+        let mut next = async || resp.chunk().await.map_err(|e| self.map_error(e, req));
+        // Most answers arrive as one chunk: it is passed on without a copy.
+        let Some(first) = next().await? else {
+            return Ok(Bytes::new());
+        };
+        let Some(second) = next().await? else {
+            return Ok(first);
+        };
+        let mut whole = bytes::BytesMut::from(&first[..]);
+        let mut chunk = Some(second);
+        while let Some(part) = chunk {
+            if (whole.len() + part.len()) as u64 > MAX_DOCUMENT_BYTES {
+                return Err(too_large());
+            }
+            whole.extend_from_slice(&part);
+            chunk = next().await?;
+        }
+        Ok(whole.freeze())
     }
 
     /// Passes a successful response on (its body unread, for streaming); a failure is decoded
@@ -246,7 +335,7 @@ impl Transport {
     /// Maps a failure on the unix socket to our error: `Timeout` or `Connection`.
     fn map_failure(&self, failure: Failure, req: &Request) -> Error {
         match failure {
-            Failure::TimedOut => self.timed_out(req),
+            Failure::TimedOut => self.timed_out(req, self.limit(req)),
             Failure::Broken(e) => Error::Connection {
                 endpoint: self.endpoint.to_string(),
                 message: error_chain(e.as_ref()),
@@ -254,15 +343,11 @@ impl Transport {
         }
     }
 
-    /// The `Timeout` of a request whose timeout ran out.
-    fn timed_out(&self, req: &Request) -> Error {
+    /// The `Timeout` of a request whose `limit` ran out.
+    fn timed_out(&self, req: &Request, limit: Duration) -> Error {
         Error::Timeout {
             what: format!("{} {}", req.method, req.path),
-            seconds: req
-                .timeout
-                .or(self.options.timeout)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or_default(),
+            seconds: limit.as_secs_f64(),
             operation: None,
         }
     }
@@ -275,7 +360,12 @@ impl Transport {
             return Error::Tls(chain[pos..].to_owned());
         }
         if err.is_timeout() {
-            return self.timed_out(req);
+            // A connect that timed out ran out of the connect timeout, not the request's.
+            let limit = match err.is_connect() {
+                true => CONNECT_TIMEOUT,
+                false => self.limit(req),
+            };
+            return self.timed_out(req, limit);
         }
         // The TLS handshake failed (a certificate, a protocol version, an alert): rustls's words.
         const TLS_FAILURES: [&str; 5] = [
@@ -350,6 +440,15 @@ mod tests {
             Endpoint::Https("https://h:8443".into()).to_string(),
             "https://h:8443"
         );
+    }
+
+    #[test]
+    fn requests_without_a_timeout_get_the_default() {
+        let transport =
+            Transport::unix("/nowhere".into(), TransportOptions::default()).expect("transport");
+        assert_eq!(transport.limit(&Request::get("/1.0")), DEFAULT_TIMEOUT);
+        let long_poll = Request::get("/1.0/operations/x/wait").timeout(Duration::from_secs(600));
+        assert_eq!(transport.limit(&long_poll), Duration::from_secs(600));
     }
 
     #[test]
