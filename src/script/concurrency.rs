@@ -36,9 +36,14 @@ fn parallel(ctx: &NativeCallContext, items: Array, max: usize, f: &FnPtr) -> Rha
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<Outcome>>> = items.iter().map(|_| Mutex::new(None)).collect();
     let workers = max.clamp(1, items.len());
+    let mut not_started = None;
+    let mut started_any = false;
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| {
+            let worker = std::thread::Builder::new()
+                .name("parallel".into())
+                .stack_size(super::SCRIPT_STACK_BYTES);
+            let started = worker.spawn_scoped(scope, || {
                 #[allow(deprecated)] // "volatile", not deprecated: the documented way to do this
                 let ctx = store.create_context(engine);
                 // Rhai refuses concurrent access to a captured variable ("data race"): each
@@ -60,8 +65,18 @@ fn parallel(ctx: &NativeCallContext, items: Array, max: usize, f: &FnPtr) -> Rha
                     }
                 }
             });
+            // The workers that did start take every item between them.
+            match started {
+                Ok(_) => started_any = true,
+                Err(e) => not_started = Some(e),
+            }
         }
     });
+    if let (false, Some(e)) = (started_any, not_started) {
+        return Err(super::errors::invalid_argument(format!(
+            "parallel: cannot start a worker thread: {e}"
+        )));
+    }
 
     let mut values = Array::with_capacity(items.len());
     let mut failures = Array::new();

@@ -130,14 +130,16 @@ pub fn register(api: &mut Api, session: &Arc<Session>) {
         ])
         .register_into(api, || utc_stamp(std::time::SystemTime::now()));
     rhai::FuncRegistration::new("to_json")
-        .with_comments(["/// The value as JSON text."])
+        .with_comments(["/// The value as JSON text (nesting at most 127 arrays or maps deep, as parse_json accepts)."])
         .register_into(api, |value: Dynamic| -> RhaiResultOf<String> {
             let json =
                 dynamic_to_json(&value).map_err(|e| invalid_argument(format!("to_json: {e}")))?;
             Ok(json.to_string())
         });
     rhai::FuncRegistration::new("parse_json")
-        .with_comments(["/// Parses JSON text (objects become maps, null becomes ())."])
+        .with_comments([
+            "/// Parses JSON text (objects become maps, null becomes ()); at most 127 levels deep.",
+        ])
         .register_into(api, |text: &str| -> RhaiResultOf<Dynamic> {
             let value: serde_json::Value = serde_json::from_str(text)
                 .map_err(|e| invalid_argument(format!("parse_json: {e}")))?;

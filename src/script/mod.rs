@@ -46,8 +46,13 @@ pub use session::Session;
 
 use api::{Api, RegisterInto};
 
-/// Call depth allowed in every build (debug builds would otherwise allow only 8).
-const MAX_CALL_LEVELS: usize = 64;
+/// Call depth allowed in every build (debug builds would otherwise allow only 8): deep enough
+/// for recursive script functions, within [`SCRIPT_STACK_BYTES`].
+pub const MAX_CALL_LEVELS: usize = 1024;
+
+/// The stack of every thread that runs script code (the script's own and `parallel`'s
+/// workers): enough for [`MAX_CALL_LEVELS`] nested calls. Only the pages used are committed.
+pub const SCRIPT_STACK_BYTES: usize = 1 << 30;
 /// Expression nesting allowed at the top level and inside functions, in every build.
 const MAX_EXPR_DEPTHS: (usize, usize) = (128, 64);
 

@@ -92,6 +92,10 @@ pub fn describe_error(err: &EvalAltResult, name: &str) -> String {
             }
             _ => format!("uncaught exception: {value}"),
         },
+        EvalAltResult::ErrorStackOverflow(_) => format!(
+            "Stack overflow: more than {} nested function calls (is a recursion missing its end?)",
+            super::MAX_CALL_LEVELS
+        ),
         other => {
             // Rhai appends " (line L, position C)"; the location is printed in front instead.
             let text = other.to_string();
