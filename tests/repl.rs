@@ -199,3 +199,46 @@ fn commands_help_vars_remote_and_project() {
     tmux.keys(":nonsense");
     tmux.wait_for("no command :nonsense");
 }
+
+/// A byte that is not UTF-8, typed in the middle of a line, is refused: the session, its
+/// variables and the line being typed are kept (the session ended with "invalid data").
+#[test]
+fn a_byte_that_is_not_utf8_keeps_the_session() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let state = tempfile::tempdir().expect("tempdir");
+    let tmux = repl(state.path());
+    tmux.keys("let kept = 41;");
+    tmux.wait_for_count(":default>", 2);
+    tmux.type_text("kept + ");
+    tmux.press(&["-H", "ff"]);
+    tmux.wait_for("ignored input that is not UTF-8");
+    tmux.keys("1");
+    tmux.wait_for("42");
+    assert!(!tmux.screen().contains("EXIT="), "{}", tmux.screen());
+}
+
+/// A long line typed or pasted without bracketed paste is neither coloured nor hinted at every
+/// key: 50,000 characters take a few seconds (10,000 took 2.5 s, 100,000 more than three
+/// minutes). What remains is the editor's repaint at each wrap of the terminal's row.
+#[test]
+fn a_long_pasted_line_is_linear() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let state = tempfile::tempdir().expect("tempdir");
+    let tmux = repl(state.path());
+    let long = format!("\"{}\".len()", "x".repeat(50_000));
+    let started = Instant::now();
+    for chunk in long.as_bytes().chunks(10_000) {
+        tmux.type_text(std::str::from_utf8(chunk).expect("ascii"));
+    }
+    tmux.press(&["Enter"]);
+    tmux.wait_for("50000");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -3,6 +3,7 @@
 //! for more lines while the code is incomplete.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
@@ -51,6 +52,10 @@ const KEYWORDS: [&str; 20] = [
     "continue", "return", "throw", "try", "catch", "import", "export", "as",
 ];
 
+/// Lines longer than this (in bytes) are shown plain and without hints: colouring and hinting
+/// the whole line at every key made pasting a long line quadratic.
+const LONG_LINE: usize = 2048;
+
 /// The REPL's helper.
 pub struct ReplHelper {
     engine: Arc<Engine>,
@@ -62,6 +67,9 @@ pub struct ReplHelper {
     files: FilenameCompleter,
     history: HistoryHinter,
     palette: Palette,
+    /// The line being edited, as of the last key (`None` once it is long): what is given back
+    /// to the editor after input it refuses (a byte that is not UTF-8).
+    editing: RefCell<Option<String>>,
 }
 
 impl ReplHelper {
@@ -75,7 +83,13 @@ impl ReplHelper {
             files: FilenameCompleter::new(),
             history: HistoryHinter::new(),
             palette,
+            editing: RefCell::new(None),
         }
+    }
+
+    /// The line that was being edited when the editor gave up on its input, if it is known.
+    pub fn take_editing(&self) -> Option<String> {
+        self.editing.borrow_mut().take()
     }
 
     /// The API index (types, properties, methods) of the engine.
@@ -264,7 +278,17 @@ impl Hinter for ReplHelper {
     type Hint = ReplHint;
 
     fn hint(&self, line: &str, pos: usize, ctx: &Context<'_>) -> Option<ReplHint> {
-        if pos < line.len() || line.trim_start().starts_with(':') {
+        // The editor asks for a hint after every key: the moment to note the line.
+        let long = line.len() > LONG_LINE;
+        match (&mut *self.editing.borrow_mut(), long) {
+            (Some(editing), false) => {
+                editing.clear();
+                editing.push_str(line);
+            }
+            (editing, false) => *editing = Some(line.to_owned()),
+            (editing, true) => *editing = None,
+        }
+        if long || pos < line.len() || line.trim_start().starts_with(':') {
             return None;
         }
         if let Some(signature) = self.signature_hint(line) {
@@ -298,7 +322,7 @@ impl rustyline::hint::Hint for ReplHint {
 
 impl Highlighter for ReplHelper {
     fn highlight<'l>(&self, line: &'l str, _pos: usize) -> Cow<'l, str> {
-        if !self.palette.color {
+        if !self.palette.color || line.len() > LONG_LINE {
             return Cow::Borrowed(line);
         }
         Cow::Owned(highlight(line, self.palette))
@@ -324,8 +348,8 @@ impl Highlighter for ReplHelper {
         }
     }
 
-    fn highlight_char(&self, _line: &str, _pos: usize, _kind: CmdKind) -> bool {
-        self.palette.color
+    fn highlight_char(&self, line: &str, _pos: usize, _kind: CmdKind) -> bool {
+        self.palette.color && line.len() <= LONG_LINE
     }
 }
 

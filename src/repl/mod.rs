@@ -157,10 +157,22 @@ impl Repl {
 
     fn run(&mut self) -> i32 {
         let mut interrupted_at_prompt = false;
+        let mut resumed: Option<String> = None;
         loop {
             let prompt = self.prompt();
-            let line = match self.editor.readline(&prompt) {
+            let read = match resumed.take() {
+                Some(text) => self.editor.readline_with_initial(&prompt, (&text, "")),
+                None => self.editor.readline(&prompt),
+            };
+            let line = match read {
                 Ok(line) => line,
+                // A byte that is not UTF-8 (typed or pasted): refused, the session and the
+                // line being typed kept.
+                Err(ReadlineError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    resumed = self.editor.helper().and_then(ReplHelper::take_editing);
+                    eprintln!("(ignored input that is not UTF-8 text)");
+                    continue;
+                }
                 Err(ReadlineError::Interrupted) => {
                     if interrupted_at_prompt {
                         return 0;
