@@ -287,3 +287,33 @@ fn deep_values_meet_one_json_depth_limit() {
     );
     assert!(out.contains("deeper than 127 arrays or maps"), "{out}");
 }
+
+/// Messages that misled: a refused event type gives LXD's reason (it was "websocket handshake
+/// failed: 500"), and a missing file names its path and instance (it was "Not Found").
+#[test]
+fn refusals_say_what_was_refused() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let name = common::unique("refuse");
+    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
+    let out = script_ok(&format!(
+        r#"let c = Client();
+           let e = error_of(|| c.events(["bogus"]));
+           check_eq(e.kind, "ApiError", e.message);
+           print(e.message);
+           let i = c.instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
+           i.start(true);
+           for call in [|| i.files.pull("/nowhere/x", "/tmp/never"), || i.files.get("/nowhere/x"),
+                        || i.files.put("/nowhere/x", "data")] {{
+               let e = error_of(call);
+               check_eq(e.kind, "NotFound", e.message);
+               print(e.message);
+           }}"#
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], r#""bogus" isn't a supported event type"#, "{out}");
+    for line in &lines[1..] {
+        assert!(line.starts_with(&format!("/nowhere/x in {name}: ")), "{out}");
+    }
+}

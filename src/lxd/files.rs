@@ -147,8 +147,29 @@ impl Files {
     /// GETs a path; errors (404, ...) are decoded from LXD's envelope.
     async fn open(&self, path: &str) -> Result<(FileInfo, reqwest::Response)> {
         let req = requests::on(Method::GET, &self.instance, path);
-        let resp = self.client.send(&req, None).await?;
+        let resp = self
+            .client
+            .send(&req, None)
+            .await
+            .map_err(|e| self.naming(path, e))?;
         Ok((parse_info(resp.headers())?, resp))
+    }
+
+    /// LXD's answers about a file do not name it (a missing one is just "Not Found"): its
+    /// errors name the path and the instance, LXD's words kept.
+    fn naming(&self, path: &str, err: Error) -> Error {
+        match err {
+            Error::Api {
+                status,
+                message,
+                operation,
+            } => Error::Api {
+                status,
+                message: format!("{path} in {}: {message}", self.instance),
+                operation,
+            },
+            other => other,
+        }
     }
 
     async fn body(&self, path: &str, resp: reqwest::Response) -> Result<Bytes> {
@@ -192,14 +213,19 @@ impl Files {
     /// Writes `body` at `path`.
     pub async fn put(&self, path: &str, body: reqwest::Body, attrs: &WriteAttrs) -> Result<()> {
         self.write(
+            path,
             requests::write(&self.instance, path, FileType::File, attrs),
             body,
         )
         .await
     }
 
-    async fn write(&self, req: Request, body: reqwest::Body) -> Result<()> {
-        self.client.call_with_body(&req, body).await.map(|_| ())
+    async fn write(&self, path: &str, req: Request, body: reqwest::Body) -> Result<()> {
+        self.client
+            .call_with_body(&req, body)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.naming(path, e))
     }
 
     /// Creates a directory (and, with `parents`, its missing parents).
@@ -235,6 +261,7 @@ impl Files {
                 continue;
             }
             self.write(
+                dir,
                 requests::write(&self.instance, dir, FileType::Directory, &a),
                 reqwest::Body::from(Vec::new()),
             )
@@ -246,7 +273,11 @@ impl Files {
     /// Deletes a path.
     pub async fn delete(&self, path: &str) -> Result<()> {
         let req = requests::on(Method::DELETE, &self.instance, path);
-        self.client.call(&req).await.map(|_| ())
+        self.client
+            .call(&req)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.naming(path, e))
     }
 
     /// Streams a local file into the instance; its mode is kept unless `attrs.mode` is set.

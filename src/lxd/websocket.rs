@@ -160,7 +160,21 @@ pub async fn connect(
     // LXD sends up to 128 KiB per message; the default limits (64 MiB) are ample.
     let (socket, _) = client_async_with_config(request, stream, Some(WebSocketConfig::default()))
         .await
-        .map_err(|e| connection_error(format!("websocket handshake failed: {e}")))?;
+        .map_err(|e| match e {
+            // LXD refused the websocket (a bad event type, a wrong secret): its error envelope
+            // says why.
+            tokio_tungstenite::tungstenite::Error::Http(refusal) => {
+                let status = refusal.status().as_u16();
+                let body = refusal.body().as_deref().unwrap_or_default();
+                match super::response::parse(status, body, None) {
+                    Err(refused @ Error::Api { .. }) => refused,
+                    _ => connection_error(format!(
+                        "websocket handshake failed: HTTP {status}"
+                    )),
+                }
+            }
+            other => connection_error(format!("websocket handshake failed: {other}")),
+        })?;
     Ok(socket)
 }
 
