@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::lxd::config::ConnectSpec;
+use crate::lxd::local::remove_partial_files;
 use crate::repl;
 use crate::script::client::{Client, ConnectDefaults};
 use crate::script::exec;
@@ -210,8 +211,9 @@ pub fn main(args: Vec<String>) -> i32 {
             }
         }
     };
-    // Do not wait for in-flight requests that Ctrl-C abandoned.
+    // Do not wait for in-flight requests that Ctrl-C abandoned, but leave none of their files.
     runtime.shutdown_background();
+    remove_partial_files();
     code
 }
 
@@ -219,6 +221,7 @@ pub fn main(args: Vec<String>) -> i32 {
 async fn forward_ctrl_c(mut sigint: Signal, interrupt: Interrupt) {
     while sigint.recv().await.is_some() {
         if interrupt.is_triggered() {
+            remove_partial_files();
             std::process::exit(130);
         }
         interrupt.trigger();

@@ -314,6 +314,67 @@ fn refusals_say_what_was_refused() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], r#""bogus" isn't a supported event type"#, "{out}");
     for line in &lines[1..] {
-        assert!(line.starts_with(&format!("/nowhere/x in {name}: ")), "{out}");
+        assert!(
+            line.starts_with(&format!("/nowhere/x in {name}: ")),
+            "{out}"
+        );
     }
+}
+
+/// Ctrl-C during `files.pull` or `recursive_get`, early or half-way, leaves nothing under the
+/// destination (a 256 MB `.partial` file was left after 1.5 s).
+#[test]
+fn ctrl_c_mid_pull_leaves_no_partial_file() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let name = common::unique("intpull");
+    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
+    script_ok(&format!(
+        r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
+           i.start(true);
+           i.execute(["sh", "-c", "mkdir /root/tree && head -c 400000000 /dev/zero > /root/tree/big"]);"#
+    ));
+    let calls = [
+        r#"files.pull("/root/tree/big", "DEST/big")"#,
+        r#"files.recursive_get("/root/tree", "DEST/tree")"#,
+    ];
+    for call in calls {
+        for min_bytes in [0, 30_000_000] {
+            let dest = tempfile::tempdir().expect("tempdir");
+            let script = format!(
+                r#"Client().instances.get("{name}").{}"#,
+                call.replace("DEST", &dest.path().display().to_string())
+            );
+            let partial_size = || -> Option<u64> {
+                walk(dest.path())
+                    .into_iter()
+                    .filter(|p| p.to_string_lossy().ends_with(".partial"))
+                    .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+                    .max()
+            };
+            let (run, _) = common::interrupt(&["eval", &script], || {
+                partial_size().is_some_and(|n| n >= min_bytes)
+            });
+            assert_eq!(run.code, 130, "{call}: {run:?}");
+            let left: Vec<_> = walk(dest.path())
+                .into_iter()
+                .filter(|p| p.is_file())
+                .collect();
+            assert!(left.is_empty(), "{call} at {min_bytes} B left {left:?}");
+        }
+    }
+}
+
+/// Every path under `dir`, depth first.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
 }

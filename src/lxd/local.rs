@@ -6,9 +6,9 @@ use std::ffi::OsStr;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -46,6 +46,57 @@ pub async fn file_body(path: &Path, progress: Option<Progress>) -> Result<(reqwe
 }
 
 static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The temporary files of the downloads in flight. A writer notes its file here when it creates
+/// it and forgets it once the file is renamed into place or removed; when the process ends
+/// before that (Ctrl-C), [`remove_partial_files`] removes what is left.
+static PARTIAL_FILES: Mutex<PartialFiles> = Mutex::new(PartialFiles {
+    paths: Vec::new(),
+    closing: false,
+});
+
+struct PartialFiles {
+    paths: Vec<PathBuf>,
+    /// Set by [`remove_partial_files`]: no new temporary file may be created after it.
+    closing: bool,
+}
+
+fn partial_files() -> std::sync::MutexGuard<'static, PartialFiles> {
+    PARTIAL_FILES.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Removes the temporary files of downloads still in flight, and refuses new ones: called as
+/// the process ends, so that a Ctrl-C mid-transfer leaves nothing behind whatever stage the
+/// transfer was in.
+pub fn remove_partial_files() {
+    let mut partial = partial_files();
+    partial.closing = true;
+    for path in partial.paths.drain(..) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Creates the temporary file `temp` (never through a symlink) and notes it as partial.
+fn create_partial(temp: &Path) -> Result<std::fs::File> {
+    let mut partial = partial_files();
+    if partial.closing {
+        return Err(Error::Cancelled);
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(temp)
+        .map_err(|e| local_error(e, temp))?;
+    partial.paths.push(temp.to_owned());
+    Ok(file)
+}
+
+/// Forgets `temp` once it is in place or removed.
+fn forget_partial(temp: &Path) {
+    partial_files().paths.retain(|p| p != temp);
+}
 
 /// How much of a download is handed to the writer at once, and written with one `write`.
 const BATCH_BYTES: usize = 1 << 20;
@@ -101,6 +152,7 @@ where
             if result.is_err() {
                 let _ = std::fs::remove_file(&temp);
             }
+            forget_partial(&temp);
             result
         })
     };
@@ -192,13 +244,7 @@ fn write_batches(
     mode: u32,
 ) -> Result<()> {
     release_cached(local);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o600)
-        .open(temp)
-        .map_err(|e| local_error(e, temp))?;
+    let mut file = create_partial(temp)?;
     loop {
         match queue.blocking_recv() {
             Some(Batch::Bytes(mut buffer)) => {

@@ -168,9 +168,7 @@ pub async fn connect(
                 let body = refusal.body().as_deref().unwrap_or_default();
                 match super::response::parse(status, body, None) {
                     Err(refused @ Error::Api { .. }) => refused,
-                    _ => connection_error(format!(
-                        "websocket handshake failed: HTTP {status}"
-                    )),
+                    _ => connection_error(format!("websocket handshake failed: HTTP {status}")),
                 }
             }
             other => connection_error(format!("websocket handshake failed: {other}")),
