@@ -4,11 +4,13 @@
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::lxd::config::ConnectSpec;
+use crate::lxd::files::remove_abandoned_pushes;
 use crate::lxd::local::remove_partial_files;
 use crate::repl;
 use crate::script::client::{Client, ConnectDefaults};
@@ -212,16 +214,26 @@ pub fn main(args: Vec<String>) -> i32 {
         }
     };
     // Do not wait for in-flight requests that Ctrl-C abandoned, but leave none of their files.
+    runtime.block_on(remove_abandoned_files());
     runtime.shutdown_background();
-    remove_partial_files();
     code
+}
+
+/// How long removing what interrupted pushes left in instances may take as the process ends.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Removes the temporary files of transfers that Ctrl-C abandoned: local downloads', and those
+/// of pushes in their instances (within [`CLEANUP_TIMEOUT`]).
+async fn remove_abandoned_files() {
+    remove_partial_files();
+    let _ = tokio::time::timeout(CLEANUP_TIMEOUT, remove_abandoned_pushes()).await;
 }
 
 /// The first Ctrl-C interrupts the script (blocked calls return at once); a second one exits.
 async fn forward_ctrl_c(mut sigint: Signal, interrupt: Interrupt) {
     while sigint.recv().await.is_some() {
         if interrupt.is_triggered() {
-            remove_partial_files();
+            remove_abandoned_files().await;
             std::process::exit(130);
         }
         interrupt.trigger();

@@ -378,3 +378,59 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+/// A push over an existing file is atomic: interrupted half-way (Ctrl-C), the old content,
+/// owner and mode are intact and the temporary file is removed; complete, the new content has
+/// the old owner and mode. (The old content was gone, replaced by a torn copy of the new.)
+#[test]
+fn an_interrupted_push_keeps_the_old_file() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let name = common::unique("atomic");
+    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
+    script_ok(&format!(
+        r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
+           i.start(true);
+           i.execute(["sh", "-c", "echo old > /root/config.dat && chown 12:34 /root/config.dat && chmod 0640 /root/config.dat"]);"#
+    ));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("big");
+    let file = std::fs::File::create(&big).expect("create");
+    file.set_len(400_000_000).expect("size");
+    let script = format!(
+        r#"Client().instances.get("{name}").files.push("{}", "/root/config.dat")"#,
+        big.display()
+    );
+    let started = std::time::Instant::now();
+    let (run, _) = common::interrupt(&["eval", &script], || {
+        started.elapsed() > std::time::Duration::from_millis(700)
+    });
+    assert_eq!(run.code, 130, "{run:?}");
+    let listing = |path: &str| {
+        script_ok(&format!(
+            r#"let i = Client().instances.get("{name}");
+               print(i.execute(["stat", "-c", "%u:%g %a %s", "{path}"]).stdout);
+               print(i.execute(["sh", "-c", "ls -a /root | grep -c partial || true"]).stdout);"#
+        ))
+    };
+    assert_eq!(
+        listing("/root/config.dat"),
+        "12:34 640 4\n\n0\n\n",
+        "the old file, whole, and no temporary file"
+    );
+    std::fs::write(&big, "new\n").expect("write");
+    script_ok(&format!(
+        r#"Client().instances.get("{name}").files.push("{}", "/root/config.dat");"#,
+        big.display()
+    ));
+    assert_eq!(
+        listing("/root/config.dat"),
+        "12:34 640 4\n\n0\n\n",
+        "the new file (4 bytes too), old owner and mode"
+    );
+    let out = script_ok(&format!(
+        r#"print(Client().instances.get("{name}").files.get("/root/config.dat").as_string());"#
+    ));
+    assert_eq!(out, "new\n\n");
+}

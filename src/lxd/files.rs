@@ -128,6 +128,28 @@ pub fn parse_info(headers: &HeaderMap) -> Result<FileInfo> {
     })
 }
 
+/// Numbers the temporary files of atomic pushes.
+static TEMP_COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The temporary files of atomic pushes in flight, in their instances: a push notes its file
+/// before sending and forgets it once renamed or removed; what a Ctrl-C abandoned is removed by
+/// [`remove_abandoned_pushes`] as the process ends.
+static PUSHES_IN_FLIGHT: std::sync::Mutex<Vec<(Files, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn pushes_in_flight() -> std::sync::MutexGuard<'static, Vec<(Files, String)>> {
+    PUSHES_IN_FLIGHT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes the temporary files of pushes that were abandoned half-way (Ctrl-C), so that an
+/// interrupted push leaves the instance as it was. Called as the process ends.
+pub async fn remove_abandoned_pushes() {
+    let abandoned = std::mem::take(&mut *pushes_in_flight());
+    let removals = abandoned.iter().map(|(files, temp)| files.delete(temp));
+    futures_util::future::join_all(removals).await;
+}
+
 /// The files of one instance.
 #[derive(Debug, Clone)]
 pub struct Files {
@@ -210,14 +232,18 @@ impl Files {
         }
     }
 
-    /// Writes `body` at `path`.
+    /// Writes `body` at `path`. A regular file already there is replaced atomically (see
+    /// [`Files::replace`]); anything else is written in place.
     pub async fn put(&self, path: &str, body: reqwest::Body, attrs: &WriteAttrs) -> Result<()> {
-        self.write(
-            path,
-            requests::write(&self.instance, path, FileType::File, attrs),
-            body,
-        )
-        .await
+        match self.stat(path).await? {
+            Some(existing) if existing.kind == FileType::File && !attrs.append => {
+                self.replace(path, body, &existing).await
+            }
+            _ => {
+                let req = requests::write(&self.instance, path, FileType::File, attrs);
+                self.write(path, req, body).await
+            }
+        }
     }
 
     async fn write(&self, path: &str, req: Request, body: reqwest::Body) -> Result<()> {
@@ -319,6 +345,44 @@ impl Files {
         self.put(path, reqwest::Body::wrap_stream(body), &attrs)
             .await?;
         Ok(sent.load(Ordering::Relaxed))
+    }
+
+    /// Replaces the regular file at `path` atomically: the bytes go to a hidden temporary file
+    /// beside it, with the replaced file's owner and mode (as a write over it would keep them),
+    /// which is renamed over it once complete (over SFTP, which renames as POSIX does). An
+    /// interrupted push leaves the old content in place; a failed one removes the temporary
+    /// file.
+    async fn replace(&self, path: &str, body: reqwest::Body, existing: &FileInfo) -> Result<()> {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let temp = format!(
+            "{dir}/.{name}.{}-{}.partial",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        pushes_in_flight().push((self.clone(), temp.clone()));
+        let keep = WriteAttrs {
+            mode: Some(existing.mode),
+            uid: Some(existing.uid),
+            gid: Some(existing.gid),
+            append: false,
+        };
+        let write = self.write(
+            path,
+            requests::write(&self.instance, &temp, FileType::File, &keep),
+            body,
+        );
+        // The session opens while the bytes go.
+        let (written, session) =
+            tokio::join!(write, sftp::Session::open(&self.client, &self.instance));
+        let renamed = match (written, session) {
+            (Ok(()), Ok(session)) => session.rename_over(&temp, path).await,
+            (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+        };
+        if renamed.is_err() {
+            let _ = self.delete(&temp).await;
+        }
+        pushes_in_flight().retain(|(files, t)| !(t == &temp && files.instance == self.instance));
+        renamed
     }
 
     /// Streams a file of the instance to a local path. The bytes go to a temporary file beside

@@ -221,6 +221,15 @@ impl Session {
         Ok(sent)
     }
 
+    /// Renames `from` to `to`, replacing what `to` names in one step (the server renames as
+    /// POSIX does).
+    pub async fn rename_over(&self, from: &str, to: &str) -> Result<()> {
+        self.sftp
+            .rename(from, to)
+            .await
+            .map_err(|e| self.error(to, e))
+    }
+
     /// Creates the symlink `path` → `target`, replacing a file or symlink already there.
     async fn make_symlink(&self, path: &str, target: &str) -> Result<()> {
         // LXD's server takes SYMLINK's two paths in OpenSSH's order, target first: the reverse
