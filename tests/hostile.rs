@@ -434,3 +434,43 @@ fn an_interrupted_push_keeps_the_old_file() {
     ));
     assert_eq!(out, "new\n\n");
 }
+
+/// An exec on a daemon that stops answering mid-command (SIGSTOP) ends: its wait fails within
+/// twice `--timeout`, and the output streams get a short grace (it waited on them forever).
+#[test]
+fn an_exec_on_a_hung_daemon_ends() {
+    if common::testbed_for(Needs::Lxd("it freezes a private LXD daemon of its own")).is_none() {
+        return;
+    }
+    let daemon = common::PrivateDaemon::with_image();
+    let name = common::unique("hung");
+    script_ok(&format!(
+        r#"Client("{}").instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true).start(true);"#,
+        daemon.socket().display()
+    ));
+    let child = common::binary()
+        .args([
+            "--timeout",
+            "3",
+            "eval",
+            &format!(
+                r#"let i = Client("{}").instances.get("{name}");
+                   i.execute(["sh", "-c", "echo started; sleep 600"], #{{stdout: |chunk| print(chunk)}});"#,
+                daemon.socket().display()
+            ),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    daemon.signal("STOP");
+    let frozen = std::time::Instant::now();
+    let run: common::Run = child.wait_with_output().expect("wait").into();
+    let took = frozen.elapsed();
+    daemon.signal("CONT");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.contains("started"), "{run:?}");
+    assert!(run.stderr.contains("Timeout"), "{run:?}");
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+}

@@ -232,11 +232,15 @@ impl Client {
         progress: Option<OperationProgress>,
     ) -> Result<Operation> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        // A client timeout shorter than the long poll bounds how long the server may stay
+        // silent: a hung daemon is then noticed within twice the timeout.
+        let client_timeout = self.transport.options().timeout;
         let poll = if progress.is_some() {
             Duration::from_secs(1)
         } else {
-            WAIT_CHUNK
+            WAIT_CHUNK.min(client_timeout.unwrap_or(WAIT_CHUNK))
         };
+        let slack = WAIT_SLACK.min(client_timeout.unwrap_or(WAIT_SLACK));
         loop {
             let chunk = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(poll),
@@ -246,7 +250,7 @@ impl Client {
             let secs = chunk.as_secs_f64().ceil() as u64;
             let req = Request::get(format!("/1.0/operations/{}/wait", segment(id)))
                 .query("timeout", secs.to_string())
-                .timeout(chunk + WAIT_SLACK);
+                .timeout(chunk + slack);
             match self.call(&req).await {
                 Ok(answer) => {
                     let op = Operation(answer.into_metadata());

@@ -158,6 +158,11 @@ const GRACE: Duration = Duration::from_secs(10);
 /// How long an interrupted command may take to end before it is killed (SIGINT can also be
 /// lost: LXD drops a signal that arrives before the command has started).
 const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
+/// How long the output streams may stay open after the exec's wait failed.
+const DRAIN_GRACE: Duration = Duration::from_secs(3);
+/// How long a control message or the closing of the control socket may take (a hung daemon
+/// stops reading them).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The signals of `timeout` and Ctrl-C.
 const SIGKILL: i32 = 9;
 const SIGINT: i32 = 2;
@@ -214,6 +219,8 @@ pub async fn run(
     let far = Duration::from_secs(365 * 24 * 3600);
     let deadline = tokio::time::sleep(limits.timeout.unwrap_or(far));
     tokio::pin!(deadline);
+    let drain = tokio::time::sleep(far);
+    tokio::pin!(drain);
     let mut streams_done: Option<Result<()>> = None;
     let mut finished: Option<Result<Operation>> = None;
     let mut stopped: Option<Error> = None;
@@ -228,12 +235,26 @@ pub async fn run(
                     // Output was lost: end the command now rather than wait for it (it may be
                     // blocked writing to the dead socket, and never end by itself).
                     let _ = send_control(&mut ctl, Control::Signal(SIGKILL)).await;
-                    let _ = ctl.close(None).await;
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ctl.close(None)).await;
                     return Err(e);
                 }
                 streams_done = Some(r);
             }
-            r = &mut wait, if finished.is_none() => finished = Some(r),
+            r = &mut wait, if finished.is_none() => {
+                if r.is_err() {
+                    // The wait failed (the server stopped answering, the operation failed):
+                    // the output streams get a short grace, not forever.
+                    drain.as_mut().reset(tokio::time::Instant::now() + DRAIN_GRACE);
+                }
+                finished = Some(r);
+            },
+            _ = &mut drain, if streams_done.is_none() => {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, ctl.close(None)).await;
+                return match finished {
+                    Some(Err(e)) => Err(e),
+                    _ => Err(Error::Decode("the exec's output never ended".into())),
+                };
+            },
             c = control.recv(), if control_open => match c {
                 Some(c) => send_control(&mut ctl, c).await?,
                 None => control_open = false,
@@ -262,7 +283,7 @@ pub async fn run(
         }
     }
     // The command has ended: closing control now kills nothing.
-    let _ = ctl.close(None).await;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ctl.close(None)).await;
     if let Some(err) = stopped {
         return Err(err);
     }
@@ -443,9 +464,18 @@ fn exit_code(metadata: &Value) -> Result<i64> {
 }
 
 async fn send_control(ctl: &mut Socket, c: Control) -> Result<()> {
-    ctl.send(Message::text(c.to_json().to_string()))
-        .await
-        .map_err(ws_error)
+    let sent = tokio::time::timeout(
+        CLOSE_TIMEOUT,
+        ctl.send(Message::text(c.to_json().to_string())),
+    );
+    match sent.await {
+        Ok(sent) => sent.map_err(ws_error),
+        Err(_) => Err(Error::Timeout {
+            what: "a control message to the exec".into(),
+            seconds: CLOSE_TIMEOUT.as_secs_f64(),
+            operation: None,
+        }),
+    }
 }
 
 fn ws_error(e: WsError) -> Error {

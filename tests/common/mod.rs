@@ -432,6 +432,16 @@ impl PrivateDaemon {
         assert!(ready.success(), "the test's own daemon did not start");
     }
 
+    /// Sends the daemon a signal (`"STOP"` freezes it as a hung daemon, `"CONT"` resumes it).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -{name}");
+    }
+
     /// Kills the daemon (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -444,6 +454,7 @@ impl PrivateDaemon {
 impl Drop for PrivateDaemon {
     fn drop(&mut self) {
         if self.child.is_some() {
+            self.signal("CONT");
             let _ = self
                 .command("lxd")
                 .args(["shutdown", "--timeout", "10"])
