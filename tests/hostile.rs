@@ -474,3 +474,43 @@ fn an_exec_on_a_hung_daemon_ends() {
     assert!(run.stderr.contains("Timeout"), "{run:?}");
     assert!(took < std::time::Duration::from_secs(20), "{took:?}");
 }
+
+/// A stdout callback that throws, or calls `exit(n)`, ends an endless command at once: the
+/// error (or the exit status) goes on and the command is stopped in the instance. (The call
+/// returned only when the command ended: never, for this one.)
+#[test]
+fn a_throwing_callback_stops_the_command() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let name = common::unique("cbstop");
+    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
+    script_ok(&format!(
+        r#"Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true).start(true);"#
+    ));
+    for (callback, code, marker) in [
+        ("|chunk| throw \"enough\"", 1, "loop-one"),
+        ("|chunk| exit(7)", 7, "loop-two"),
+    ] {
+        let started = std::time::Instant::now();
+        let run = lxd_script(&[
+            "eval",
+            &format!(
+                r#"Client().instances.get("{name}").execute(["sh", "-c", "while true; do echo {marker}; sleep 0.1; done"], #{{stdout: {callback}}})"#
+            ),
+        ]);
+        assert_eq!(run.code, code, "{run:?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        if code == 1 {
+            assert!(run.stderr.contains("enough"), "{run:?}");
+        }
+        let ps = script_ok(&format!(
+            r#"print(Client().instances.get("{name}").execute(["ps", "-o", "args"]).stdout);"#
+        ));
+        assert!(!ps.contains(marker), "still running: {ps}");
+    }
+}

@@ -253,9 +253,11 @@ fn execute(
     let name = instance.name.clone();
     let (tx, mut rx) = mpsc::channel(OUTPUT_QUEUE);
     let (_control_tx, control_rx) = mpsc::channel(1);
+    // Ctrl-C stops the command, and so does a callback that throws (or calls exit()).
+    let stop = bridge.interrupt().token().child_token();
     let limits = Limits {
         timeout: args.timeout,
-        cancel: Some(bridge.interrupt().token()),
+        cancel: Some(stop.clone()),
     };
     let opts = args.options;
     let stdin = args.stdin;
@@ -271,9 +273,10 @@ fn execute(
             Output::Stderr(b) => stderr.push(ctx, b, false),
         };
         if let Err(e) = pushed {
-            // A callback threw: stop listening (the rest is drained and dropped), report it
-            // once the command has ended.
+            // A callback threw: the command is stopped as on Ctrl-C (SIGINT, then SIGKILL), the
+            // rest of its output dropped, and the callback's error (or exit) goes on.
             failed = Some(e);
+            stop.cancel();
             rx.close();
             break;
         }
