@@ -514,3 +514,66 @@ fn a_throwing_callback_stops_the_command() {
         assert!(!ps.contains(marker), "still running: {ps}");
     }
 }
+
+/// Hostile names and file types in a tree pull: what cannot be copied (a name that is not
+/// UTF-8, a FIFO) is skipped and reported, the rest arrives, sparse files stay sparse; a pull
+/// of a FIFO is refused at once. (The bad name aborted the whole pull with "NotFound", the FIFO
+/// was skipped silently, the sparse file was written fully allocated, and pulling the FIFO
+/// blocked forever.)
+#[test]
+fn hostile_trees_are_pulled_with_what_cannot_be_copied_reported() {
+    use std::os::unix::fs::MetadataExt;
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let name = common::unique("hostile");
+    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = common::script(&format!(
+        r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
+           i.start(true);
+           i.execute(["sh", "-c", "mkdir -p /root/t/sub && echo ok > /root/t/sub/plain && mkfifo /root/t/fifo && printf x > \"/root/t/bad$(printf '\\377')name\" && truncate -s 64M /root/t/sparse && printf end >> /root/t/sparse"]);
+           let r = i.files.recursive_get("/root/t", "{}/t");
+           print(r.entries);
+           for s in r.skipped {{ print(s.path + " | " + s.reason); }}
+           let started = timestamp();
+           let e = error_of(|| i.files.pull("/root/t/fifo", "{}/fifo"));
+           check_eq(e.kind, "InvalidArgument", e.message);
+           check(started.elapsed < 10.0, "refused at once");
+           print(e.message);
+           // LXD's read of the FIFO was released: the instance still stops at once.
+           let started = timestamp();
+           i.stop(#{{force: true, wait: true}});
+           check(started.elapsed < 10.0, "the instance stops");"#,
+        dir.path().display(),
+        dir.path().display()
+    ));
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "3", "sub, sub/plain and sparse: {out:?}");
+    let mut skipped = lines[1..3].to_vec();
+    skipped.sort();
+    assert_eq!(
+        skipped,
+        [
+            "/root/t/bad\u{fffd}name | its name is not UTF-8",
+            "/root/t/fifo | a FIFO is not a file to copy"
+        ],
+        "{out:?}"
+    );
+    assert!(lines[3].contains("is a FIFO"), "{out:?}");
+    assert!(
+        out.stderr.contains("recursive_get: skipped /root/t/fifo"),
+        "{out:?}"
+    );
+    let plain = dir.path().join("t/sub/plain");
+    assert_eq!(std::fs::read_to_string(plain).expect("plain"), "ok\n");
+    let sparse = std::fs::metadata(dir.path().join("t/sparse")).expect("sparse");
+    assert_eq!(sparse.len(), (64 << 20) + 3);
+    assert!(
+        sparse.blocks() * 512 < 1 << 20,
+        "{} blocks",
+        sparse.blocks()
+    );
+    assert!(!dir.path().join("fifo").exists());
+}

@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -128,6 +129,10 @@ pub fn parse_info(headers: &HeaderMap) -> Result<FileInfo> {
     })
 }
 
+/// How long a file read may go unanswered before SFTP is asked whether the path is a FIFO or
+/// a device (which LXD would block on).
+const SPECIAL_FILE_CHECK: Duration = Duration::from_secs(1);
+
 /// Numbers the temporary files of atomic pushes.
 static TEMP_COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -167,13 +172,33 @@ impl Files {
     }
 
     /// GETs a path; errors (404, ...) are decoded from LXD's envelope.
+    ///
+    /// LXD answers a GET of a FIFO or a device only once something writes to it (it reports
+    /// one as a "file"): when no answer has come after [`SPECIAL_FILE_CHECK`], SFTP is asked
+    /// what the path is, and anything but a regular file is refused.
     async fn open(&self, path: &str) -> Result<(FileInfo, reqwest::Response)> {
         let req = requests::on(Method::GET, &self.instance, path);
-        let resp = self
-            .client
-            .send(&req, None)
-            .await
-            .map_err(|e| self.naming(path, e))?;
+        let sent = self.client.send(&req, None);
+        tokio::pin!(sent);
+        let resp = tokio::select! {
+            resp = &mut sent => resp,
+            () = tokio::time::sleep(SPECIAL_FILE_CHECK) => {
+                let session = sftp::Session::open(&self.client, &self.instance).await?;
+                if let Some(kind) = session.special_kind_of(path).await? {
+                    // LXD is blocked opening it: released now, while its reader (our request)
+                    // is still there to take the end.
+                    if kind == "FIFO" {
+                        session.release_fifo_reader(path).await;
+                    }
+                    return Err(Error::InvalidArgument(format!(
+                        "{path} in {} is a {kind}: only regular files can be read",
+                        self.instance
+                    )));
+                }
+                sent.await
+            }
+        };
+        let resp = resp.map_err(|e| self.naming(path, e))?;
         Ok((parse_info(resp.headers())?, resp))
     }
 
@@ -427,7 +452,7 @@ impl Files {
     /// Pulls a tree into `local` (created if missing) over one SFTP session ([`sftp`]).
     /// Symlinks are recreated, never followed; nothing is written outside `local`, even where
     /// `local` already holds symlinks. Returns the number of entries.
-    pub async fn recursive_get(&self, path: &str, local: &Path) -> Result<u64> {
+    pub async fn recursive_get(&self, path: &str, local: &Path) -> Result<sftp::TreePull> {
         sftp::Session::open(&self.client, &self.instance)
             .await?
             .pull_tree(path, local)

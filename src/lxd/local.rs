@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use tokio_util::task::AbortOnDropHandle;
 
@@ -244,11 +243,13 @@ fn write_batches(
     mode: u32,
 ) -> Result<()> {
     release_cached(local);
-    let mut file = create_partial(temp)?;
+    let file = create_partial(temp)?;
+    let mut length = 0u64;
     loop {
         match queue.blocking_recv() {
             Some(Batch::Bytes(mut buffer)) => {
-                file.write_all(&buffer).map_err(|e| local_error(e, temp))?;
+                write_sparse(&file, &buffer, length).map_err(|e| local_error(e, temp))?;
+                length += buffer.len() as u64;
                 buffer.clear();
                 let _ = spare.send(buffer);
             }
@@ -256,9 +257,49 @@ fn write_batches(
             None => return Err(Error::Cancelled),
         }
     }
+    // Trailing zeros were skipped: the length says where the file ends.
+    file.set_len(length).map_err(|e| local_error(e, temp))?;
     file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
         .map_err(|e| local_error(e, temp))?;
     put_in_place(temp, local)
+}
+
+/// The block size of holes: an aligned block of this many zero bytes is skipped, not written,
+/// so a sparse file stays sparse (a 4 GiB one was written fully allocated).
+const HOLE_BLOCK: u64 = 4096;
+
+/// Writes `buffer` at `offset` of `file`, leaving each aligned [`HOLE_BLOCK`] of zeros as a
+/// hole. Data without zero blocks costs one failed comparison per block and one write.
+fn write_sparse(file: &std::fs::File, buffer: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let end = offset + buffer.len() as u64;
+    let slice = |from: u64, to: u64| &buffer[(from - offset) as usize..(to - offset) as usize];
+    // The data not yet written starts at `pending`; blocks run between aligned boundaries.
+    let mut pending = offset;
+    let mut block_start = offset;
+    while block_start < end {
+        let block_end = ((block_start / HOLE_BLOCK + 1) * HOLE_BLOCK).min(end);
+        if block_end - block_start == HOLE_BLOCK && is_zero(slice(block_start, block_end)) {
+            if pending < block_start {
+                file.write_all_at(slice(pending, block_start), pending)?;
+            }
+            pending = block_end;
+        }
+        block_start = block_end;
+    }
+    if pending < end {
+        file.write_all_at(slice(pending, end), pending)?;
+    }
+    Ok(())
+}
+
+/// True when every byte is zero (compared 16 at a time).
+fn is_zero(block: &[u8]) -> bool {
+    let mut words = block.chunks_exact(16);
+    words
+        .by_ref()
+        .all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0)
+        && words.remainder().iter().all(|&b| b == 0)
 }
 
 /// Files modified longer ago than this (the kernel's default `dirty_expire_centisecs`) are taken
@@ -340,6 +381,34 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[tokio::test]
+    async fn zeros_become_holes_and_the_content_is_exact() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("sparse");
+        // 8 MiB: data at odd offsets around long runs of zeros, ending in zeros.
+        let mut content = vec![0u8; 8 << 20];
+        content[100..5000].fill(7);
+        content[3 << 20] = 1;
+        content[(5 << 20) + 4095] = 2;
+        let chunks: Vec<std::result::Result<Bytes, &str>> = content
+            .chunks(300_001)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        save_stream(
+            futures_util::stream::iter(chunks),
+            &target,
+            0o644,
+            None,
+            |e| Error::InvalidArgument(e.to_owned()),
+        )
+        .await
+        .expect("saved");
+        assert_eq!(std::fs::read(&target).expect("read"), content);
+        let allocated = std::fs::metadata(&target).expect("meta").blocks() * 512;
+        assert!(allocated < 1 << 20, "{allocated} bytes allocated");
+    }
 
     #[tokio::test]
     async fn a_failed_stream_leaves_nothing() {

@@ -29,6 +29,9 @@ const FILES_IN_FLIGHT: usize = 16;
 /// How much of a local file one read takes (SFTP splits it into packets).
 const READ_CHUNK: usize = 256 * 1024;
 
+/// How long opening and closing a FIFO to release its reader may take.
+const FIFO_RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How long one SFTP request may wait for its answer.
 const REQUEST_TIMEOUT_SECS: u64 = 60;
 
@@ -51,6 +54,54 @@ struct LocalLeaf {
     local: PathBuf,
     remote: String,
     meta: std::fs::Metadata,
+}
+
+/// An entry a tree pull left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// Its path in the instance (invalid UTF-8 shown as U+FFFD).
+    pub path: String,
+    /// Why it was not copied.
+    pub reason: String,
+}
+
+/// What a tree pull did.
+#[derive(Debug, Default)]
+pub struct TreePull {
+    /// Entries copied (files, directories, symlinks).
+    pub entries: u64,
+    /// Entries that cannot be copied: FIFOs, sockets and devices, and names that are not UTF-8.
+    pub skipped: Vec<Skipped>,
+}
+
+/// The special kind of file (not a regular file, directory or symlink) that SFTP permission
+/// bits describe, if any.
+pub fn special_kind(permissions: Option<u32>) -> Option<&'static str> {
+    match permissions? & 0o170_000 {
+        0o010_000 => Some("FIFO"),
+        0o020_000 => Some("character device"),
+        0o060_000 => Some("block device"),
+        0o140_000 => Some("socket"),
+        _ => None,
+    }
+}
+
+/// One entry of a listed remote directory.
+enum Listed {
+    /// To fetch.
+    Entry(RemoteEntry),
+    /// Not to be copied.
+    Skipped(Skipped),
+}
+
+/// What fetching one entry gave.
+enum Fetched {
+    /// A directory, created locally, to list next.
+    Dir(String, PathBuf),
+    /// A file or symlink, copied.
+    Copied,
+    /// Left out.
+    Skipped(Skipped),
 }
 
 /// A remote entry to fetch.
@@ -252,8 +303,9 @@ impl Session {
     }
 
     /// Pulls the tree at `remote` into `local` (created if missing, with missing parents), a
-    /// level at a time, many entries in flight. Returns the number of entries.
-    pub async fn pull_tree(&self, remote: &str, local: &Path) -> Result<u64> {
+    /// level at a time, many entries in flight. What cannot be copied (FIFOs, sockets, devices,
+    /// names that are not UTF-8) is left out and listed; regular files stay sparse.
+    pub async fn pull_tree(&self, remote: &str, local: &Path) -> Result<TreePull> {
         let root_attrs = self
             .sftp
             .metadata(remote)
@@ -272,55 +324,78 @@ impl Session {
         ensure_real_dir(local, mode_of(&root_attrs))?;
         let root = remote.trim_end_matches('/').to_owned();
         let mut level = vec![(root.clone(), local.to_owned())];
-        let mut total = 0;
+        let mut pulled = TreePull::default();
         while !level.is_empty() {
-            let listings: Vec<Vec<RemoteEntry>> = stream::iter(level.iter().map(Ok))
+            let listings: Vec<Vec<Listed>> = stream::iter(level.iter().map(Ok))
                 .map_ok(|(dir, target)| self.list(dir, target))
                 .try_buffer_unordered(FILES_IN_FLIGHT)
                 .try_collect()
                 .await?;
-            let entries: Vec<RemoteEntry> = listings.into_iter().flatten().collect();
-            total += entries.len() as u64;
-            let subdirs: Vec<Option<(String, PathBuf)>> = stream::iter(entries.into_iter().map(Ok))
+            let mut entries = Vec::new();
+            for listed in listings.into_iter().flatten() {
+                match listed {
+                    Listed::Entry(entry) => entries.push(entry),
+                    Listed::Skipped(skipped) => pulled.skipped.push(skipped),
+                }
+            }
+            let fetched: Vec<Fetched> = stream::iter(entries.into_iter().map(Ok))
                 .map_ok(|entry| self.pull_entry(&root, entry))
                 .try_buffer_unordered(FILES_IN_FLIGHT)
                 .try_collect()
                 .await?;
-            level = subdirs.into_iter().flatten().collect();
+            level = Vec::new();
+            for outcome in fetched {
+                match outcome {
+                    Fetched::Dir(remote, local) => {
+                        pulled.entries += 1;
+                        level.push((remote, local));
+                    }
+                    Fetched::Copied => pulled.entries += 1,
+                    Fetched::Skipped(skipped) => pulled.skipped.push(skipped),
+                }
+            }
         }
-        Ok(total)
+        Ok(pulled)
     }
 
     /// The entries of the remote directory `dir`, each paired with its local path in `target`.
-    async fn list(&self, dir: &str, target: &Path) -> Result<Vec<RemoteEntry>> {
+    /// A name that is not UTF-8 arrives with U+FFFD in place of its bad bytes and cannot be
+    /// asked for by name: it is left out, unless an entry of that very name exists.
+    async fn list(&self, dir: &str, target: &Path) -> Result<Vec<Listed>> {
         let listing = self
             .sftp
             .read_dir(dir)
             .await
             .map_err(|e| self.error(dir, e))?;
-        listing
-            .map(|entry| {
-                let name = entry.file_name();
-                if !is_safe_name(&name) {
-                    return Err(Error::InvalidArgument(format!(
-                        "refusing the entry {name:?} of {dir}: not a single path component"
-                    )));
-                }
-                Ok(RemoteEntry {
-                    remote: format!("{dir}/{name}"),
-                    local: target.join(&name),
-                    attrs: entry.metadata(),
-                })
-            })
-            .collect()
+        let mut listed = Vec::new();
+        for entry in listing {
+            let name = entry.file_name();
+            if !is_safe_name(&name) {
+                return Err(Error::InvalidArgument(format!(
+                    "refusing the entry {name:?} of {dir}: not a single path component"
+                )));
+            }
+            let remote = format!("{dir}/{name}");
+            if name.contains(char::REPLACEMENT_CHARACTER)
+                && self.sftp.symlink_metadata(remote.as_str()).await.is_err()
+            {
+                listed.push(Listed::Skipped(Skipped {
+                    path: remote,
+                    reason: "its name is not UTF-8".into(),
+                }));
+                continue;
+            }
+            listed.push(Listed::Entry(RemoteEntry {
+                remote,
+                local: target.join(&name),
+                attrs: entry.metadata(),
+            }));
+        }
+        Ok(listed)
     }
 
     /// Fetches one entry; a directory is created and returned to be listed next.
-    async fn pull_entry(
-        &self,
-        root: &str,
-        entry: RemoteEntry,
-    ) -> Result<Option<(String, PathBuf)>> {
+    async fn pull_entry(&self, root: &str, entry: RemoteEntry) -> Result<Fetched> {
         let RemoteEntry {
             remote,
             local,
@@ -328,7 +403,7 @@ impl Session {
         } = entry;
         if attrs.is_dir() {
             ensure_real_dir(&local, mode_of(&attrs))?;
-            return Ok(Some((remote, local)));
+            return Ok(Fetched::Dir(remote, local));
         }
         if attrs.is_symlink() {
             let target = self
@@ -344,10 +419,14 @@ impl Session {
                     local.display()
                 ))
             })?;
-            return Ok(None);
+            return Ok(Fetched::Copied);
         }
         if !attrs.is_regular() {
-            return Ok(None); // sockets, fifos and devices are not files to copy
+            let kind = special_kind(attrs.permissions).unwrap_or("special file");
+            return Ok(Fetched::Skipped(Skipped {
+                path: remote,
+                reason: format!("a {kind} is not a file to copy"),
+            }));
         }
         if std::fs::symlink_metadata(&local).is_ok_and(|m| m.is_dir()) {
             return Err(Error::InvalidArgument(format!(
@@ -365,7 +444,26 @@ impl Session {
             self.io_error(&remote, e)
         })
         .await?;
-        Ok(None)
+        Ok(Fetched::Copied)
+    }
+
+    /// Opens the FIFO at `path` for writing and closes it: a reader blocked on it (LXD's files
+    /// API, asked to read it) then sees its end instead of holding the instance forever.
+    pub async fn release_fifo_reader(&self, path: &str) {
+        let opened = self.sftp.open_with_flags(path, OpenFlags::WRITE);
+        if let Ok(Ok(mut fifo)) = tokio::time::timeout(FIFO_RELEASE_TIMEOUT, opened).await {
+            let _ = tokio::time::timeout(FIFO_RELEASE_TIMEOUT, fifo.shutdown()).await;
+        }
+    }
+
+    /// The special kind of the entry at `path` (a FIFO, a device, a socket), if it is one.
+    pub async fn special_kind_of(&self, path: &str) -> Result<Option<&'static str>> {
+        let attrs = self
+            .sftp
+            .symlink_metadata(path)
+            .await
+            .map_err(|e| self.error(path, e))?;
+        Ok(special_kind(attrs.permissions))
     }
 }
 

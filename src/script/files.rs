@@ -236,10 +236,28 @@ pub fn register(api: &mut Api) {
             },
         );
     rhai::FuncRegistration::new("recursive_get")
-        .with_comments(["/// Pulls a directory tree over one SFTP session; symlinks stay symlinks and nothing is written outside the local directory."])
-        .register_into(api, |f: &mut FileManager, path: &str, local: &str| {
-            f.block_on(f.api.recursive_get(path, Path::new(local))).map(|_| ())
-        });
+        .with_comments(["/// Pulls a directory tree over one SFTP session; symlinks stay symlinks, sparse files stay sparse and nothing is written outside the local directory. Returns #{entries, skipped}: what cannot be copied (FIFOs, sockets, devices, names that are not UTF-8) is left out, listed in skipped as #{path, reason} and warned about on stderr."])
+        .register_into(
+            api,
+            |f: &mut FileManager, path: &str, local: &str| -> RhaiResultOf<Map> {
+                let pulled = f.block_on(f.api.recursive_get(path, Path::new(local)))?;
+                let mut skipped = Array::new();
+                for left_out in pulled.skipped {
+                    eprintln!(
+                        "lxd-script: recursive_get: skipped {}: {}",
+                        left_out.path, left_out.reason
+                    );
+                    let mut entry = Map::new();
+                    entry.insert("path".into(), left_out.path.into());
+                    entry.insert("reason".into(), left_out.reason.into());
+                    skipped.push(entry.into());
+                }
+                let mut result = Map::new();
+                result.insert("entries".into(), Dynamic::from_int(pulled.entries as i64));
+                result.insert("skipped".into(), skipped.into());
+                Ok(result)
+            },
+        );
     rhai::FuncRegistration::new("list")
         .with_comments(["/// The names in a directory of the instance."])
         .register_into(
