@@ -66,7 +66,9 @@ pub fn command_words(call: &str, cmd: &Dynamic) -> RhaiResultOf<Vec<String>> {
 struct Sink {
     callback: Option<FnPtr>,
     decoder: Option<Decoder>,
-    text: String,
+    /// Decoded output, in the buffer type of Rhai's strings: the result takes it over without
+    /// a copy (from a `String` it would be copied, doubling the peak for a big output).
+    text: smartstring::SmartString<smartstring::LazyCompact>,
     bytes: Vec<u8>,
 }
 
@@ -75,7 +77,7 @@ impl Sink {
         Sink {
             callback,
             decoder: encoding.map(|e| e.new_decoder_without_bom_handling()),
-            text: String::new(),
+            text: smartstring::SmartString::new(),
             bytes: Vec::new(),
         }
     }
@@ -110,7 +112,7 @@ impl Sink {
     fn finish(mut self, ctx: &NativeCallContext) -> RhaiResultOf<Dynamic> {
         self.push(ctx, &[], true)?;
         Ok(match self.decoder {
-            Some(_) => self.text.into(),
+            Some(_) => rhai::ImmutableString::from(self.text).into(),
             None => Dynamic::from_blob(self.bytes),
         })
     }
