@@ -184,7 +184,7 @@ fn transfers_time_out_when_idle_not_when_long() {
     script_ok(&format!(
         r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
            i.start(true);
-           i.execute(["sh", "-c", "head -c 300000000 /dev/zero > /root/big"]);"#
+           i.execute(["sh", "-c", "yes lxd-script | head -c 300000000 > /root/big"]);"#
     ));
     let target = dir.path().join("big");
     let started = std::time::Instant::now();
@@ -333,7 +333,7 @@ fn ctrl_c_mid_pull_leaves_no_partial_file() {
     script_ok(&format!(
         r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
            i.start(true);
-           i.execute(["sh", "-c", "mkdir /root/tree && head -c 400000000 /dev/zero > /root/tree/big"]);"#
+           i.execute(["sh", "-c", "mkdir /root/tree && yes lxd-script | head -c 400000000 > /root/tree/big"]);"#
     ));
     let calls = [
         r#"files.pull("/root/tree/big", "DEST/big")"#,
