@@ -50,8 +50,8 @@ use api::{Api, RegisterInto};
 /// for recursive script functions, within [`SCRIPT_STACK_BYTES`].
 pub const MAX_CALL_LEVELS: usize = 1024;
 
-/// The stack of every thread that runs script code (the script's own and `parallel`'s
-/// workers): enough for [`MAX_CALL_LEVELS`] nested calls. Only the pages used are committed.
+/// The stack script code may use (the main thread's, and each of `parallel`'s workers'):
+/// enough for [`MAX_CALL_LEVELS`] nested calls. Only the pages used are committed.
 pub const SCRIPT_STACK_BYTES: usize = 1 << 30;
 /// Expression nesting allowed at the top level and inside functions, in every build.
 const MAX_EXPR_DEPTHS: (usize, usize) = (128, 64);
