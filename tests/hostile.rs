@@ -6,6 +6,21 @@ mod common;
 
 use common::{Needs, lxd_script, script_ok};
 
+/// A running busybox container of the test's own on this pass's server, after `setup` (a
+/// shell command; empty for none) ran in it: its name, and the clean-up that removes it.
+fn running_container(what: &str, setup: &str) -> (String, common::Cleanup) {
+    let name = common::unique(what);
+    let cleanup = common::Cleanup::new("main", &[name.as_str()]);
+    let setup = serde_json::to_string(setup).expect("a string");
+    script_ok(&format!(
+        r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
+           i.start(true);
+           let setup = {setup};
+           if setup != "" {{ check_eq(i.execute(["sh", "-c", setup]).exit_code, 0, setup); }}"#
+    ));
+    (name, cleanup)
+}
+
 /// Durations too big for the clock are refused with `InvalidArgument`, never a panic (exit 101).
 #[test]
 fn huge_durations_are_refused_not_a_panic() {
@@ -34,14 +49,12 @@ fn huge_durations_are_refused_not_a_panic() {
     if common::testbed_for(Needs::EitherServer).is_none() {
         return;
     }
-    let name = common::unique("huge");
-    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
+    let (name, _cleanup) = running_container("huge", "");
     script_ok(&format!(
         r#"let c = Client();
            let e = error_of(|| c.events().next(1e300));
            check_eq(e.kind, "InvalidArgument", "events().next");
-           let i = c.instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
-           i.start(true);
+           let i = c.instances.get("{name}");
            let e = error_of(|| i.execute(["true"], #{{timeout: 1e20}}));
            check_eq(e.kind, "InvalidArgument", "execute");
            let e = error_of(|| i.execute(["true"], #{{timeout: -1}}));
@@ -179,13 +192,8 @@ fn transfers_time_out_when_idle_not_when_long() {
     if common::testbed_for(Needs::EitherServer).is_none() {
         return;
     }
-    let name = common::unique("long");
-    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
-    script_ok(&format!(
-        r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
-           i.start(true);
-           i.execute(["sh", "-c", "yes lxd-script | head -c 300000000 > /root/big"]);"#
-    ));
+    let (name, _cleanup) =
+        running_container("long", "yes lxd-script | head -c 300000000 > /root/big");
     let target = dir.path().join("big");
     let started = std::time::Instant::now();
     let run = lxd_script(&[
@@ -295,15 +303,13 @@ fn refusals_say_what_was_refused() {
     if common::testbed_for(Needs::EitherServer).is_none() {
         return;
     }
-    let name = common::unique("refuse");
-    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
+    let (name, _cleanup) = running_container("refuse", "");
     let out = script_ok(&format!(
         r#"let c = Client();
            let e = error_of(|| c.events(["bogus"]));
            check_eq(e.kind, "ApiError", e.message);
            print(e.message);
-           let i = c.instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
-           i.start(true);
+           let i = c.instances.get("{name}");
            for call in [|| i.files.pull("/nowhere/x", "/tmp/never"), || i.files.get("/nowhere/x"),
                         || i.files.put("/nowhere/x", "data")] {{
                let e = error_of(call);
@@ -328,13 +334,10 @@ fn ctrl_c_mid_pull_leaves_no_partial_file() {
     if common::testbed_for(Needs::EitherServer).is_none() {
         return;
     }
-    let name = common::unique("intpull");
-    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
-    script_ok(&format!(
-        r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
-           i.start(true);
-           i.execute(["sh", "-c", "mkdir /root/tree && yes lxd-script | head -c 400000000 > /root/tree/big"]);"#
-    ));
+    let (name, _cleanup) = running_container(
+        "intpull",
+        "mkdir /root/tree && yes lxd-script | head -c 400000000 > /root/tree/big",
+    );
     let calls = [
         r#"files.pull("/root/tree/big", "DEST/big")"#,
         r#"files.recursive_get("/root/tree", "DEST/tree")"#,
@@ -387,13 +390,10 @@ fn an_interrupted_push_keeps_the_old_file() {
     if common::testbed_for(Needs::EitherServer).is_none() {
         return;
     }
-    let name = common::unique("atomic");
-    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
-    script_ok(&format!(
-        r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
-           i.start(true);
-           i.execute(["sh", "-c", "echo old > /root/config.dat && chown 12:34 /root/config.dat && chmod 0640 /root/config.dat"]);"#
-    ));
+    let (name, _cleanup) = running_container(
+        "atomic",
+        "echo old > /root/config.dat && chown 12:34 /root/config.dat && chmod 0640 /root/config.dat",
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let big = dir.path().join("big");
     let file = std::fs::File::create(&big).expect("create");
@@ -483,11 +483,7 @@ fn a_throwing_callback_stops_the_command() {
     if common::testbed_for(Needs::EitherServer).is_none() {
         return;
     }
-    let name = common::unique("cbstop");
-    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
-    script_ok(&format!(
-        r#"Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true).start(true);"#
-    ));
+    let (name, _cleanup) = running_container("cbstop", "");
     for (callback, code, marker) in [
         ("|chunk| throw \"enough\"", 1, "loop-one"),
         ("|chunk| exit(7)", 7, "loop-two"),
@@ -526,13 +522,13 @@ fn hostile_trees_are_pulled_with_what_cannot_be_copied_reported() {
     if common::testbed_for(Needs::EitherServer).is_none() {
         return;
     }
-    let name = common::unique("hostile");
-    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
+    let (name, _cleanup) = running_container(
+        "hostile",
+        "mkdir -p /root/t/sub && echo ok > /root/t/sub/plain && mkfifo /root/t/fifo && printf x > \"/root/t/bad$(printf '\\377')name\" && truncate -s 64M /root/t/sparse && printf end >> /root/t/sparse",
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let out = common::script(&format!(
-        r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
-           i.start(true);
-           i.execute(["sh", "-c", "mkdir -p /root/t/sub && echo ok > /root/t/sub/plain && mkfifo /root/t/fifo && printf x > \"/root/t/bad$(printf '\\377')name\" && truncate -s 64M /root/t/sparse && printf end >> /root/t/sparse"]);
+        r#"let i = Client().instances.get("{name}");
            let r = i.files.recursive_get("/root/t", "{}/t");
            print(r.entries);
            for s in r.skipped {{ print(s.path + " | " + s.reason); }}
@@ -585,11 +581,9 @@ fn a_big_output_costs_its_size() {
     if common::testbed_for(Needs::EitherServer).is_none() {
         return;
     }
-    let name = common::unique("bigout");
-    let _cleanup = common::Cleanup::new("main", &[name.as_str()]);
+    let (name, _cleanup) = running_container("bigout", "");
     let out = script_ok(&format!(
-        r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
-           i.start(true);
+        r#"let i = Client().instances.get("{name}");
            let r = i.execute(["head", "-c", "300000000", "/dev/zero"]);
            check_eq(r.stdout.len(), 300000000, "all of it");
            let peak = read_file("/proc/self/status").split("\n").filter(|l| l.starts_with("VmHWM:"))[0];
