@@ -592,3 +592,118 @@ fn a_big_output_costs_its_size() {
     let peak_kb: u64 = out.trim().parse().expect("VmHWM in kB");
     assert!(peak_kb < 450_000, "peak {peak_kb} kB for 300 MB of output");
 }
+
+/// A server without SFTP (before LXD 5.0): a put over an existing file cannot be renamed into
+/// place, so the complete temporary file is copied over it through the files API and removed;
+/// the put succeeds. A fake stands in: the test bed's servers all have SFTP.
+#[test]
+fn a_put_over_a_file_works_without_sftp() {
+    use std::collections::BTreeMap;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("nosftp.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let files: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::default();
+    files
+        .lock()
+        .expect("lock")
+        .insert("/f".into(), b"old".to_vec());
+    let state = files.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let state = state.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let mut conn = conn;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let (mut length, mut chunked) = (0usize, false);
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let header = header.trim_end().to_ascii_lowercase();
+                        if header.is_empty() {
+                            break;
+                        }
+                        if let Some(n) = header.strip_prefix("content-length:") {
+                            length = n.trim().parse().unwrap_or(0);
+                        }
+                        chunked |= header == "transfer-encoding: chunked";
+                    }
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body);
+                    while chunked {
+                        let mut size = String::new();
+                        let _ = reader.read_line(&mut size);
+                        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                        let mut chunk = vec![0; size + 2];
+                        let _ = reader.read_exact(&mut chunk);
+                        body.extend_from_slice(&chunk[..size]);
+                        chunked = size > 0;
+                    }
+                    let mut words = line.split_whitespace();
+                    let method = words.next().unwrap_or_default().to_owned();
+                    let target = words.next().unwrap_or_default().to_owned();
+                    let path = target
+                        .split_once("path=")
+                        .map(|(_, p)| p.split('&').next().unwrap_or(p).replace("%2F", "/"))
+                        .unwrap_or_default();
+                    let json = |metadata: serde_json::Value| {
+                        serde_json::json!({"type": "sync", "status": "Success", "status_code": 200, "metadata": metadata}).to_string()
+                    };
+                    let mut files = state.lock().expect("lock");
+                    let (status, headers, reply) = match (method.as_str(), target.split('?').next().unwrap_or_default()) {
+                        ("GET", "/1.0") => (200, "", json(serde_json::json!({
+                            "api_extensions": ["instances", "file_delete"], "auth": "trusted", "api_version": "1.0",
+                            "environment": {"server": "lxd", "server_version": "4.0.9", "project": "default"}}))),
+                        ("GET", "/1.0/instances/c1") => (200, "", json(serde_json::json!({
+                            "name": "c1", "status": "Running", "type": "container", "config": {}, "devices": {}}))),
+                        ("HEAD" | "GET", "/1.0/instances/c1/files") if files.contains_key(&path) => {
+                            let content = if method == "GET" { String::from_utf8_lossy(&files[&path]).into_owned() } else { String::new() };
+                            (200, "X-LXD-type: file\r\nX-LXD-uid: 0\r\nX-LXD-gid: 0\r\nX-LXD-mode: 0644\r\n", content)
+                        }
+                        ("POST", "/1.0/instances/c1/files") => {
+                            files.insert(path, body);
+                            (200, "", json(serde_json::json!({})))
+                        }
+                        ("DELETE", "/1.0/instances/c1/files") => {
+                            files.remove(&path);
+                            (200, "", json(serde_json::json!({})))
+                        }
+                        _ => (404, "", serde_json::json!({"type": "error", "error_code": 404, "error": "not found"}).to_string()),
+                    };
+                    drop(files);
+                    let length = if method == "HEAD" { 0 } else { reply.len() };
+                    let head =
+                        format!("HTTP/1.1 {status} X\r\n{headers}Content-Length: {length}\r\n\r\n");
+                    if conn.write_all(head.as_bytes()).is_err()
+                        || (method != "HEAD" && conn.write_all(reply.as_bytes()).is_err())
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let run = lxd_script(&[
+        "eval",
+        &format!(
+            r#"Client("{}").instances.get("c1").files.put("/f", "new content")"#,
+            socket.display()
+        ),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let files = files.lock().expect("lock");
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        ["/f"],
+        "the temporary file is gone"
+    );
+    assert_eq!(files["/f"], b"new content");
+}

@@ -401,6 +401,8 @@ impl Files {
             tokio::join!(write, sftp::Session::open(&self.client, &self.instance));
         let renamed = match (written, session) {
             (Ok(()), Ok(session)) => session.rename_over(&temp, path).await,
+            // A server without SFTP (before LXD 5.0) refuses the upgrade.
+            (Ok(()), Err(Error::Api { .. })) => self.copy_over(&temp, path).await,
             (Err(e), _) | (Ok(()), Err(e)) => Err(e),
         };
         if renamed.is_err() {
@@ -408,6 +410,16 @@ impl Files {
         }
         pushes_in_flight().retain(|(files, t)| !(t == &temp && files.instance == self.instance));
         renamed
+    }
+
+    /// Where nothing renames (no SFTP), the complete temporary file is copied over the old one
+    /// through the files API, which writes in place (not atomically), and then removed.
+    async fn copy_over(&self, temp: &str, path: &str) -> Result<()> {
+        let (_, resp) = self.open(temp).await?;
+        let body = reqwest::Body::wrap_stream(resp.bytes_stream());
+        let req = requests::write(&self.instance, path, FileType::File, &WriteAttrs::default());
+        self.write(path, req, body).await?;
+        self.delete(temp).await
     }
 
     /// Streams a file of the instance to a local path. The bytes go to a temporary file beside
