@@ -133,9 +133,6 @@ pub fn parse_info(headers: &HeaderMap) -> Result<FileInfo> {
 /// a device (which LXD would block on).
 const SPECIAL_FILE_CHECK: Duration = Duration::from_secs(1);
 
-/// Numbers the temporary files of atomic pushes.
-static TEMP_COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 /// The temporary files of atomic pushes in flight, in their instances: a push notes its file
 /// before sending and forgets it once renamed or removed; what a Ctrl-C abandoned is removed by
 /// [`remove_abandoned_pushes`] as the process ends.
@@ -187,7 +184,7 @@ impl Files {
                 if let Some(kind) = session.special_kind_of(path).await? {
                     // LXD is blocked opening it: released now, while its reader (our request)
                     // is still there to take the end.
-                    if kind == "FIFO" {
+                    if kind == sftp::SpecialFile::Fifo {
                         session.release_fifo_reader(path).await;
                     }
                     return Err(Error::InvalidArgument(format!(
@@ -379,11 +376,7 @@ impl Files {
     /// file.
     async fn replace(&self, path: &str, body: reqwest::Body, existing: &FileInfo) -> Result<()> {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-        let temp = format!(
-            "{dir}/.{name}.{}-{}.partial",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let temp = format!("{dir}/{}", super::local::partial_name(name));
         pushes_in_flight().push((self.clone(), temp.clone()));
         let keep = WriteAttrs {
             mode: Some(existing.mode),
@@ -408,7 +401,8 @@ impl Files {
         if renamed.is_err() {
             let _ = self.delete(&temp).await;
         }
-        pushes_in_flight().retain(|(files, t)| !(t == &temp && files.instance == self.instance));
+        // Temporary names are unique in the process.
+        pushes_in_flight().retain(|(_, t)| t != &temp);
         renamed
     }
 

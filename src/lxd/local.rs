@@ -46,6 +46,17 @@ pub async fn file_body(path: &Path, progress: Option<Progress>) -> Result<(reqwe
 
 static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The hidden name a transfer to `name` writes first (`.NAME.PID-N.partial`), unique in this
+/// process, so that only a complete file ever takes `name`: downloads here and atomic pushes in
+/// an instance use it.
+pub fn partial_name(name: &str) -> String {
+    format!(
+        ".{name}.{}-{}.partial",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// The temporary files of the downloads in flight. A writer notes its file here when it creates
 /// it and forgets it once the file is renamed into place or removed; when the process ends
 /// before that (Ctrl-C), [`remove_partial_files`] removes what is left.
@@ -137,11 +148,7 @@ where
         .file_name()
         .unwrap_or(OsStr::new("file"))
         .to_string_lossy();
-    let temp = local.with_file_name(format!(
-        ".{name}.{}-{}.partial",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let temp = local.with_file_name(partial_name(&name));
     let (batches, queue) = tokio::sync::mpsc::channel::<Batch>(QUEUED_BATCHES);
     let (spare, spares) = std::sync::mpsc::channel::<Vec<u8>>();
     let writer = {

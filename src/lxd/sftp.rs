@@ -74,15 +74,40 @@ pub struct TreePull {
     pub skipped: Vec<Skipped>,
 }
 
-/// The special kind of file (not a regular file, directory or symlink) that SFTP permission
-/// bits describe, if any.
-pub fn special_kind(permissions: Option<u32>) -> Option<&'static str> {
-    match permissions? & 0o170_000 {
-        0o010_000 => Some("FIFO"),
-        0o020_000 => Some("character device"),
-        0o060_000 => Some("block device"),
-        0o140_000 => Some("socket"),
-        _ => None,
+/// A kind of file that is not a regular file, directory or symlink: nothing to copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecialFile {
+    /// A named pipe.
+    Fifo,
+    /// A character device.
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+    /// A unix socket.
+    Socket,
+}
+
+impl SpecialFile {
+    /// The kind that SFTP permission bits describe, if they describe a special file.
+    pub fn from_permissions(permissions: Option<u32>) -> Option<SpecialFile> {
+        match permissions? & 0o170_000 {
+            0o010_000 => Some(SpecialFile::Fifo),
+            0o020_000 => Some(SpecialFile::CharDevice),
+            0o060_000 => Some(SpecialFile::BlockDevice),
+            0o140_000 => Some(SpecialFile::Socket),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for SpecialFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SpecialFile::Fifo => "FIFO",
+            SpecialFile::CharDevice => "character device",
+            SpecialFile::BlockDevice => "block device",
+            SpecialFile::Socket => "socket",
+        })
     }
 }
 
@@ -422,7 +447,8 @@ impl Session {
             return Ok(Fetched::Copied);
         }
         if !attrs.is_regular() {
-            let kind = special_kind(attrs.permissions).unwrap_or("special file");
+            let kind = SpecialFile::from_permissions(attrs.permissions)
+                .map_or("special file".to_owned(), |kind| kind.to_string());
             return Ok(Fetched::Skipped(Skipped {
                 path: remote,
                 reason: format!("a {kind} is not a file to copy"),
@@ -457,13 +483,13 @@ impl Session {
     }
 
     /// The special kind of the entry at `path` (a FIFO, a device, a socket), if it is one.
-    pub async fn special_kind_of(&self, path: &str) -> Result<Option<&'static str>> {
+    pub async fn special_kind_of(&self, path: &str) -> Result<Option<SpecialFile>> {
         let attrs = self
             .sftp
             .symlink_metadata(path)
             .await
             .map_err(|e| self.error(path, e))?;
-        Ok(special_kind(attrs.permissions))
+        Ok(SpecialFile::from_permissions(attrs.permissions))
     }
 }
 
