@@ -55,6 +55,61 @@ struct Envelope<M> {
 /// listing of many objects costs one scan of the body, not a tree of every field.
 pub type RawObject = Box<serde_json::value::RawValue>;
 
+/// The string at `key` among the top-level fields of a listed object, found by walking its
+/// text rather than parsing it: a listing needs each object's name at once, the rest only
+/// when read. `None` when the field is absent or not a string.
+pub fn top_level_string(object: &serde_json::value::RawValue, key: &str) -> Option<String> {
+    let text = object.get().as_bytes();
+    let mut depth = 0usize;
+    let mut at_key = false;
+    let mut i = 0;
+    while let Some(&byte) = text.get(i) {
+        match byte {
+            b'{' => {
+                depth += 1;
+                at_key = depth == 1;
+            }
+            b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' => at_key = depth == 1,
+            b'"' => {
+                let end = string_end(text, i)?;
+                if depth == 1 && at_key {
+                    at_key = false;
+                    if &text[i + 1..end] == key.as_bytes() {
+                        let value = end + 1 + text[end + 1..].iter().position(|b| *b == b'"')?;
+                        let between = &text[end + 1..value];
+                        if !between
+                            .iter()
+                            .all(|b| b.is_ascii_whitespace() || *b == b':')
+                        {
+                            return None; // not a string
+                        }
+                        let value_end = string_end(text, value)?;
+                        return serde_json::from_slice(&text[value..=value_end]).ok();
+                    }
+                }
+                i = end;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The index of the quote that closes the JSON string opening at `open`.
+fn string_end(text: &[u8], open: usize) -> Option<usize> {
+    let mut i = open + 1;
+    loop {
+        i += memchr::memchr2(b'"', b'\\', text.get(i..)?)?;
+        if text[i] == b'"' {
+            return Some(i);
+        }
+        i += 2;
+    }
+}
+
 /// Parses the body of a `recursion=1` listing: its objects unparsed (see [`RawObject`]); an
 /// error envelope is the error it says, as in [`parse`].
 pub fn parse_list(http_status: u16, body: &[u8]) -> Result<Vec<RawObject>> {
@@ -245,6 +300,28 @@ mod tests {
     use super::*;
     use crate::lxd::ErrorKind;
     use serde_json::json;
+
+    #[test]
+    fn top_level_string_skips_nested_fields_and_strings() {
+        let raw = |text: &str| serde_json::value::RawValue::from_string(text.into()).expect("json");
+        let object = raw(
+            r#"{"devices":{"eth0":{"name":"eth0"}},"list":[{"name":"x"},"name"],"d":"a \"name\": \"y\"","name" : "web-1","after":1}"#,
+        );
+        assert_eq!(top_level_string(&object, "name").as_deref(), Some("web-1"));
+        assert_eq!(
+            top_level_string(&raw(r#"{"name":"a\u0041\"b"}"#), "name").as_deref(),
+            Some("aA\"b")
+        );
+        assert_eq!(
+            top_level_string(&raw(r#"{"name":1,"x":"y"}"#), "name"),
+            None
+        );
+        assert_eq!(
+            top_level_string(&raw(r#"{"devices":{"name":"n"}}"#), "name"),
+            None
+        );
+        assert_eq!(top_level_string(&raw("[]"), "name"), None);
+    }
 
     #[test]
     fn sync_envelope_gives_metadata_and_etag() {

@@ -19,8 +19,8 @@ use crate::lxd::instance::{
 };
 use crate::lxd::migration::{self, MigrateOptions};
 use crate::lxd::object::Update;
-use crate::lxd::response::Loaded;
 use crate::lxd::response::Operation;
+use crate::lxd::response::{Loaded, top_level_string};
 
 /// A manager of instances (all, or one type).
 #[derive(Debug, Clone)]
@@ -42,19 +42,11 @@ impl InstanceManager {
     }
 
     fn all(&self, listing: &Listing) -> RhaiResultOf<Array> {
-        /// The one field a listing's instance is read for at once.
-        #[derive(serde::Deserialize)]
-        struct Named {
-            #[serde(default)]
-            name: String,
-        }
         let items = self.client.bridge.block_on(self.api.all(listing))?;
         Ok(items
             .into_iter()
             .map(|raw| {
-                let name = serde_json::from_str::<Named>(raw.get())
-                    .map(|n| n.name)
-                    .unwrap_or_default();
+                let name = top_level_string(&raw, "name").unwrap_or_default();
                 // A list carries no ETag: a save then sends no If-Match (a sync() fetches one).
                 Dynamic::from(Instance::listed(self, &name, Fields::unparsed(raw)))
             })
