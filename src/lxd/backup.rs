@@ -6,12 +6,13 @@ use std::path::Path;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
+use super::body::Body;
 use super::client::Client;
 use super::error::Result;
 use super::instance;
 use super::local::{Progress, file_body, save_stream_on_task};
 use super::object::Kind;
-use super::request::{Request, ServerHeader};
+use super::request::{Method, Request, ServerHeader};
 use super::response::Operation;
 
 /// Backups, keyed by their short name (the server lists them as `instance/name`). A backup is
@@ -78,8 +79,8 @@ pub async fn export(
     let req = Request::get(format!("{backup_path}/export"));
     let resp = client.send(&req, None).await?;
     let owner = client.clone();
-    save_stream_on_task(resp.bytes_stream(), local, 0o600, progress, move |e| {
-        owner.transport().map_error(e, &req)
+    save_stream_on_task(resp.into_body(), local, 0o600, progress, move |e| {
+        owner.transport().body_error(e, &req)
     })
     .await
 }
@@ -102,7 +103,7 @@ pub async fn import(
     pool: Option<&str>,
     progress: Option<Progress>,
 ) -> Result<Operation> {
-    let mut req = Request::new(reqwest::Method::POST, "/1.0/instances")
+    let mut req = Request::new(Method::POST, "/1.0/instances")
         .header("Content-Type", "application/octet-stream");
     if let Some(name) = name {
         req = req.server_header(ServerHeader::Name, name);
@@ -112,7 +113,7 @@ pub async fn import(
     }
     let body = match source {
         BackupSource::File(path) => file_body(path, progress).await?.0,
-        BackupSource::Bytes(bytes) => reqwest::Body::from(bytes),
+        BackupSource::Bytes(bytes) => Body::from(bytes),
     };
     client
         .call_with_body(&req, body)

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
+use super::body::{Body, Response, Upgraded};
 use super::config::Target;
 use super::error::{Error, Result};
 use super::request::{Request, segment};
@@ -105,11 +106,7 @@ impl Client {
 
     /// Sends a request in this client's project and returns the raw response when it
     /// succeeded (file bodies, streams); a failure is decoded from LXD's error envelope.
-    pub async fn send(
-        &self,
-        req: &Request,
-        body: Option<reqwest::Body>,
-    ) -> Result<reqwest::Response> {
+    pub async fn send(&self, req: &Request, body: Option<Body>) -> Result<Response> {
         let resp = self
             .transport
             .send_transfer(req, self.project.as_deref(), body)
@@ -119,23 +116,13 @@ impl Client {
 
     /// Sends a request carrying `Upgrade` headers in this client's project and returns the
     /// connection once LXD switched protocols (101); any other answer is decoded as an error.
-    pub async fn upgrade(&self, req: &Request) -> Result<reqwest::Upgraded> {
-        let resp = self.transport.send(req, self.project.as_deref()).await?;
-        if resp.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
-            let status = resp.status().as_u16();
-            self.transport.success(resp, req).await?;
-            return Err(Error::Decode(format!(
-                "{} answered {status} instead of switching protocols",
-                req.path
-            )));
-        }
-        resp.upgrade()
-            .await
-            .map_err(|e| self.transport.map_error(e, req))
+    pub async fn upgrade(&self, req: &Request) -> Result<Upgraded> {
+        let (_, upgraded) = self.transport.upgrade(req, self.project.as_deref()).await?;
+        Ok(upgraded)
     }
 
     /// Sends a request with a raw body (a file, an image) and decodes LXD's envelope.
-    pub async fn call_with_body(&self, req: &Request, body: reqwest::Body) -> Result<Answer> {
+    pub async fn call_with_body(&self, req: &Request, body: Body) -> Result<Answer> {
         let resp = self
             .transport
             .send_transfer(req, self.project.as_deref(), Some(body))

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use super::body::BoxError;
+
 /// Result alias for the LXD client.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -107,16 +109,36 @@ pub enum Error {
         operation: Option<String>,
     },
     /// The daemon could not be reached, or the connection broke.
-    #[error("cannot reach LXD at {endpoint}: {message}")]
+    #[error("cannot reach LXD at {endpoint}: {}", chain(source.as_ref()))]
     Connection {
         /// The endpoint that was tried.
         endpoint: String,
         /// What went wrong.
-        message: String,
+        #[source]
+        source: BoxError,
     },
-    /// TLS setup or certificate pinning failed.
+    /// TLS could not be set up (certificate and key files, the client identity).
     #[error("{0}")]
     Tls(String),
+    /// The TLS handshake failed: the server speaks no TLS 1.3, refused our certificate, or
+    /// presented one that is invalid.
+    #[error("TLS handshake with {endpoint} failed: {source}")]
+    TlsHandshake {
+        /// The server.
+        endpoint: String,
+        /// What rustls found.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The server presented another certificate than the one pinned for it.
+    #[error("TLS handshake with {endpoint} failed: {source}")]
+    PinMismatch {
+        /// The server.
+        endpoint: String,
+        /// Both certificates.
+        #[source]
+        source: super::tls::PinMismatch,
+    },
     /// A response could not be decoded.
     #[error("unexpected answer from LXD: {0}")]
     Decode(String),
@@ -159,7 +181,9 @@ impl Error {
             Error::OperationFailed { .. } => ErrorKind::OperationFailed,
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::Connection { .. } => ErrorKind::Connection,
-            Error::Tls(_) => ErrorKind::Tls,
+            Error::Tls(_) | Error::TlsHandshake { .. } | Error::PinMismatch { .. } => {
+                ErrorKind::Tls
+            }
             Error::Decode(_) | Error::ResponseTooLarge { .. } => ErrorKind::ApiError,
             Error::ExtensionMissing(_) => ErrorKind::ExtensionMissing,
             Error::InvalidArgument(_) | Error::Config(_) => ErrorKind::InvalidArgument,
@@ -191,11 +215,38 @@ impl Error {
     }
 }
 
+/// The messages of an error and all its sources, without repeats.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
+}
+
 /// `exists()` from a lookup: found is true, `NotFound` is false, other errors stay errors.
 pub fn found<T>(lookup: Result<T>) -> Result<bool> {
     match lookup {
         Ok(_) => Ok(true),
         Err(e) if e.is_not_found() => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_skip_repeated_messages() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        assert_eq!(chain(&io), "No such file");
+        let wrapped = std::io::Error::other(Box::new(io));
+        assert_eq!(chain(&wrapped), "No such file");
     }
 }

@@ -62,9 +62,10 @@ pub struct EventStream {
 impl EventStream {
     /// Opens the stream.
     pub async fn open(client: &Client, filter: &EventFilter) -> Result<EventStream> {
-        let path =
-            request(filter).path_and_query(Some(client.project()).filter(|p| *p != "default"));
-        let mut socket = websocket::connect(client.transport(), &path, Writes::Report).await?;
+        let project = Some(client.project()).filter(|p| *p != "default");
+        let mut socket =
+            websocket::connect(client.transport(), request(filter), project, Writes::Report)
+                .await?;
         let shared = Arc::new(Shared::default());
         let capacity = if filter.queue == 0 {
             QUEUE

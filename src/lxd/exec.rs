@@ -365,9 +365,9 @@ async fn read_log(
     wrap: fn(Bytes) -> Output,
 ) -> Result<()> {
     let req = Request::get(path);
-    let mut body = client.send(&req, None).await?.bytes_stream();
+    let mut body = client.send(&req, None).await?.into_body();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| client.transport().map_error(e, &req))?;
+        let chunk = chunk.map_err(|e| client.transport().body_error(e, &req))?;
         if output.send(wrap(chunk)).await.is_err() {
             break;
         }
@@ -414,10 +414,10 @@ async fn connect_sockets(
     interactive: bool,
 ) -> Result<(Socket, Sockets)> {
     let transport = client.transport();
-    let connect = |path: String, writes: Writes| async move {
+    let connect = |socket: Request, writes: Writes| async move {
         tokio::time::timeout(
             HANDSHAKE_TIMEOUT,
-            websocket::connect(transport, &path, writes),
+            websocket::connect(transport, socket, None, writes),
         )
         .await
         .map_err(|_| Error::Timeout {
@@ -426,27 +426,29 @@ async fn connect_sockets(
             operation: Some(op.id().to_owned()),
         })?
     };
-    let ctl = connect(fd_path(op, "control")?, Writes::Report).await?;
+    let ctl = connect(fd_socket(op, "control")?, Writes::Report).await?;
     let sockets = if interactive {
-        Sockets::Pty(Box::new(connect(fd_path(op, "0")?, Writes::Report).await?))
+        Sockets::Pty(Box::new(
+            connect(fd_socket(op, "0")?, Writes::Report).await?,
+        ))
     } else {
         let (s0, s1, s2) = tokio::try_join!(
-            connect(fd_path(op, "0")?, Writes::Report),
-            connect(fd_path(op, "1")?, Writes::DiscardFailed),
-            connect(fd_path(op, "2")?, Writes::DiscardFailed),
+            connect(fd_socket(op, "0")?, Writes::Report),
+            connect(fd_socket(op, "1")?, Writes::DiscardFailed),
+            connect(fd_socket(op, "2")?, Writes::DiscardFailed),
         )?;
         Sockets::Pipes(Box::new([s0, s1, s2]))
     };
     Ok((ctl, sockets))
 }
 
-/// The websocket path of one of an exec operation's file descriptors.
-fn fd_path(op: &Operation, fd: &str) -> Result<String> {
+/// The websocket request of one of an exec operation's file descriptors.
+fn fd_socket(op: &Operation, fd: &str) -> Result<Request> {
     op.metadata()
         .get("fds")
         .and_then(|fds| fds.get(fd))
         .and_then(Value::as_str)
-        .map(|secret| websocket::operation_socket_path(op.id(), secret))
+        .map(|secret| websocket::operation_socket(op.id(), secret))
         .ok_or_else(|| Error::Decode(format!("exec operation has no websocket for fd {fd}")))
 }
 
@@ -481,7 +483,7 @@ async fn send_control(ctl: &mut Socket, c: Control) -> Result<()> {
 fn ws_error(e: WsError) -> Error {
     Error::Connection {
         endpoint: "exec websocket".into(),
-        message: e.to_string(),
+        source: Box::new(e),
     }
 }
 
@@ -546,8 +548,7 @@ async fn read_stream(
             None | Some(Err(_)) => {
                 return Err(Error::Connection {
                     endpoint: "exec websocket".into(),
-                    message: "the output stream ended before its end marker: output was lost"
-                        .into(),
+                    source: "the output stream ended before its end marker: output was lost".into(),
                 });
             }
         };
@@ -625,7 +626,8 @@ pub async fn start_raw_interactive(
     let mut opts = opts.clone();
     opts.interactive = true;
     let op = client.operation(&request(instance_name, &opts)).await?;
-    Ok((fd_path(&op, "0")?, fd_path(&op, "control")?))
+    let path = |fd| fd_socket(&op, fd).map(|socket| socket.path_and_query(None));
+    Ok((path("0")?, path("control")?))
 }
 
 #[cfg(test)]

@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use reqwest::Method;
-use reqwest::header::HeaderMap;
+use http::HeaderMap;
 
+use super::body::{Body, Response};
 use super::client::Client;
 use super::error::{Error, Result};
 use super::instance;
 use super::local::{Progress, save_stream_on_task};
-use super::request::{Request, ServerHeader};
+use super::request::{Method, Request, ServerHeader};
 use super::response;
 use super::sftp;
 
@@ -173,7 +173,7 @@ impl Files {
     /// LXD answers a GET of a FIFO or a device only once something writes to it (it reports
     /// one as a "file"): when no answer has come after [`SPECIAL_FILE_CHECK`], SFTP is asked
     /// what the path is, and anything but a regular file is refused.
-    async fn open(&self, path: &str) -> Result<(FileInfo, reqwest::Response)> {
+    async fn open(&self, path: &str) -> Result<(FileInfo, Response)> {
         let req = requests::on(Method::GET, &self.instance, path);
         let sent = self.client.send(&req, None);
         tokio::pin!(sent);
@@ -216,11 +216,18 @@ impl Files {
         }
     }
 
-    async fn body(&self, path: &str, resp: reqwest::Response) -> Result<Bytes> {
+    async fn body(&self, path: &str, resp: Response) -> Result<Bytes> {
         let req = requests::on(Method::GET, &self.instance, path);
-        resp.bytes()
+        let mut resp = resp;
+        let mut all = bytes::BytesMut::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| self.client.transport().map_error(e, &req))
+            .map_err(|e| self.client.transport().body_error(e, &req))?
+        {
+            all.extend_from_slice(&chunk);
+        }
+        Ok(all.freeze())
     }
 
     /// A file's exact bytes.
@@ -256,7 +263,7 @@ impl Files {
 
     /// Writes `body` at `path`. A regular file already there is replaced atomically (see
     /// [`Files::replace`]); anything else is written in place.
-    pub async fn put(&self, path: &str, body: reqwest::Body, attrs: &WriteAttrs) -> Result<()> {
+    pub async fn put(&self, path: &str, body: Body, attrs: &WriteAttrs) -> Result<()> {
         match self.stat(path).await? {
             Some(existing) if existing.kind == FileType::File && !attrs.append => {
                 self.replace(path, body, &existing).await
@@ -268,7 +275,7 @@ impl Files {
         }
     }
 
-    async fn write(&self, path: &str, req: Request, body: reqwest::Body) -> Result<()> {
+    async fn write(&self, path: &str, req: Request, body: Body) -> Result<()> {
         self.client
             .call_with_body(&req, body)
             .await
@@ -311,7 +318,7 @@ impl Files {
             self.write(
                 dir,
                 requests::write(&self.instance, dir, FileType::Directory, &a),
-                reqwest::Body::from(Vec::new()),
+                Body::empty(),
             )
             .await?;
         }
@@ -364,8 +371,7 @@ impl Files {
                 }
             },
         );
-        self.put(path, reqwest::Body::wrap_stream(body), &attrs)
-            .await?;
+        self.put(path, Body::stream(body), &attrs).await?;
         Ok(sent.load(Ordering::Relaxed))
     }
 
@@ -374,7 +380,7 @@ impl Files {
     /// which is renamed over it once complete (over SFTP, which renames as POSIX does). An
     /// interrupted push leaves the old content in place; a failed one removes the temporary
     /// file.
-    async fn replace(&self, path: &str, body: reqwest::Body, existing: &FileInfo) -> Result<()> {
+    async fn replace(&self, path: &str, body: Body, existing: &FileInfo) -> Result<()> {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
         let temp = format!("{dir}/{}", super::local::partial_name(name));
         pushes_in_flight().push((self.clone(), temp.clone()));
@@ -410,7 +416,7 @@ impl Files {
     /// through the files API, which writes in place (not atomically), and then removed.
     async fn copy_over(&self, temp: &str, path: &str) -> Result<()> {
         let (_, resp) = self.open(temp).await?;
-        let body = reqwest::Body::wrap_stream(resp.bytes_stream());
+        let body = resp.into_body();
         let req = requests::write(&self.instance, path, FileType::File, &WriteAttrs::default());
         self.write(path, req, body).await?;
         self.delete(temp).await
@@ -432,15 +438,15 @@ impl Files {
     async fn stream_to(
         &self,
         path: &str,
-        resp: reqwest::Response,
+        resp: Response,
         local: &Path,
         mode: u32,
         progress: Option<Progress>,
     ) -> Result<u64> {
         let req = requests::on(Method::GET, &self.instance, path);
         let client = self.client.clone();
-        save_stream_on_task(resp.bytes_stream(), local, mode, progress, move |e| {
-            client.transport().map_error(e, &req)
+        save_stream_on_task(resp.into_body(), local, mode, progress, move |e| {
+            client.transport().body_error(e, &req)
         })
         .await
     }
@@ -475,7 +481,7 @@ fn listing(body: &[u8]) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
+    use http::HeaderValue;
 
     #[test]
     fn modes_are_sent_octal_with_a_leading_zero() {

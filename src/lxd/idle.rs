@@ -2,9 +2,7 @@
 //! file, image or backup transfer may take as long as it needs while bytes keep moving, and is
 //! given up only when none have moved, either way, for the limit.
 
-use std::error::Error as StdError;
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,8 +10,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::body::{Body, Frame, SizeHint};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
+
+use super::body::{Body, BodyTimedOut, BoxError};
 
 /// When bytes last moved in either direction of one transfer.
 #[derive(Clone, Debug)]
@@ -64,8 +64,8 @@ impl Activity {
     }
 
     /// An upload body that counts as progress whenever a frame of it is sent.
-    pub fn upload(&self, body: reqwest::Body) -> reqwest::Body {
-        reqwest::Body::wrap(Touching {
+    pub fn upload(&self, body: Body) -> Body {
+        Body::wrap(Touching {
             inner: body,
             activity: self.clone(),
         })
@@ -74,13 +74,13 @@ impl Activity {
 
 /// An upload body whose frames touch the transfer's activity.
 struct Touching {
-    inner: reqwest::Body,
+    inner: Body,
     activity: Activity,
 }
 
-impl Body for Touching {
+impl HttpBody for Touching {
     type Data = Bytes;
-    type Error = reqwest::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
@@ -104,15 +104,15 @@ impl Body for Touching {
 
 /// A download body that fails with `TimedOut` once no frame has come for the limit.
 pub struct IdleLimited {
-    inner: reqwest::Body,
+    inner: Body,
     limit: Duration,
     expiry: Pin<Box<Sleep>>,
 }
 
 impl IdleLimited {
     /// `body`, failing after `limit` without a frame.
-    pub fn wrap(body: reqwest::Body, limit: Duration) -> reqwest::Body {
-        reqwest::Body::wrap(IdleLimited {
+    pub fn wrap(body: Body, limit: Duration) -> Body {
+        Body::wrap(IdleLimited {
             inner: body,
             limit,
             expiry: Box::pin(tokio::time::sleep(limit)),
@@ -120,9 +120,9 @@ impl IdleLimited {
     }
 }
 
-impl Body for IdleLimited {
+impl HttpBody for IdleLimited {
     type Data = Bytes;
-    type Error = Box<dyn StdError + Send + Sync>;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
@@ -135,13 +135,10 @@ impl Body for IdleLimited {
                 this.expiry.as_mut().reset(next);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(other) => Poll::Ready(other.map(|r| r.map_err(Into::into))),
-            Poll::Pending if this.expiry.as_mut().poll(cx).is_ready() => {
-                Poll::Ready(Some(Err(Box::new(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "no data moved for the timeout",
-                )))))
-            }
+            Poll::Ready(other) => Poll::Ready(other),
+            Poll::Pending if this.expiry.as_mut().poll(cx).is_ready() => Poll::Ready(Some(Err(
+                Box::new(BodyTimedOut("no data moved for the timeout")),
+            ))),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -190,9 +187,9 @@ mod tests {
         let (sender, rx) = channel_body();
         let body = IdleLimited::wrap(rx, Duration::from_secs(2));
         let reader = tokio::spawn(async move {
-            reqwest::Response::from(http::Response::new(body))
-                .bytes()
-                .await
+            let mut body = body;
+            while body.chunk().await?.is_some() {}
+            Ok::<_, BoxError>(())
         });
         for _ in 0..5 {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -202,17 +199,17 @@ mod tests {
                 .expect("send");
         }
         let failed = reader.await.expect("join").expect_err("stalled");
-        assert!(failed.is_timeout(), "{failed:?}");
+        assert!(crate::lxd::body::timed_out(&*failed), "{failed:?}");
     }
 
     /// A body fed from a channel.
     fn channel_body() -> (
-        tokio::sync::mpsc::Sender<Result<Bytes, io::Error>>,
-        reqwest::Body,
+        tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+        Body,
     ) {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let mut rx = rx;
         let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        (tx, reqwest::Body::wrap_stream(stream))
+        (tx, Body::stream(stream))
     }
 }

@@ -2,12 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use super::body::{Body, BoxError};
 use super::client::Client;
 use super::error::{Error, Result};
 use super::local::{Progress, file_body, save_stream, save_stream_on_task};
-use super::request::{Request, ServerHeader, segment};
+use super::request::{Method, Request, ServerHeader, segment};
 use super::response::{Loaded, Operation};
 
 /// What to publish.
@@ -96,14 +98,38 @@ pub enum ImportSource {
     },
 }
 
-async fn file_part(
-    path: &Path,
-    name: &'static str,
-    progress: Option<Progress>,
-) -> Result<reqwest::multipart::Part> {
-    let (body, len) = file_body(path, progress).await?;
-    Ok(reqwest::multipart::Part::stream_with_length(body, len).file_name(name))
+/// A `multipart/form-data` body of named files, streamed as the server reads it: each part's
+/// head, its file, and the closing boundary. Returns the body and its `Content-Type`.
+fn multipart_form(parts: Vec<(&'static str, Body)>) -> Result<(Body, String)> {
+    use futures_util::stream::{self, StreamExt};
+    let mut random = [0u8; 16];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut random)
+        .map_err(|_| Error::Config("no secure random numbers for a multipart boundary".into()))?;
+    let boundary: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let text = |t: String| stream::once(async move { Ok::<_, BoxError>(Bytes::from(t)) });
+    let mut form: BoxStream = Box::pin(stream::empty());
+    for (name, file) in parts {
+        let head = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        );
+        form = Box::pin(
+            form.chain(text(head))
+                .chain(file)
+                .chain(text("\r\n".into())),
+        );
+    }
+    let form = form.chain(text(format!("--{boundary}--\r\n")));
+    Ok((
+        Body::stream(form),
+        format!("multipart/form-data; boundary={boundary}"),
+    ))
 }
+
+/// A body's chunks, boxed to chain several.
+type BoxStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, BoxError>> + Send>>;
 
 /// The image API of one client.
 #[derive(Debug, Clone)]
@@ -137,12 +163,12 @@ impl Images {
         public: bool,
         progress: Option<Progress>,
     ) -> Result<Operation> {
-        let req = Request::new(reqwest::Method::POST, "/1.0/images")
+        let req = Request::new(Method::POST, "/1.0/images")
             .server_header(ServerHeader::Public, if public { "true" } else { "false" });
         let (req, body) = match source {
             ImportSource::Bytes(bytes) => (
                 req.header("Content-Type", "application/octet-stream"),
-                reqwest::Body::from(bytes.clone()),
+                Body::from(bytes.clone()),
             ),
             ImportSource::Unified(path) => {
                 let name = path
@@ -157,17 +183,11 @@ impl Images {
                 )
             }
             ImportSource::Split { metadata, rootfs } => {
-                let form = reqwest::multipart::Form::new()
-                    .part("metadata", file_part(metadata, "metadata", None).await?)
-                    .part("rootfs", file_part(rootfs, "rootfs", progress).await?);
-                let boundary = form.boundary().to_owned();
-                (
-                    req.header(
-                        "Content-Type",
-                        format!("multipart/form-data; boundary={boundary}"),
-                    ),
-                    reqwest::Body::wrap_stream(form.into_stream()),
-                )
+                let (metadata, _) = file_body(metadata, None).await?;
+                let (rootfs, _) = file_body(rootfs, progress).await?;
+                let (form, content_type) =
+                    multipart_form(vec![("metadata", metadata), ("rootfs", rootfs)])?;
+                (req.header("Content-Type", content_type), form)
             }
         };
         self.client
@@ -219,23 +239,18 @@ impl Images {
     ) -> Result<Vec<PathBuf>> {
         let req = Request::get(format!("{}/export", path(fingerprint)));
         let resp = self.client.send(&req, None).await?;
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let content_type = resp.header("content-type").unwrap_or_default().to_owned();
         let boundary = multer::parse_boundary(&content_type).ok();
         let Some(boundary) = boundary else {
             let client = self.client.clone();
-            save_stream_on_task(resp.bytes_stream(), local, 0o644, progress, move |e| {
-                client.transport().map_error(e, &req)
+            save_stream_on_task(resp.into_body(), local, 0o644, progress, move |e| {
+                client.transport().body_error(e, &req)
             })
             .await?;
             return Ok(vec![local.to_owned()]);
         };
         // A split image: two parts, metadata then rootfs.
-        let mut parts = multer::Multipart::new(resp.bytes_stream(), boundary);
+        let mut parts = multer::Multipart::new(resp.into_body(), boundary);
         let mut written = Vec::new();
         while let Some(field) = parts
             .next_field()

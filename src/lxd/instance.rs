@@ -561,7 +561,7 @@ mod tests {
     #[test]
     fn saves_carry_if_match() {
         let r = requests::save("c1", Update::Patch(json!({})), Some("\"t\""));
-        assert_eq!(r.method, reqwest::Method::PATCH);
+        assert_eq!(r.method, crate::lxd::request::Method::PATCH);
         assert_eq!(r.headers, vec![("If-Match", "\"t\"".to_owned())]);
     }
 }

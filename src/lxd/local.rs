@@ -16,6 +16,7 @@ use futures_util::{Stream, StreamExt};
 use std::os::unix::fs::OpenOptionsExt;
 use tokio_util::task::AbortOnDropHandle;
 
+use super::body::Body;
 use super::error::{Error, Result};
 
 /// Reports transferred bytes (for progress bars).
@@ -23,7 +24,7 @@ pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// A local file as a streamed request body (and its length): read in 256 KiB chunks as the
 /// server takes them, reporting the bytes sent to `progress`.
-pub async fn file_body(path: &Path, progress: Option<Progress>) -> Result<(reqwest::Body, u64)> {
+pub async fn file_body(path: &Path, progress: Option<Progress>) -> Result<(Body, u64)> {
     use futures_util::TryStreamExt;
     let file = tokio::fs::File::open(path)
         .await
@@ -41,7 +42,7 @@ pub async fn file_body(path: &Path, progress: Option<Progress>) -> Result<(reqwe
                 p(sent);
             }
         });
-    Ok((reqwest::Body::wrap_stream(stream), len))
+    Ok((Body::stream(stream), len))
 }
 
 static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -430,7 +431,7 @@ mod tests {
             None,
             |e| Error::Connection {
                 endpoint: "test".into(),
-                message: e.to_owned(),
+                source: e.into(),
             },
         )
         .await;

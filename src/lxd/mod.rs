@@ -1,8 +1,9 @@
 //! The async LXD client. It knows nothing of Rhai.
 //!
-//! - [`transport`] sends requests over kept-alive connections: on the unix socket with our own
-//!   client ([`unix`]), over HTTPS with reqwest and a pinned certificate ([`tls`]); [`request`] builds requests as plain data and [`response`]
-//!   decodes LXD's envelope and operations.
+//! - [`transport`] is the one seam to the server: it sends requests and upgrades connections
+//!   (websockets, SFTP) over kept-alive HTTP/1.1 ([`http1`]) on the unix socket or HTTPS with a
+//!   pinned certificate ([`tls`]), in the client's own [`body`] types; [`request`] builds
+//!   requests as plain data and [`response`] decodes LXD's envelope and operations.
 //! - [`config`] resolves where to connect (socket discovery, the `lxc` client configuration).
 //! - [`client`] is the cheap-to-clone handle scripts hold; it waits for operations.
 //! - One module per LXD object: [`instance`], [`snapshot`], [`image`], [`files`]; the objects
@@ -11,12 +12,14 @@
 //! - [`error`] is the one error type.
 
 pub mod backup;
+pub mod body;
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod events;
 pub mod exec;
 pub mod files;
+pub mod http1;
 pub mod idle;
 pub mod image;
 pub mod instance;
@@ -30,7 +33,6 @@ pub mod snapshot;
 pub mod tls;
 pub mod transport;
 pub mod trust;
-pub mod unix;
 pub mod websocket;
 
 pub use client::Client;

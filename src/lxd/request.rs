@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+pub use http::Method;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
-use reqwest::Method;
 use serde_json::Value;
 
 /// Characters escaped inside one path segment (an instance, snapshot or image name).

@@ -152,7 +152,7 @@ impl Session {
             .await
             .map_err(|e| Error::Connection {
                 endpoint: endpoint.clone(),
-                message: format!("the SFTP session with {instance} did not start: {e}"),
+                source: format!("the SFTP session with {instance} did not start: {e}").into(),
             })?;
         Ok(Session {
             sftp,
@@ -184,7 +184,7 @@ impl Session {
             },
             other => Error::Connection {
                 endpoint: self.endpoint.clone(),
-                message: format!("SFTP on {path} in {}: {other}", self.instance),
+                source: format!("SFTP on {path} in {}: {other}", self.instance).into(),
             },
         }
     }

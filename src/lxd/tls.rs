@@ -18,8 +18,38 @@ use sha2::{Digest, Sha256};
 
 use super::error::{Error, Result};
 
-/// Prefix of the pinning failure message; the transport finds it in reqwest's error chain.
-pub(crate) const PIN_MISMATCH: &str = "server certificate does not match the pinned certificate";
+/// The server presented another certificate than the one pinned for it: both fingerprints,
+/// to compare with what `lxc remote` or the server's admin shows.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "server certificate does not match the pinned certificate {}: expected SHA-256 {expected}, presented {presented}",
+    pinned.display()
+)]
+pub struct PinMismatch {
+    /// Where the pinned certificate came from.
+    pub pinned: PathBuf,
+    /// The pinned certificate's fingerprint.
+    pub expected: String,
+    /// The presented certificate's fingerprint.
+    pub presented: String,
+}
+
+/// The error a failed handshake with `endpoint` is: a pin mismatch (found by its type among
+/// the verifier's errors), else what rustls found.
+pub fn handshake_error(endpoint: &super::transport::Endpoint, refused: rustls::Error) -> Error {
+    if let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) = &refused
+        && let Some(mismatch) = other.0.downcast_ref::<PinMismatch>()
+    {
+        return Error::PinMismatch {
+            endpoint: endpoint.to_string(),
+            source: mismatch.clone(),
+        };
+    }
+    Error::TlsHandshake {
+        endpoint: endpoint.to_string(),
+        source: refused,
+    }
+}
 
 /// How the server's certificate is checked.
 #[derive(Debug, Clone)]
@@ -121,12 +151,15 @@ impl ServerCertVerifier for PinnedVerifier {
                 if der.as_slice() == end_entity.as_ref() {
                     Ok(ServerCertVerified::assertion())
                 } else {
-                    Err(rustls::Error::General(format!(
-                        "{PIN_MISMATCH} {}: expected SHA-256 {}, presented {}",
-                        source.display(),
-                        fingerprint(der),
-                        fingerprint(end_entity.as_ref())
-                    )))
+                    Err(rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::Other(rustls::OtherError(Arc::new(
+                            PinMismatch {
+                                pinned: source.clone(),
+                                expected: fingerprint(der),
+                                presented: fingerprint(end_entity.as_ref()),
+                            },
+                        ))),
+                    ))
                 }
             }
         }

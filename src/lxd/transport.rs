@@ -1,19 +1,23 @@
-//! The transport: HTTP/1.1 on kept-alive connections to one remote, over the unix socket
-//! ([`UnixHttp`]) or HTTPS with a pinned server certificate (reqwest). It sends [`Request`]s and
-//! decodes envelopes.
+//! The transport: HTTP/1.1 on kept-alive connections to one remote, over the unix socket or
+//! HTTPS with a pinned server certificate ([`super::http1`]). It sends [`Request`]s, upgrades
+//! connections (websockets, SFTP), decodes envelopes, and turns every failure into an
+//! [`Error`]. It is the only module that speaks the HTTP library's types: everything above it
+//! deals in [`Body`], [`Response`] and [`Upgraded`].
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::body::{self, Body, BoxError, Response, Upgraded};
 use super::error::{Error, Result};
+use super::http1::{Dialer, Failure, Http1};
 use super::idle::{Activity, IdleLimited};
 use super::request::Request;
 use super::response::{self, Answer};
 use super::tls::{self, TlsSettings};
-use super::unix::{Failure, UnixHttp};
 
 /// Where a remote lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,26 +59,11 @@ enum Bound {
 /// Sends requests to one LXD server over kept-alive HTTP/1.1 connections.
 #[derive(Debug)]
 pub struct Transport {
-    http: Http,
+    http: Http1,
     endpoint: Endpoint,
     options: TransportOptions,
-    tls: Option<rustls::ClientConfig>,
 }
 
-/// The HTTP client of one transport.
-#[derive(Debug)]
-enum Http {
-    /// Our own client on the unix socket (see [`super::unix`] for why not reqwest's pool).
-    Unix(UnixHttp),
-    /// reqwest over HTTPS, with the base URL requests are sent below.
-    Https {
-        client: reqwest::Client,
-        base: String,
-    },
-}
-
-/// How long an idle pooled connection is kept: short, since the daemon may restart.
-const POOL_IDLE: Duration = Duration::from_secs(10);
 /// How long connecting may take (to the unix socket too).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest JSON answer read: far past any real one (a listing of thousands of instances
@@ -84,23 +73,13 @@ pub const MAX_DOCUMENT_BYTES: u64 = 256 << 20;
 /// healthy one never takes this long over an ordinary request or between a transfer's bytes.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// reqwest needs a process-wide rustls provider: ours is ring.
-fn install_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // Err only means another provider was installed first, which serves as well.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 impl Transport {
     /// A transport over a unix socket.
     pub fn unix(path: PathBuf, options: TransportOptions) -> Result<Transport> {
         Ok(Transport {
-            http: Http::Unix(UnixHttp::new(path.clone(), CONNECT_TIMEOUT)),
+            http: Http1::new(Dialer::Unix(path.clone()), CONNECT_TIMEOUT),
             endpoint: Endpoint::Unix(path),
             options,
-            tls: None,
         })
     }
 
@@ -111,36 +90,23 @@ impl Transport {
         options: TransportOptions,
     ) -> Result<Transport> {
         let url = url.trim_end_matches('/').to_owned();
-        install_crypto_provider();
+        let authority = https_authority(&url)?;
         let config = tls::client_config(settings)?;
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(config.clone())
-            .http1_only()
-            .no_proxy()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(POOL_IDLE)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|e| Error::Config(format!("cannot set up the HTTPS client: {e}")))?;
+        let dialer = Dialer::Tls {
+            server_name: server_name(&authority)?,
+            authority,
+            config: Arc::new(config),
+        };
         Ok(Transport {
-            http: Http::Https {
-                client,
-                base: url.clone(),
-            },
+            http: Http1::new(dialer, CONNECT_TIMEOUT),
             endpoint: Endpoint::Https(url),
             options,
-            tls: Some(config),
         })
     }
 
     /// The endpoint this transport talks to.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
-    }
-
-    /// The TLS configuration of an HTTPS transport (websockets reuse it).
-    pub fn tls_config(&self) -> Option<&rustls::ClientConfig> {
-        self.tls.as_ref()
     }
 
     /// The transport-wide options.
@@ -150,7 +116,7 @@ impl Transport {
 
     /// Sends an ordinary request (its answer is read whole) and returns the raw response: the
     /// timeout covers the whole exchange, body included.
-    pub async fn send(&self, req: &Request, project: Option<&str>) -> Result<reqwest::Response> {
+    pub async fn send(&self, req: &Request, project: Option<&str>) -> Result<Response> {
         self.exchange(req, project, None, Bound::Whole).await
     }
 
@@ -161,9 +127,34 @@ impl Transport {
         &self,
         req: &Request,
         project: Option<&str>,
-        body: Option<reqwest::Body>,
-    ) -> Result<reqwest::Response> {
+        body: Option<Body>,
+    ) -> Result<Response> {
         self.exchange(req, project, body, Bound::Idle).await
+    }
+
+    /// Sends a request carrying `Upgrade` headers and returns the connection once the server
+    /// switched protocols (101); any other answer is decoded as an error. The connection is
+    /// its own, with the transport's connect timeout, TLS and log; the exchange is bounded by
+    /// the request's timeout.
+    pub async fn upgrade(
+        &self,
+        req: &Request,
+        project: Option<&str>,
+    ) -> Result<(Response, Upgraded)> {
+        let resp = self.send(req, project).await?;
+        if resp.status() != 101 {
+            let status = resp.status();
+            self.success(resp, req).await?;
+            return Err(Error::Decode(format!(
+                "{} answered {status} instead of switching protocols",
+                req.path
+            )));
+        }
+        let mut resp = resp.into_http();
+        let upgraded = hyper::upgrade::on(&mut resp)
+            .await
+            .map_err(|e| self.broken(Box::new(e)))?;
+        Ok((Response::from_http(resp), Upgraded::new(upgraded)))
     }
 
     /// The timeout that applies to `req`.
@@ -177,56 +168,33 @@ impl Transport {
         &self,
         req: &Request,
         project: Option<&str>,
-        body: Option<reqwest::Body>,
+        body: Option<Body>,
         bound: Bound,
-    ) -> Result<reqwest::Response> {
+    ) -> Result<Response> {
         let started = Instant::now();
         let limit = self.limit(req);
         let activity = Activity::new();
         // A raw body (a file, an image) goes as it is; otherwise the request's JSON, if any.
         let json = body.is_none() && req.body.is_some();
         let body = match (body, &req.body) {
-            (Some(b), _) => Some(activity.upload(b)),
-            (None, Some(json)) => Some(reqwest::Body::from(
-                serde_json::to_vec(json).map_err(|e| Error::Decode(e.to_string()))?,
-            )),
-            (None, None) => None,
+            (Some(b), _) => activity.upload(b),
+            (None, Some(json)) => {
+                Body::from(serde_json::to_vec(json).map_err(|e| Error::Decode(e.to_string()))?)
+            }
+            (None, None) => Body::empty(),
         };
+        let request = self.http_request(req, project, json, body)?;
         let whole = matches!(bound, Bound::Whole).then_some(limit);
         let sent = async {
-            match &self.http {
-                Http::Unix(unix) => {
-                    let request = unix_request(req, project, json, body)?;
-                    unix.send(request, whole)
-                        .await
-                        .map_err(|failure| self.map_failure(failure, req))
-                }
-                Http::Https { client, base } => {
-                    let url = format!("{base}{}", req.path_and_query(project));
-                    let mut builder = client.request(req.method.clone(), &url);
-                    for (name, value) in &req.headers {
-                        builder = builder.header(*name, value);
-                    }
-                    if json {
-                        builder = builder.header("Content-Type", "application/json");
-                    }
-                    if let Some(whole) = whole {
-                        builder = builder.timeout(whole);
-                    }
-                    if let Some(body) = body {
-                        builder = builder.body(body);
-                    }
-                    builder.send().await.map_err(|e| self.map_error(e, req))
-                }
-            }
+            self.http
+                .send(request, whole)
+                .await
+                .map_err(|failure| self.map_failure(failure, req))
         };
         let result = match bound {
             Bound::Whole => sent.await,
             Bound::Idle => match activity.bound(limit, sent).await {
-                Some(sent) => sent.map(|resp| {
-                    let resp = http::Response::<reqwest::Body>::from(resp);
-                    resp.map(|body| IdleLimited::wrap(body, limit)).into()
-                }),
+                Some(sent) => sent.map(|resp| resp.map(|body| IdleLimited::wrap(body, limit))),
                 None => Err(self.timed_out(req, limit)),
             },
         };
@@ -244,7 +212,30 @@ impl Transport {
                 started.elapsed().as_secs_f64() * 1000.0
             );
         }
-        result
+        result.map(Response::from_http)
+    }
+
+    /// The request as sent: origin-form URI, `Host` set as HTTP/1.1 asks.
+    fn http_request(
+        &self,
+        req: &Request,
+        project: Option<&str>,
+        json: bool,
+        body: Body,
+    ) -> Result<http::Request<Body>> {
+        let mut builder = http::Request::builder()
+            .method(req.method.clone())
+            .uri(req.path_and_query(project))
+            .header(http::header::HOST, self.http.host());
+        for (name, value) in &req.headers {
+            builder = builder.header(*name, value);
+        }
+        if json {
+            builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        builder.body(body).map_err(|e| {
+            Error::InvalidArgument(format!("cannot send {} {}: {e}", req.method, req.path))
+        })
     }
 
     /// Sends a request and decodes LXD's envelope.
@@ -261,26 +252,22 @@ impl Transport {
         project: Option<&str>,
     ) -> Result<Vec<response::RawObject>> {
         let resp = self.send(req, project).await?;
-        let status = resp.status().as_u16();
+        let status = resp.status();
         let body = self.read_document(resp, req).await?;
         response::parse_list(status, &body)
     }
 
     /// Reads a response's body and decodes LXD's envelope.
-    pub async fn decode(&self, resp: reqwest::Response, req: &Request) -> Result<Answer> {
-        let status = resp.status().as_u16();
-        let etag = resp
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+    pub async fn decode(&self, resp: Response, req: &Request) -> Result<Answer> {
+        let status = resp.status();
+        let etag = resp.header("etag").map(str::to_owned);
         let body = self.read_document(resp, req).await?;
         response::parse(status, &body, etag)
     }
 
     /// Reads a JSON answer whole, up to [`MAX_DOCUMENT_BYTES`]: an endless or huge body from a
     /// misbehaving server fails instead of filling memory.
-    async fn read_document(&self, mut resp: reqwest::Response, req: &Request) -> Result<Bytes> {
+    async fn read_document(&self, mut resp: Response, req: &Request) -> Result<Bytes> {
         let too_large = || Error::ResponseTooLarge {
             what: format!("{} {}", req.method, req.path),
             limit_mib: MAX_DOCUMENT_BYTES >> 20,
@@ -291,7 +278,7 @@ impl Transport {
         {
             return Err(too_large());
         }
-        let mut next = async || resp.chunk().await.map_err(|e| self.map_error(e, req));
+        let mut next = async || resp.chunk().await.map_err(|e| self.body_error(e, req));
         // Most answers arrive as one chunk: it is passed on without a copy.
         let Some(first) = next().await? else {
             return Ok(Bytes::new());
@@ -313,15 +300,11 @@ impl Transport {
 
     /// Passes a successful response on (its body unread, for streaming); a failure is decoded
     /// from LXD's error envelope.
-    pub async fn success(
-        &self,
-        resp: reqwest::Response,
-        req: &Request,
-    ) -> Result<reqwest::Response> {
-        if resp.status().is_success() {
+    pub async fn success(&self, resp: Response, req: &Request) -> Result<Response> {
+        if resp.is_success() {
             return Ok(resp);
         }
-        let status = resp.status().as_u16();
+        let status = resp.status();
         Err(match self.decode(resp, req).await {
             Err(e) => e,
             Ok(_) => Error::Api {
@@ -332,14 +315,31 @@ impl Transport {
         })
     }
 
-    /// Maps a failure on the unix socket to our error: `Timeout` or `Connection`.
+    /// The error a body that failed while being read (or sent) for `req` means: `Timeout`
+    /// when its time ran out, else `Connection`.
+    pub fn body_error(&self, err: BoxError, req: &Request) -> Error {
+        match body::timed_out(&*err) {
+            true => self.timed_out(req, self.limit(req)),
+            false => self.broken(err),
+        }
+    }
+
+    /// Maps a failed exchange to our error, by what failed.
     fn map_failure(&self, failure: Failure, req: &Request) -> Error {
         match failure {
+            Failure::ConnectTimedOut => self.timed_out(req, CONNECT_TIMEOUT),
             Failure::TimedOut => self.timed_out(req, self.limit(req)),
-            Failure::Broken(e) => Error::Connection {
-                endpoint: self.endpoint.to_string(),
-                message: error_chain(e.as_ref()),
-            },
+            Failure::Tls(refused) => tls::handshake_error(&self.endpoint, refused),
+            Failure::Broken(e) if body::timed_out(&*e) => self.timed_out(req, self.limit(req)),
+            Failure::Broken(e) => self.broken(e),
+        }
+    }
+
+    /// The `Connection` error of a connection that could not be made or broke.
+    fn broken(&self, source: BoxError) -> Error {
+        Error::Connection {
+            endpoint: self.endpoint.to_string(),
+            source,
         }
     }
 
@@ -351,79 +351,33 @@ impl Transport {
             operation: None,
         }
     }
-
-    /// Maps a reqwest failure to our error: pinning failures to `Tls`, time-outs to `Timeout`,
-    /// everything else to `Connection`, with the whole cause chain in the message.
-    pub fn map_error(&self, err: reqwest::Error, req: &Request) -> Error {
-        let chain = error_chain(&err);
-        if let Some(pos) = chain.find(tls::PIN_MISMATCH) {
-            return Error::Tls(chain[pos..].to_owned());
-        }
-        if err.is_timeout() {
-            // A connect that timed out ran out of the connect timeout, not the request's.
-            let limit = match err.is_connect() {
-                true => CONNECT_TIMEOUT,
-                false => self.limit(req),
-            };
-            return self.timed_out(req, limit);
-        }
-        // The TLS handshake failed (a certificate, a protocol version, an alert): rustls's words.
-        const TLS_FAILURES: [&str; 5] = [
-            "invalid peer certificate",
-            "received fatal alert",
-            "peer is incompatible",
-            "peer misbehaved",
-            "InvalidCertificate",
-        ];
-        if self.tls.is_some() && TLS_FAILURES.iter().any(|m| chain.contains(m)) {
-            return Error::Tls(format!(
-                "TLS handshake with {} failed: {chain}",
-                self.endpoint
-            ));
-        }
-        Error::Connection {
-            endpoint: self.endpoint.to_string(),
-            message: chain,
-        }
-    }
 }
 
-/// Builds the request sent on the unix socket: origin-form URI, `Host` set as HTTP/1.1 asks.
-fn unix_request(
-    req: &Request,
-    project: Option<&str>,
-    json: bool,
-    body: Option<reqwest::Body>,
-) -> Result<http::Request<reqwest::Body>> {
-    let mut builder = http::Request::builder()
-        .method(req.method.clone())
-        .uri(req.path_and_query(project))
-        .header(http::header::HOST, "lxd");
-    for (name, value) in &req.headers {
-        builder = builder.header(*name, value);
+/// The `host:port` of an HTTPS URL (port 443 when it names none).
+fn https_authority(url: &str) -> Result<String> {
+    let bad = |why: &str| Error::InvalidArgument(format!("'{url}' is not an HTTPS address: {why}"));
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(bad("it does not start with https://"));
     }
-    if json {
-        builder = builder.header(http::header::CONTENT_TYPE, "application/json");
-    }
-    builder
-        .body(body.unwrap_or_else(|| reqwest::Body::from(Bytes::new())))
-        .map_err(|e| {
-            Error::InvalidArgument(format!("cannot send {} {}: {e}", req.method, req.path))
-        })
+    let authority = uri.authority().ok_or_else(|| bad("it names no host"))?;
+    Ok(format!(
+        "{}:{}",
+        authority.host(),
+        authority.port_u16().unwrap_or(443)
+    ))
 }
 
-/// The messages of an error and all its sources, without repeats.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = current {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = e.source();
-    }
-    parts.join(": ")
+/// The TLS server name of `host:port` (the pinning verifier does not use it, rustls needs one).
+fn server_name(authority: &str) -> Result<rustls_pki_types::ServerName<'static>> {
+    let host = match authority.rsplit_once(':') {
+        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
+        None => authority,
+    };
+    rustls_pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| Error::InvalidArgument(format!("bad host '{host}': {e}")))
 }
 
 #[cfg(test)]
@@ -452,8 +406,17 @@ mod tests {
     }
 
     #[test]
-    fn error_chains_skip_repeated_messages() {
-        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
-        assert_eq!(error_chain(&io), "No such file");
+    fn https_addresses_give_host_and_port() {
+        let authority = |url: &str| https_authority(url).ok();
+        assert_eq!(authority("https://h:8443").as_deref(), Some("h:8443"));
+        assert_eq!(authority("https://h").as_deref(), Some("h:443"));
+        assert_eq!(
+            authority("https://[::1]:8443").as_deref(),
+            Some("[::1]:8443")
+        );
+        assert_eq!(authority("https://[::1]").as_deref(), Some("[::1]:443"));
+        assert_eq!(authority("http://h:8443"), None);
+        assert!(server_name("[::1]:8443").is_ok());
+        assert!(server_name("lxd.example:8443").is_ok());
     }
 }

@@ -10,6 +10,7 @@ use super::client::Client;
 use super::errors::{RhaiResultOf, invalid_argument};
 use super::options::Options;
 use super::progress::byte_progress;
+use crate::lxd::body::Body;
 use crate::lxd::files::{Files, WriteAttrs};
 
 /// The files of one instance.
@@ -94,7 +95,7 @@ fn data_bytes(call: &str, data: &Dynamic) -> RhaiResultOf<Bytes> {
 impl FileManager {
     fn put(&mut self, path: &str, data: &Dynamic, attrs: WriteAttrs) -> RhaiResultOf<()> {
         let bytes = data_bytes("files.put", data)?;
-        self.block_on(self.api.put(path, reqwest::Body::from(bytes), &attrs))
+        self.block_on(self.api.put(path, Body::from(bytes), &attrs))
     }
 
     fn push(&mut self, local: &str, path: &str, attrs: WriteAttrs) -> RhaiResultOf<i64> {

@@ -78,6 +78,9 @@ impl Operation {
     }
 }
 
+/// Makes the request of one `client.api` method for a path.
+type BuildRequest = fn(&str) -> Request;
+
 /// `client.api`: raw access to any endpoint.
 #[derive(Debug, Clone)]
 pub struct RawApi {
@@ -85,9 +88,10 @@ pub struct RawApi {
 }
 
 impl RawApi {
+    /// Sends the request `build` makes for `path`, with `body` as its JSON.
     fn call(
         &self,
-        method: reqwest::Method,
+        build: BuildRequest,
         path: &str,
         body: Option<&Dynamic>,
     ) -> RhaiResultOf<Dynamic> {
@@ -96,10 +100,10 @@ impl RawApi {
                 "api: the path must start with /, like \"/1.0/instances\", not \"{path}\""
             )));
         }
-        let mut req = Request::new(method, path);
+        let mut req = build(path);
         if let Some(body) = body {
-            req.body =
-                Some(dynamic_to_json(body).map_err(|e| invalid_argument(format!("api: {e}")))?);
+            req =
+                req.json(dynamic_to_json(body).map_err(|e| invalid_argument(format!("api: {e}")))?);
         }
         match self.client.bridge.block_on(self.client.api.call(&req))? {
             Answer::Sync { metadata, .. } => Ok(json_to_dynamic(&metadata)),
@@ -254,23 +258,27 @@ pub fn register(api: &mut Api) {
             "/// Raw access to any endpoint: api.get/post/put/patch/delete(path[, body]).",
         ])
         .register_into(api, |c: &mut Client| RawApi { client: c.clone() });
-    for (name, method) in [
-        ("get", reqwest::Method::GET),
-        ("delete", reqwest::Method::DELETE),
-    ] {
+    let bodiless: [(&str, BuildRequest); 2] = [
+        ("get", |p| Request::get(p)),
+        ("delete", |p| Request::delete(p)),
+    ];
+    for (name, build) in bodiless {
+        let method = name.to_uppercase();
         rhai::FuncRegistration::new(name)
             .with_comments([format!("/// {method} a path (\"/1.0/...\"): a sync answer's metadata, or an Operation (not waited).")])
-            .register_into(api, move |a: &mut RawApi, path: &str| a.call(method.clone(), path, None));
+            .register_into(api, move |a: &mut RawApi, path: &str| a.call(build, path, None));
     }
-    for (name, method) in [
-        ("post", reqwest::Method::POST),
-        ("put", reqwest::Method::PUT),
-        ("patch", reqwest::Method::PATCH),
-    ] {
+    let with_body: [(&str, BuildRequest); 3] = [
+        ("post", |p| Request::post(p, Value::Null)),
+        ("put", |p| Request::put(p, Value::Null)),
+        ("patch", |p| Request::patch(p, Value::Null)),
+    ];
+    for (name, build) in with_body {
+        let method = name.to_uppercase();
         rhai::FuncRegistration::new(name)
             .with_comments([format!("/// {method} a JSON body to a path: a sync answer's metadata, or an Operation (not waited).")])
             .register_into(api, move |a: &mut RawApi, path: &str, body: Dynamic| {
-                a.call(method.clone(), path, Some(&body))
+                a.call(build, path, Some(&body))
             });
     }
     super::register_display(api, |a: &RawApi| {

@@ -1,13 +1,13 @@
-//! HTTP/1.1 over LXD's unix socket, on kept-alive connections that are opened only to carry a
-//! request at once, and driven by the task that waits for the answer.
+//! HTTP/1.1 to one server, over its unix socket or TLS over TCP, on kept-alive connections that
+//! are opened only to carry a request at once, and driven by the task that waits for the answer.
 //!
 //! LXD 5.0.2 stops serving its unix socket, for every client, while a connection to it sits open
 //! without having sent a request (measured: for as long as that connection stays open; a
-//! connection that has carried a request and sits idle is harmless). A general-purpose pool, such
-//! as reqwest's, makes exactly such connections: when a request finds no idle connection it
-//! starts one, and if another connection comes back first the new one is parked unused. Here a
-//! connection is only opened by the request that will use it, and only connections that have
-//! carried a request go back to the pool.
+//! connection that has carried a request and sits idle is harmless). A general-purpose pool
+//! makes exactly such connections: when a request finds no idle connection it starts one, and
+//! if another connection comes back first the new one is parked unused. Here a connection is
+//! only opened by the request that will use it, and only connections that have carried a
+//! request go back to the pool.
 //!
 //! A connection has no task of its own while it carries a request and a short answer: the
 //! request's future and then its response body drive it, so a request is written and its answer
@@ -15,7 +15,6 @@
 //! image) and an upgraded connection get a task: reading the socket then overlaps with what the
 //! reader does with each chunk.
 
-use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
 use std::path::PathBuf;
@@ -25,12 +24,15 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use sync_wrapper::SyncWrapper;
-use tokio::net::UnixStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::client::TlsStream;
+
+use super::body::{Body, BodyTimedOut, BoxError};
 
 /// How many idle connections are kept for reuse; more are closed when their response ends.
 const MAX_IDLE: usize = 8;
@@ -38,38 +40,174 @@ const MAX_IDLE: usize = 8;
 /// A response body longer than this (a file, an image) gets a task to drive its connection.
 const LONG_BODY_BYTES: u64 = 1 << 20;
 
+/// How connections to the server are made.
+#[derive(Clone)]
+pub enum Dialer {
+    /// The daemon's unix socket.
+    Unix(PathBuf),
+    /// TLS over TCP to `authority` (`host:port`), with the client's pinned configuration.
+    Tls {
+        /// `host:port`.
+        authority: String,
+        /// The name TLS is given (the pinning verifier does not check it; rustls needs one).
+        server_name: rustls_pki_types::ServerName<'static>,
+        /// TLS 1.3 with the server certificate pinned.
+        config: Arc<rustls::ClientConfig>,
+    },
+}
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dialer::Unix(path) => write!(f, "Unix({})", path.display()),
+            Dialer::Tls { authority, .. } => write!(f, "Tls({authority})"),
+        }
+    }
+}
+
+impl Dialer {
+    /// The `Host` header requests carry.
+    pub fn host(&self) -> &str {
+        match self {
+            Dialer::Unix(_) => "lxd",
+            Dialer::Tls { authority, .. } => authority,
+        }
+    }
+
+    /// Opens a connection: a socket, or a TCP connection and its TLS handshake.
+    async fn dial(&self) -> Result<Stream, Failure> {
+        match self {
+            Dialer::Unix(path) => UnixStream::connect(path)
+                .await
+                .map(Stream::Unix)
+                .map_err(|e| Failure::Broken(Box::new(e))),
+            Dialer::Tls {
+                authority,
+                server_name,
+                config,
+            } => {
+                let tcp = TcpStream::connect(authority.as_str())
+                    .await
+                    .map_err(|e| Failure::Broken(Box::new(e)))?;
+                // Requests are small writes answered at once: no Nagle delay.
+                let _ = tcp.set_nodelay(true);
+                let connector = tokio_rustls::TlsConnector::from(config.clone());
+                let tls = connector
+                    .connect(server_name.clone(), tcp)
+                    .await
+                    .map_err(|e| match e.downcast::<rustls::Error>() {
+                        Ok(refused) => Failure::Tls(refused),
+                        Err(e) => Failure::Broken(Box::new(e)),
+                    })?;
+                Ok(Stream::Tls(Box::new(tls)))
+            }
+        }
+    }
+}
+
+/// One connection's bytes: a unix socket or TLS over TCP.
+#[derive(Debug)]
+pub enum Stream {
+    /// The daemon's unix socket.
+    Unix(UnixStream),
+    /// TLS over TCP.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Unix(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// One connection: the handle requests are sent through, and the connection itself, which
 /// whoever waits on it polls.
 struct Connection {
-    sender: SendRequest<reqwest::Body>,
-    io: http1::Connection<TokioIo<UnixStream>, reqwest::Body>,
+    sender: SendRequest<Body>,
+    io: http1::Connection<TokioIo<Stream>, Body>,
 }
 
 /// Connections that have carried a request and are free for the next one.
-type IdleConnections = Arc<Mutex<Vec<SyncWrapper<Connection>>>>;
+type IdleConnections = Arc<Mutex<Vec<Connection>>>;
 
-/// An HTTP/1.1 client for one unix socket.
-pub struct UnixHttp {
-    path: PathBuf,
+/// An HTTP/1.1 client for one server.
+pub struct Http1 {
+    dialer: Dialer,
     connect_timeout: Duration,
     idle: IdleConnections,
 }
 
-impl std::fmt::Debug for UnixHttp {
+impl std::fmt::Debug for Http1 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UnixHttp")
-            .field("path", &self.path)
+        f.debug_struct("Http1")
+            .field("dialer", &self.dialer)
             .finish()
     }
 }
 
-/// Why a request over the socket failed.
+/// Why a request failed.
 #[derive(Debug)]
 pub enum Failure {
+    /// Connecting took longer than the connect timeout.
+    ConnectTimedOut,
     /// The timeout ran out before the response (head or body) was complete.
     TimedOut,
-    /// The socket could not be reached, or the connection broke.
-    Broken(Box<dyn StdError + Send + Sync>),
+    /// The TLS handshake failed: the server's certificate, or what the server refused.
+    Tls(rustls::Error),
+    /// The server could not be reached, or the connection broke.
+    Broken(BoxError),
 }
 
 impl From<hyper::Error> for Failure {
@@ -78,15 +216,20 @@ impl From<hyper::Error> for Failure {
     }
 }
 
-impl UnixHttp {
-    /// A client for the socket at `path` whose connects give up after `connect_timeout`
+impl Http1 {
+    /// A client that connects with `dialer`, whose connects give up after `connect_timeout`
     /// (a daemon that has stopped accepting leaves them hanging); nothing is connected yet.
-    pub fn new(path: PathBuf, connect_timeout: Duration) -> UnixHttp {
-        UnixHttp {
-            path,
+    pub fn new(dialer: Dialer, connect_timeout: Duration) -> Http1 {
+        Http1 {
+            dialer,
             connect_timeout,
             idle: Arc::default(),
         }
+    }
+
+    /// The `Host` header its requests carry.
+    pub fn host(&self) -> &str {
+        self.dialer.host()
     }
 
     /// Sends `request` (origin-form URI, `Host` set) and returns the response once its head has
@@ -94,26 +237,25 @@ impl UnixHttp {
     /// exchange, body included.
     pub async fn send(
         &self,
-        request: http::Request<reqwest::Body>,
+        request: http::Request<Body>,
         timeout: Option<Duration>,
-    ) -> Result<reqwest::Response, Failure> {
+    ) -> Result<http::Response<Body>, Failure> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let exchange = self.exchange(request, deadline);
-        let response = match deadline {
+        match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, exchange)
                 .await
-                .map_err(|_| Failure::TimedOut)??,
-            None => exchange.await?,
-        };
-        Ok(response.into())
+                .map_err(|_| Failure::TimedOut)?,
+            None => exchange.await,
+        }
     }
 
     /// Sends on an idle connection if one is still open, else on a new one.
     async fn exchange(
         &self,
-        mut request: http::Request<reqwest::Body>,
+        mut request: http::Request<Body>,
         deadline: Option<Instant>,
-    ) -> Result<http::Response<reqwest::Body>, Failure> {
+    ) -> Result<http::Response<Body>, Failure> {
         if request.headers().contains_key(http::header::UPGRADE) {
             return self.upgrade(request).await;
         }
@@ -141,9 +283,9 @@ impl UnixHttp {
     async fn round_trip(
         &self,
         mut connection: Connection,
-        request: http::Request<reqwest::Body>,
+        request: http::Request<Body>,
         deadline: Option<Instant>,
-    ) -> Result<http::Response<reqwest::Body>, Unsent> {
+    ) -> Result<http::Response<Body>, Unsent> {
         let mut answer = std::pin::pin!(connection.sender.try_send_request(request));
         let mut io_done = false;
         let head = std::future::poll_fn(|cx| {
@@ -177,7 +319,7 @@ impl UnixHttp {
                 drive_on_task(connection, self.idle.clone());
                 None
             }
-            false => Some(SyncWrapper::new(connection)),
+            false => Some(connection),
         };
         let body = DrivenBody {
             body,
@@ -185,29 +327,25 @@ impl UnixHttp {
             pool: self.idle.clone(),
             expiry: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
         };
-        Ok(http::Response::from_parts(head, reqwest::Body::wrap(body)))
+        Ok(http::Response::from_parts(head, Body::wrap(body)))
     }
 
     /// Sends a request that asks to switch protocols on a connection of its own, driven by a
     /// task: the upgraded stream outlives the response.
-    async fn upgrade(
-        &self,
-        request: http::Request<reqwest::Body>,
-    ) -> Result<http::Response<reqwest::Body>, Failure> {
+    async fn upgrade(&self, request: http::Request<Body>) -> Result<http::Response<Body>, Failure> {
         let Connection { mut sender, io } = self.connect().await?;
         tokio::spawn(async move {
             // Its errors reach the request through the sender.
             let _ = io.with_upgrades().await;
         });
         let (head, body) = sender.send_request(request).await?.into_parts();
-        Ok(http::Response::from_parts(head, reqwest::Body::wrap(body)))
+        Ok(http::Response::from_parts(head, Body::wrap(body)))
     }
 
     /// An idle connection that is still open, if any.
     fn take_idle(&self) -> Option<Connection> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(connection) = idle.pop() {
-            let mut connection = connection.into_inner();
+        while let Some(mut connection) = idle.pop() {
             // Polled once: an idle connection only finishes when the server has closed it; the
             // poll also lets it take the next request.
             let mut cx = Context::from_waker(Waker::noop());
@@ -222,11 +360,9 @@ impl UnixHttp {
 
     /// Opens a connection for a request that is about to be sent on it.
     async fn connect(&self) -> Result<Connection, Failure> {
-        // The transport's error already names the socket.
-        let stream = tokio::time::timeout(self.connect_timeout, UnixStream::connect(&self.path))
+        let stream = tokio::time::timeout(self.connect_timeout, self.dialer.dial())
             .await
-            .map_err(|_| Failure::TimedOut)?
-            .map_err(|e| Failure::Broken(Box::new(e)))?;
+            .map_err(|_| Failure::ConnectTimedOut)??;
         let (sender, io) = http1::handshake(TokioIo::new(stream)).await?;
         Ok(Connection { sender, io })
     }
@@ -237,15 +373,14 @@ impl UnixHttp {
 fn give_back(pool: &IdleConnections, connection: Connection) {
     let mut idle = pool.lock().unwrap_or_else(PoisonError::into_inner);
     if idle.len() < MAX_IDLE {
-        idle.push(SyncWrapper::new(connection));
+        idle.push(connection);
     }
 }
 
 /// Drives a connection whose response body is long on a task of its own, so that reading the
-/// socket overlaps with whatever the body's reader does with each chunk (measured on 1 GB
-/// pulls: about 10 % faster than driving it from the reader). Once the body has been read to
-/// the end the connection is ready for a request again and goes back to the pool; a body
-/// dropped half-way closes it.
+/// socket overlaps with whatever the body's reader does with each chunk (see
+/// `scripts/bench/NOTES.md`). Once the body has been read to the end the connection is ready
+/// for a request again and goes back to the pool; a body dropped half-way closes it.
 fn drive_on_task(mut connection: Connection, pool: IdleConnections) {
     tokio::spawn(async move {
         let reusable = std::future::poll_fn(|cx| {
@@ -264,24 +399,25 @@ fn drive_on_task(mut connection: Connection, pool: IdleConnections) {
 /// A request that did not get an answer.
 enum Unsent {
     /// It never left: it can go on another connection.
-    Back(Box<http::Request<reqwest::Body>>),
+    Back(Box<http::Request<Body>>),
     /// It failed on the way.
     Failed(Failure),
 }
 
 /// A response body that drives its connection while it is read, gives the connection back to
-/// the pool when it ends, and fails with `TimedOut` once the request's deadline has passed.
+/// the pool when it ends, and fails with [`BodyTimedOut`] once the request's deadline has
+/// passed.
 struct DrivenBody {
     body: Incoming,
     /// `None` once the connection has finished (the server closed it).
-    connection: Option<SyncWrapper<Connection>>,
+    connection: Option<Connection>,
     pool: IdleConnections,
     expiry: Option<Pin<Box<Sleep>>>,
 }
 
-impl Body for DrivenBody {
+impl HttpBody for DrivenBody {
     type Data = Bytes;
-    type Error = Box<dyn StdError + Send + Sync>;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
@@ -291,13 +427,12 @@ impl Body for DrivenBody {
         if let Some(expiry) = &mut this.expiry
             && expiry.as_mut().poll(cx).is_ready()
         {
-            return Poll::Ready(Some(Err(Box::new(io::Error::new(
-                io::ErrorKind::TimedOut,
+            return Poll::Ready(Some(Err(Box::new(BodyTimedOut(
                 "the response was not complete before the timeout",
             )))));
         }
         if let Some(connection) = &mut this.connection
-            && connection.get_mut().io.poll_without_shutdown(cx).is_ready()
+            && connection.io.poll_without_shutdown(cx).is_ready()
         {
             this.connection = None;
         }
@@ -305,7 +440,7 @@ impl Body for DrivenBody {
         if let Poll::Ready(None) = frame
             && let Some(connection) = this.connection.take()
         {
-            give_back(&this.pool, connection.into_inner());
+            give_back(&this.pool, connection);
         }
         frame.map_err(|e| Box::new(e) as Self::Error)
     }
@@ -350,12 +485,22 @@ mod tests {
     /// The size of [`Answer::Long`]'s body: long enough to be driven by a task.
     const LONG: usize = 2 << 20;
 
-    fn request(path: &str) -> http::Request<reqwest::Body> {
+    fn request(path: &str) -> http::Request<Body> {
         http::Request::builder()
             .uri(path)
             .header(http::header::HOST, "lxd")
-            .body(reqwest::Body::from(Bytes::new()))
+            .body(Body::empty())
             .expect("request")
+    }
+
+    /// A response's whole body.
+    async fn read_all(response: http::Response<Body>) -> Result<Vec<u8>, BoxError> {
+        let mut body = response.into_body();
+        let mut all = Vec::new();
+        while let Some(chunk) = body.chunk().await? {
+            all.extend_from_slice(&chunk);
+        }
+        Ok(all)
     }
 
     /// A fake HTTP/1.1 server on a unix socket of the test's own.
@@ -412,13 +557,13 @@ mod tests {
         (dir, path, seen)
     }
 
-    fn client_for(path: PathBuf) -> UnixHttp {
-        UnixHttp::new(path, Duration::from_secs(10))
+    fn client_for(path: PathBuf) -> Http1 {
+        Http1::new(Dialer::Unix(path), Duration::from_secs(10))
     }
 
-    async fn get_ok(client: &UnixHttp) {
+    async fn get_ok(client: &Http1) {
         let response = client.send(request("/1.0"), None).await.expect("answer");
-        assert_eq!(response.bytes().await.expect("body").as_ref(), b"ok");
+        assert_eq!(read_all(response).await.expect("body"), b"ok");
     }
 
     #[tokio::test]
@@ -471,7 +616,7 @@ mod tests {
         let client = client_for(path);
         for _ in 0..3 {
             let response = client.send(request("/file"), None).await.expect("answer");
-            assert_eq!(response.bytes().await.expect("body").len(), LONG);
+            assert_eq!(read_all(response).await.expect("body").len(), LONG);
             // The connection's task gives it back once it is ready for the next request.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -486,7 +631,7 @@ mod tests {
             .send(request("/1.0"), Some(Duration::from_millis(300)))
             .await
             .expect("the head arrives");
-        let failed = response.bytes().await.expect_err("the body stalls");
-        assert!(failed.is_timeout(), "{failed:?}");
+        let failed = read_all(response).await.expect_err("the body stalls");
+        assert!(crate::lxd::body::timed_out(&*failed), "{failed:?}");
     }
 }
