@@ -11,7 +11,7 @@
 //! - [`repl`] and [`cli`]: the interactive shell and the command line; `main.rs` only calls
 //!   [`cli::main`].
 //!
-//! The scripting API follows pylxd; its contract is the project's `rhai-api.md`.
+//! The scripting API follows pylxd; `lxd-script api` prints all of it.
 
 pub mod cli;
 pub mod lxd;

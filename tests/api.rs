@@ -1,4 +1,4 @@
-//! The public scripting API is a contract: `lxd-script api` must match the committed reference,
+//! The public scripting API is a promise to scripts: `lxd-script api` must match the committed reference,
 //! so no change to it goes unnoticed. After an intended change, update the snapshot with
 //! `target/debug/lxd-script api > tests/api-reference.txt` and commit it with the change.
 

@@ -1,4 +1,4 @@
-//! Exec (contract §3 execute, raw_interactive_execute), against `main` and over HTTPS.
+//! Exec (`execute`, `raw_interactive_execute`), against `main` and over HTTPS.
 
 mod common;
 

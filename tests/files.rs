@@ -1,4 +1,4 @@
-//! Files (contract §5): sizes, modes, owners, append, trees with symlinks, hostile trees, and a
+//! Files: sizes, modes, owners, append, trees with symlinks, hostile trees, and a
 //! 1 GiB push and pull in constant memory.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Client, instance managers and Instance (contract §1–3 without exec and files), against `main`,
+//! Client, instance managers and Instance, against `main`,
 //! `second` over HTTPS and the cluster.
 
 mod common;

@@ -1,5 +1,5 @@
-//! The other LXD objects (contract §6), the raw API (§10), events (§8), trust and projects
-//! (§1), against `main`, `second` and the cluster.
+//! The other LXD objects, the raw API, events, trust and projects, against `main`, `second`
+//! and the cluster.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Snapshots (contract §4), restore and publish, against `main`.
+//! Snapshots, restore and publish, against `main`.
 
 mod common;
 

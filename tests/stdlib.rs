@@ -1,4 +1,4 @@
-//! `parallel`, `wait_until` (contract §7) and the stdlib modules (§11), against `main`.
+//! `parallel`, `wait_until` and the stdlib modules, against `main`.
 
 mod common;
 

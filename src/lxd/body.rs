@@ -195,7 +195,10 @@ pub fn timed_out(err: &(dyn StdError + 'static)) -> bool {
             return true;
         }
         // An I/O error's source skips the error it wraps.
-        current = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        current = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
             Some(wrapped) => Some(wrapped),
             None => e.source(),
         };

@@ -1,4 +1,4 @@
-//! `parallel(items, f)`, `parallel(items, max, f)` and `wait_until(...)` (contract §7).
+//! `parallel(items, f)`, `parallel(items, max, f)` and `wait_until(...)`.
 //!
 //! `parallel` calls a script function from several threads at once (the engine's `sync`
 //! feature makes that sound). Each call sees its own copy of the variables the function
@@ -115,7 +115,7 @@ fn parallel(ctx: &NativeCallContext, items: Array, max: usize, f: &FnPtr) -> Rha
         None,
         details.into(),
     );
-    // The contract puts the failures in `errors`, beside `kind` and `message`.
+    // The failures go in `errors`, beside `kind` and `message` (see `lxd-script api`).
     Err(match *err {
         EvalAltResult::ErrorRuntime(value, pos) => {
             let mut map = value.cast::<Map>();

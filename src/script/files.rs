@@ -1,4 +1,4 @@
-//! `i.files`: the Files manager (contract §5).
+//! `i.files`: the Files manager.
 
 use std::path::Path;
 

@@ -1,4 +1,4 @@
-//! The global functions of contract §7: `env`, `sleep`, local files and JSON
+//! The global functions: `env`, `sleep`, local files and JSON
 //! (`ARGS` is a constant in the scope; `exit` is Rhai's own).
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! `client.images` and `Image` (contract §6): the common object plus `get_by_alias`, streamed
+//! `client.images` and `Image`: the common object plus `get_by_alias`, streamed
 //! `create` and `export_to`, aliases, and `copy` to another server.
 
 use std::path::{Path, PathBuf};

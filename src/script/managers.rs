@@ -1,4 +1,4 @@
-//! The client's object managers (contract §6) and what each kind adds to the common object:
+//! The client's object managers and what each kind adds to the common object:
 //! create forms, `Network.state()`, `StoragePool.resources()` and `volumes`, certificates and
 //! trust tokens, the cluster, and `client.authenticate()`.
 

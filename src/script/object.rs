@@ -1,4 +1,4 @@
-//! The scripted objects that share one shape (contract §6): profiles, networks, storage pools
+//! The scripted objects that share one shape: profiles, networks, storage pools
 //! and volumes, projects, certificates and cluster members. One generic `Object<K>` and
 //! `Manager<K>`; each kind is a marker type, so each is its own Rhai type (`Profile`, ...).
 

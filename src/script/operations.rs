@@ -1,5 +1,5 @@
-//! `client.operations` and Operation (contract §6), the raw API `client.api` (§10) and the
-//! event stream `client.events(...)` (§8).
+//! `client.operations` and Operation, the raw API `client.api` and the
+//! event stream `client.events(...)`.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Pending operations (contract §0): a call made with `wait: false` leaves its operation on the
+//! Pending operations: a call made with `wait: false` leaves its operation on the
 //! object; `obj.wait()` or the object's next call joins it first, so scripts never race.
 
 use std::time::Duration;
