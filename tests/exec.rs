@@ -107,7 +107,7 @@ fn stdin_streams_from_a_file() {
         r#"
         check_eq(i.execute(["md5sum"], #{{stdin_file: "{input}"}}).stdout, "{sum}  -\n", "the whole file, in order");
         let e = error_of(|| i.execute(["cat"], #{{stdin_file: "{input}.missing"}}));
-        check(e.kind == "InvalidArgument" && e.message.contains("stdin_file"), e.message);
+        check(e.kind == "Local" && e.message.contains("stdin_file"), e.message);
         check_eq(error_of(|| i.execute(["cat"], #{{stdin: "x", stdin_file: "{input}"}})).kind, "InvalidArgument", "both");
         "#,
         input = input.display(),

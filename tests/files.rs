@@ -284,7 +284,7 @@ fn failed_pulls_leave_nothing() {
         r#"
         check_eq(error_of(|| f.pull("/nonexistent/file", "{target}")).kind, "NotFound", "missing");
         check_eq(error_of(|| f.pull("/srv", "{target}")).kind, "InvalidArgument", "a directory");
-        check_eq(error_of(|| f.push("/nonexistent/local", "/tmp/x")).kind, "InvalidArgument", "missing local file");
+        check_eq(error_of(|| f.push("/nonexistent/local", "/tmp/x")).kind, "Local", "missing local file");
         "#,
         target = target.display()
     ));

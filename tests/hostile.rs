@@ -707,3 +707,38 @@ fn a_put_over_a_file_works_without_sftp() {
     );
     assert_eq!(files["/f"], b"new content");
 }
+
+/// A full local disk is a `Local` error naming the file, not a wrong argument; nothing is left
+/// on the full filesystem. A missing local file is `Local` too.
+#[test]
+fn a_full_local_disk_is_a_local_error() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let (name, _cleanup) =
+        running_container("fulldisk", "head -c 4000000 /dev/urandom > /root/big");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .expect("mount");
+    assert!(mounted.success(), "a 1 MiB tmpfs (the tests run as root)");
+    let out = script_ok(&format!(
+        r#"let i = Client().instances.get("{name}");
+           let e = error_of(|| i.files.pull("/root/big", "{dest}/big"));
+           check_eq(e.kind, "Local", e.message);
+           print(e.message);
+           let e = error_of(|| i.files.push("{dest}/missing", "/root/x"));
+           check_eq(e.kind, "Local", e.message);
+           print(e.message);"#,
+        dest = dir.path().display()
+    ));
+    let left = walk(dir.path());
+    let _ = std::process::Command::new("umount")
+        .arg(dir.path())
+        .status();
+    assert!(out.contains("No space left on device"), "{out}");
+    assert!(out.contains(&format!("{}/", dir.path().display())), "{out}");
+    assert!(left.is_empty(), "left on the full disk: {left:?}");
+}

@@ -34,14 +34,12 @@ pub enum ErrorKind {
     Tls,
     /// The server lacks an API extension the call needs.
     ExtensionMissing,
-    /// A read-only attribute was assigned.
-    ReadOnly,
     /// A call got a wrong type or value.
     InvalidArgument,
-    /// The script was cancelled (Ctrl-C).
+    /// A local file could not be read or written (missing, denied, a full disk).
+    Local,
+    /// The call was cancelled (Ctrl-C).
     Cancelled,
-    /// One or more calls of a script's `parallel` failed.
-    Parallel,
 }
 
 impl ErrorKind {
@@ -58,10 +56,9 @@ impl ErrorKind {
             ErrorKind::Connection => "Connection",
             ErrorKind::Tls => "Tls",
             ErrorKind::ExtensionMissing => "ExtensionMissing",
-            ErrorKind::ReadOnly => "ReadOnly",
             ErrorKind::InvalidArgument => "InvalidArgument",
+            ErrorKind::Local => "Local",
             ErrorKind::Cancelled => "Cancelled",
-            ErrorKind::Parallel => "Parallel",
         }
     }
 }
@@ -159,6 +156,17 @@ pub enum Error {
     /// Bad input from the caller.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A local file could not be read or written: what was being done, and to which path.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Local {
+        /// What was being done (`read`, `write`, `create`, ...).
+        action: &'static str,
+        /// The local path.
+        path: std::path::PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
     /// The client configuration (remotes, certificates) is unusable.
     #[error("{0}")]
     Config(String),
@@ -187,6 +195,7 @@ impl Error {
             Error::Decode(_) | Error::ResponseTooLarge { .. } => ErrorKind::ApiError,
             Error::ExtensionMissing(_) => ErrorKind::ExtensionMissing,
             Error::InvalidArgument(_) | Error::Config(_) => ErrorKind::InvalidArgument,
+            Error::Local { .. } => ErrorKind::Local,
             Error::Cancelled => ErrorKind::Cancelled,
         }
     }
@@ -206,6 +215,19 @@ impl Error {
             Error::Api { operation, .. } | Error::Timeout { operation, .. } => operation.as_deref(),
             Error::OperationFailed { operation, .. } => Some(operation),
             _ => None,
+        }
+    }
+
+    /// A failure to `action` the local `path`.
+    pub fn local(
+        action: &'static str,
+        path: impl Into<std::path::PathBuf>,
+        source: std::io::Error,
+    ) -> Error {
+        Error::Local {
+            action,
+            path: path.into(),
+            source,
         }
     }
 

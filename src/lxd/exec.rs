@@ -516,7 +516,7 @@ async fn pump_stdin(mut ws: Socket, input: Input) -> Result<Socket> {
                 let n = reader
                     .read(&mut buf)
                     .await
-                    .map_err(|e| Error::InvalidArgument(format!("cannot read stdin: {e}")))?;
+                    .map_err(|e| Error::local("read", "stdin", e))?;
                 if n == 0 {
                     break;
                 }

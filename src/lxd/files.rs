@@ -345,11 +345,11 @@ impl Files {
     ) -> Result<u64> {
         let file = tokio::fs::File::open(local)
             .await
-            .map_err(|e| Error::InvalidArgument(format!("cannot read {}: {e}", local.display())))?;
+            .map_err(|e| Error::local("read", local, e))?;
         let meta = file
             .metadata()
             .await
-            .map_err(|e| Error::InvalidArgument(format!("cannot stat {}: {e}", local.display())))?;
+            .map_err(|e| Error::local("stat", local, e))?;
         if meta.is_dir() {
             return Err(Error::InvalidArgument(format!(
                 "{} is a directory: use recursive_put()",

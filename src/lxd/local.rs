@@ -28,11 +28,11 @@ pub async fn file_body(path: &Path, progress: Option<Progress>) -> Result<(Body,
     use futures_util::TryStreamExt;
     let file = tokio::fs::File::open(path)
         .await
-        .map_err(|e| Error::InvalidArgument(format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| Error::local("read", path, e))?;
     let len = file
         .metadata()
         .await
-        .map_err(|e| Error::InvalidArgument(format!("cannot stat {}: {e}", path.display())))?
+        .map_err(|e| Error::local("stat", path, e))?
         .len();
     let mut sent = 0u64;
     let stream =
@@ -116,7 +116,7 @@ const BATCH_BYTES: usize = 1 << 20;
 const QUEUED_BATCHES: usize = 4;
 
 fn local_error(e: std::io::Error, what: &Path) -> Error {
-    Error::InvalidArgument(format!("cannot write {}: {e}", what.display()))
+    Error::local("write", what, e)
 }
 
 /// What the receiving side hands the writer thread.

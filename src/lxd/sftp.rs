@@ -233,9 +233,7 @@ impl Session {
 
     /// Sends one file or symlink; other kinds (sockets, fifos, devices) are skipped.
     async fn push_leaf(&self, leaf: &LocalLeaf, attrs: &WriteAttrs) -> Result<u64> {
-        let local_error = |e: std::io::Error| {
-            Error::InvalidArgument(format!("cannot read {}: {e}", leaf.local.display()))
-        };
+        let local_error = |e: std::io::Error| Error::local("read", &leaf.local, e);
         if leaf.meta.file_type().is_symlink() {
             let target = std::fs::read_link(&leaf.local).map_err(local_error)?;
             self.make_symlink(&leaf.remote, &target.to_string_lossy())
@@ -342,9 +340,7 @@ impl Session {
             )));
         }
         if let Some(parent) = local.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                Error::InvalidArgument(format!("cannot create {}: {e}", parent.display()))
-            })?;
+            std::fs::create_dir_all(parent).map_err(|e| Error::local("create", parent, e))?;
         }
         ensure_real_dir(local, mode_of(&root_attrs))?;
         let root = remote.trim_end_matches('/').to_owned();
@@ -519,9 +515,7 @@ fn mode_of(attrs: &FileAttributes) -> u32 {
 
 /// Walks a local tree breadth-first: its directories (the root first) and everything else.
 fn walk_local(local: &Path, remote: &str) -> Result<(Vec<LocalDir>, Vec<LocalLeaf>)> {
-    let read_error = |path: &Path, e: std::io::Error| {
-        Error::InvalidArgument(format!("cannot read {}: {e}", path.display()))
-    };
+    let read_error = |path: &Path, e: std::io::Error| Error::local("read", path, e);
     let root_meta = std::fs::symlink_metadata(local).map_err(|e| read_error(local, e))?;
     if !root_meta.is_dir() {
         return Err(Error::InvalidArgument(format!(
@@ -600,8 +594,7 @@ fn relative_link(root: &str, link: &str, target: &str) -> String {
 
 /// Makes `dir` a real directory: a symlink (or file) there is replaced, never followed.
 fn ensure_real_dir(dir: &Path, mode: u32) -> Result<()> {
-    let local_error =
-        |e: std::io::Error| Error::InvalidArgument(format!("cannot create {}: {e}", dir.display()));
+    let local_error = |e: std::io::Error| Error::local("create", dir, e);
     match std::fs::symlink_metadata(dir) {
         Ok(m) if m.is_dir() => return Ok(()),
         Ok(_) => std::fs::remove_file(dir).map_err(local_error)?,
@@ -623,8 +616,7 @@ fn remove_non_dir(path: &Path) -> Result<()> {
             "{} is a local directory",
             path.display()
         ))),
-        Ok(_) => std::fs::remove_file(path)
-            .map_err(|e| Error::InvalidArgument(format!("cannot replace {}: {e}", path.display()))),
+        Ok(_) => std::fs::remove_file(path).map_err(|e| Error::local("replace", path, e)),
         Err(_) => Ok(()),
     }
 }

@@ -15,7 +15,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext}
 
 use super::api::{Api, RegisterInto};
 use super::client::duration_arg;
-use super::errors::{RhaiResultOf, invalid_argument, script_error};
+use super::errors::{RhaiResultOf, ScriptErrorKind, invalid_argument, script_error};
 use super::runtime::Bridge;
 use super::session::Session;
 use crate::lxd::ErrorKind;
@@ -106,7 +106,7 @@ fn parallel(ctx: &NativeCallContext, items: Array, max: usize, f: &FnPtr) -> Rha
     let mut details = Map::new();
     details.insert("results".into(), values.into());
     let err = script_error(
-        ErrorKind::Parallel,
+        ScriptErrorKind::Parallel,
         format!(
             "{count} of {} calls failed; the first: {first}",
             items.len()

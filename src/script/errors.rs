@@ -11,16 +11,44 @@ pub type RhaiResultOf<T> = Result<T, Box<EvalAltResult>>;
 /// The value an interrupted script terminates with (not catchable by the script).
 pub const INTERRUPTED: &str = "interrupted";
 
+/// The `kind` of an error a script catches: the client's, or one only scripts meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptErrorKind {
+    /// An error of the LXD client, or a wrong argument.
+    Client(ErrorKind),
+    /// A read-only attribute was assigned.
+    ReadOnly,
+    /// One or more calls of a script's `parallel` failed.
+    Parallel,
+}
+
+impl ScriptErrorKind {
+    /// The name scripts see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScriptErrorKind::Client(kind) => kind.as_str(),
+            ScriptErrorKind::ReadOnly => "ReadOnly",
+            ScriptErrorKind::Parallel => "Parallel",
+        }
+    }
+}
+
+impl From<ErrorKind> for ScriptErrorKind {
+    fn from(kind: ErrorKind) -> Self {
+        ScriptErrorKind::Client(kind)
+    }
+}
+
 /// Builds the error map thrown to scripts.
 pub fn script_error(
-    kind: ErrorKind,
+    kind: impl Into<ScriptErrorKind>,
     message: impl Into<String>,
     status_code: Option<u16>,
     operation: Option<&str>,
     details: Dynamic,
 ) -> Box<EvalAltResult> {
     let mut map = Map::new();
-    map.insert("kind".into(), kind.as_str().into());
+    map.insert("kind".into(), kind.into().as_str().into());
     map.insert("message".into(), message.into().into());
     map.insert(
         "status_code".into(),
@@ -66,7 +94,7 @@ pub fn invalid_argument(message: impl Into<String>) -> Box<EvalAltResult> {
 /// `ReadOnly`: assigning a read-only attribute.
 fn read_only(type_name: &str, attribute: &str, hint: &str) -> Box<EvalAltResult> {
     script_error(
-        ErrorKind::ReadOnly,
+        ScriptErrorKind::ReadOnly,
         format!("{type_name}.{attribute} is read-only{hint}"),
         None,
         None,

@@ -199,9 +199,7 @@ fn parse_args(command: Vec<String>, map: Map) -> RhaiResultOf<ExecArgs> {
         (_, Some(path)) => {
             // Streamed from the file as the command reads it: constant memory for any size.
             let file = std::fs::File::open(&path).map_err(|e| {
-                invalid_argument(format!(
-                    "Instance.execute: cannot read the stdin_file {path}: {e}"
-                ))
+                lxd_error(crate::lxd::Error::local("read the stdin_file", &path, e))
             })?;
             Input::Reader(Box::new(tokio::fs::File::from_std(file)))
         }

@@ -7,13 +7,21 @@ use rhai::{Blob, Dynamic};
 
 use super::api::{Api, RegisterInto};
 use super::convert::{dynamic_to_json, json_to_dynamic};
-use super::errors::{ExitRequest, RhaiResultOf, invalid_argument};
+use super::errors::{ExitRequest, RhaiResultOf, invalid_argument, script_error};
 use super::options::{describe_value, duration};
 use super::runtime::Bridge;
 use super::session::Session;
+use crate::lxd::ErrorKind;
 
+/// A local file `call` could not read or write: a `Local` error naming the call and the path.
 fn io_error(call: &str, path: &str, err: std::io::Error) -> Box<rhai::EvalAltResult> {
-    invalid_argument(format!("{call}: {path}: {err}"))
+    script_error(
+        ErrorKind::Local,
+        format!("{call}: {path}: {err}"),
+        None,
+        None,
+        Dynamic::UNIT,
+    )
 }
 
 /// Ends the script with an exit status (not catchable, like Ctrl-C).
