@@ -248,8 +248,6 @@ impl Client {
                         report(&text);
                     }
                 }
-                // LXD 6.x: the time-out of a long poll arrives as an error envelope in a 200 body.
-                Err(Error::Api { message, .. }) if message.contains("deadline exceeded") => {}
                 Err(Error::Api { status: 404, .. }) => {
                     return Err(Error::Api {
                         status: 404,
@@ -259,20 +257,26 @@ impl Client {
                         operation: Some(id.to_owned()),
                     });
                 }
-                // LXD 6.x: a failed operation is an error envelope; read its final state while it lasts.
+                // LXD 6.x answers both a long poll that ran out and a failed operation with an
+                // error envelope: the operation's own state, read while it lasts, tells which.
                 Err(Error::Api {
                     message, status, ..
-                }) => {
-                    return match self.get(&format!("/1.0/operations/{}", segment(id))).await {
-                        Ok(op) => Operation(op).into_result(),
-                        Err(_) => Err(Error::OperationFailed {
+                }) => match self.get(&format!("/1.0/operations/{}", segment(id))).await {
+                    Ok(op) => {
+                        let op = Operation(op);
+                        if op.is_final() {
+                            return op.into_result();
+                        }
+                    }
+                    Err(_) => {
+                        return Err(Error::OperationFailed {
                             message,
                             operation: id.to_owned(),
                             status_code: status,
                             metadata: Value::Null,
-                        }),
-                    };
-                }
+                        });
+                    }
+                },
                 Err(e) => return Err(e),
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::api::{Api, RegisterInto};
 use super::client::Client;
-use super::errors::RhaiResultOf;
+use super::errors::{RhaiResultOf, lxd_error};
 use super::runtime::Bridge;
 use crate::lxd::instance::{Instances, Watched};
 use crate::lxd::{self, response::Operation};
@@ -56,16 +56,27 @@ impl Pending {
         client: &lxd::Client,
         timeout: Option<Duration>,
     ) -> RhaiResultOf<(Operation, After)> {
-        let op = bridge.block_on(async {
+        let op = self.wait(bridge, client, timeout)?.map_err(lxd_error)?;
+        Ok((op, self.after))
+    }
+
+    /// Waits for the operation. The outer error is an interrupt; the inner one is how the
+    /// operation (or the wait) failed, still typed.
+    fn wait(
+        &self,
+        bridge: &Bridge,
+        client: &lxd::Client,
+        timeout: Option<Duration>,
+    ) -> RhaiResultOf<lxd::Result<Operation>> {
+        bridge.block_on(async {
             let waited = client.wait_operation(&self.operation, timeout).await;
-            match (waited, &self.watched) {
+            Ok(match (waited, &self.watched) {
                 (Err(failure), Some(watched)) => Err(Instances::new(client.clone(), None)
                     .explain_failure(watched, failure)
                     .await),
                 (waited, _) => waited,
-            }
-        })?;
-        Ok((op, self.after))
+            })
+        })
     }
 }
 
@@ -81,13 +92,13 @@ pub fn join_slot(
     let Some(pending) = slot.take() else {
         return Ok(None);
     };
-    match pending.clone().join(bridge, client, timeout) {
-        Ok(done) => Ok(Some(done)),
+    match pending.wait(bridge, client, timeout)? {
+        Ok(op) => Ok(Some((op, pending.after))),
         Err(err) => {
-            if is_timeout(&err) {
+            if err.kind() == lxd::ErrorKind::Timeout {
                 *slot = Some(pending);
             }
-            Err(err)
+            Err(lxd_error(err))
         }
     }
 }
@@ -160,14 +171,4 @@ pub fn register_wait<T: rhai::Variant + Clone>(
         .register_into(api, move |t: &mut T, timeout: rhai::Dynamic| {
             join(t, Some(super::client::duration_arg(call, &timeout)?))
         });
-}
-
-fn is_timeout(err: &rhai::EvalAltResult) -> bool {
-    match err {
-        rhai::EvalAltResult::ErrorRuntime(v, _) => v
-            .read_lock::<rhai::Map>()
-            .and_then(|m| m.get("kind").map(|k| k.to_string() == "Timeout"))
-            .unwrap_or(false),
-        _ => false,
-    }
 }
