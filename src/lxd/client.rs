@@ -76,6 +76,15 @@ impl Client {
         })
     }
 
+    /// A client over `transport`, in the default project (tests give it a fake server's).
+    #[cfg(test)]
+    pub fn from_transport(transport: Transport) -> Client {
+        Client {
+            transport: Arc::new(transport),
+            project: None,
+        }
+    }
+
     /// The same server on another project, sharing the connection pool.
     pub fn with_project(&self, project: &str) -> Client {
         Client {
@@ -294,5 +303,120 @@ impl Client {
         self.call(&Request::delete(format!("/1.0/operations/{}", segment(id))))
             .await
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lxd::fake::{FakeAnswer, FakeLxd, operation};
+    use serde_json::json;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fake whose `/wait` answers come from `wait` (called with the poll's number) and whose
+    /// operation reads as `state`.
+    fn fake(
+        wait: impl Fn(usize) -> FakeAnswer + Send + Sync + 'static,
+        state: impl Fn() -> FakeAnswer + Send + Sync + 'static,
+    ) -> FakeLxd {
+        let polls = AtomicUsize::new(0);
+        FakeLxd::new(move |req| {
+            if req.path.starts_with("/1.0/operations/op1/wait?timeout=") {
+                wait(polls.fetch_add(1, Ordering::SeqCst))
+            } else if req.path == "/1.0/operations/op1" {
+                state()
+            } else {
+                FakeAnswer::error(404, "not found")
+            }
+        })
+    }
+
+    fn running() -> FakeAnswer {
+        FakeAnswer::sync(operation("op1", 103, json!({}), ""))
+    }
+
+    /// LXD 5: a long poll that ran out answers the running operation; the wait polls again
+    /// and returns the final state from the wait answer itself.
+    #[tokio::test]
+    async fn a_wait_polls_again_until_the_operation_ends() {
+        let lxd = fake(
+            |n| match n {
+                0 | 1 => running(),
+                _ => FakeAnswer::sync(operation("op1", 200, json!({"polls": n + 1}), "")),
+            },
+            running,
+        );
+        let op = lxd
+            .client(TransportOptions::default())
+            .wait_operation("op1", None)
+            .await
+            .expect("success");
+        assert_eq!(op.metadata()["polls"], 3);
+        assert_eq!(lxd.seen().len(), 3, "{:?}", lxd.seen());
+    }
+
+    /// LXD 6: a long poll that ran out is an error envelope; the operation, still running, says
+    /// it was not a failure.
+    #[tokio::test]
+    async fn an_expired_long_poll_is_told_from_a_failure_by_the_operation() {
+        let lxd = fake(
+            |n| match n {
+                0 => FakeAnswer::error(504, "context deadline exceeded"),
+                _ => FakeAnswer::sync(operation("op1", 200, json!({}), "")),
+            },
+            running,
+        );
+        let client = lxd.client(TransportOptions::default());
+        client.wait_operation("op1", None).await.expect("success");
+        let seen = lxd.seen();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert_eq!(seen[1], "GET /1.0/operations/op1");
+    }
+
+    /// A failed operation is `OperationFailed` with its error text and metadata, whether the
+    /// wait answers its state (LXD 5) or an error envelope (LXD 6).
+    #[tokio::test]
+    async fn a_failed_operation_keeps_its_text_and_metadata() {
+        let failed = || FakeAnswer::sync(operation("op1", 400, json!({"return": 7}), "boom"));
+        for lxd in [
+            fake(move |_| failed(), running),
+            fake(|_| FakeAnswer::error(400, "boom"), failed),
+        ] {
+            let err = lxd
+                .client(TransportOptions::default())
+                .wait_operation("op1", None)
+                .await
+                .expect_err("failed");
+            match err {
+                Error::OperationFailed {
+                    message, metadata, ..
+                } => {
+                    assert_eq!(message, "boom");
+                    assert_eq!(metadata["return"], 7);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// An operation the server has forgotten is `NotFound`, saying why its result is lost; a
+    /// deadline that passes is `Timeout` naming the operation.
+    #[tokio::test]
+    async fn gone_and_timed_out_operations_say_so() {
+        let gone = fake(|_| FakeAnswer::error(404, "not found"), running);
+        let err = gone
+            .client(TransportOptions::default())
+            .wait_operation("op1", None)
+            .await
+            .expect_err("gone");
+        assert!(err.is_not_found() && err.to_string().contains("forgets finished operations"));
+        let slow = fake(|_| running(), running);
+        let err = slow
+            .client(TransportOptions::default())
+            .wait_operation("op1", Some(Duration::ZERO))
+            .await
+            .expect_err("timed out");
+        assert_eq!(err.kind(), crate::lxd::ErrorKind::Timeout);
+        assert_eq!(err.operation(), Some("op1"));
     }
 }

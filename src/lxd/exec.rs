@@ -687,4 +687,187 @@ mod tests {
         assert_eq!(exit_code(&json!({"return": 1.0})).ok(), Some(1));
         assert!(exit_code(&json!({})).is_err());
     }
+
+    mod on_a_fake_server {
+        use super::*;
+        use crate::lxd::fake::{FakeAnswer, FakeLxd, operation};
+        use crate::lxd::transport::TransportOptions;
+        use std::sync::{Arc, Mutex};
+
+        /// Runs `opts` on `fake`, with `stdin`; the exit code and what came out.
+        async fn run_on(
+            fake: &FakeLxd,
+            opts: ExecOptions,
+            stdin: Input,
+        ) -> Result<(i64, Vec<u8>, Vec<u8>)> {
+            let client = fake.client(TransportOptions::default());
+            let (output, mut received) = mpsc::channel(16);
+            let (_control, control) = mpsc::channel(1);
+            let collected = tokio::spawn(async move {
+                let (mut out, mut err) = (Vec::new(), Vec::new());
+                while let Some(chunk) = received.recv().await {
+                    match chunk {
+                        Output::Stdout(b) => out.extend_from_slice(&b),
+                        Output::Stderr(b) => err.extend_from_slice(&b),
+                    }
+                }
+                (out, err)
+            });
+            let code = run(
+                &client,
+                "c1",
+                &opts,
+                stdin,
+                output,
+                control,
+                Limits::default(),
+            )
+            .await;
+            let (out, err) = collected.await.expect("collector");
+            Ok((code?, out, err))
+        }
+
+        fn command(record_output: bool) -> ExecOptions {
+            ExecOptions {
+                command: vec!["cmd".into()],
+                record_output,
+                ..ExecOptions::default()
+            }
+        }
+
+        /// Through websockets: stdin goes in and ends with the EOF frame, stdout and stderr
+        /// come out whole, and the exit code is the operation's `return`.
+        #[tokio::test]
+        async fn a_command_streams_both_ways() {
+            let stdin_seen = Arc::new(Mutex::new(Vec::new()));
+            let stdin_log = stdin_seen.clone();
+            // The command ends once its stdin has: until then its output stays open and a long
+            // poll finds it running.
+            let (ending, ended) = tokio::sync::watch::channel(false);
+            let ending = Arc::new(ending);
+            let fds = json!({"fds": {"0": "s0", "1": "s1", "2": "s2", "control": "sc"}});
+            let fake = FakeLxd::new(move |req| {
+                let path = req.path.as_str();
+                if path == "/1.0/instances/c1/exec" {
+                    return FakeAnswer::started(operation("x1", 103, fds.clone(), ""));
+                }
+                if path.starts_with("/1.0/operations/x1/wait") {
+                    let code = match *ended.borrow() {
+                        true => 200,
+                        false => 103,
+                    };
+                    return FakeAnswer::sync(operation("x1", code, json!({"return": 3}), ""));
+                }
+                let (stdin_log, ending, mut end) =
+                    (stdin_log.clone(), ending.clone(), ended.clone());
+                match path.rsplit_once("secret=").map(|(_, s)| s) {
+                    Some("s0") => FakeAnswer::websocket(move |mut ws| async move {
+                        while let Some(Ok(message)) = ws.next().await {
+                            match message {
+                                Message::Binary(b) => {
+                                    stdin_log.lock().expect("log").extend_from_slice(&b)
+                                }
+                                Message::Text(t) if t.is_empty() => break,
+                                _ => {}
+                            }
+                        }
+                        ending.send_replace(true);
+                    }),
+                    Some("s1") => FakeAnswer::websocket(|mut ws| async move {
+                        let _ = ws.send(Message::binary(&b"hello "[..])).await;
+                        let _ = ws.send(Message::binary(&b"world"[..])).await;
+                        let _ = end.wait_for(|ended| *ended).await;
+                        let _ = ws.close(None).await;
+                    }),
+                    Some("s2") => FakeAnswer::websocket(|mut ws| async move {
+                        let _ = ws.send(Message::binary(&b"oops"[..])).await;
+                        let _ = end.wait_for(|ended| *ended).await;
+                        let _ = ws.send(Message::text("")).await;
+                    }),
+                    Some("sc") => FakeAnswer::websocket(|mut ws| async move {
+                        while let Some(Ok(_)) = ws.next().await {}
+                    }),
+                    _ => FakeAnswer::error(404, "not found"),
+                }
+            });
+            let (code, out, err) = run_on(
+                &fake,
+                command(false),
+                Input::Bytes(Bytes::from_static(b"in")),
+            )
+            .await
+            .expect("ran");
+            assert_eq!(
+                (code, out.as_slice(), err.as_slice()),
+                (3, &b"hello world"[..], &b"oops"[..])
+            );
+            assert_eq!(stdin_seen.lock().expect("log").as_slice(), b"in");
+            // Control connects first: LXD starts the command once every socket is in.
+            let sockets: Vec<String> = fake
+                .seen()
+                .into_iter()
+                .filter(|s| s.contains("/websocket"))
+                .collect();
+            assert!(sockets[0].ends_with("secret=sc"), "{sockets:?}");
+        }
+
+        /// A refused websocket is LXD's own error, not a broken connection.
+        #[tokio::test]
+        async fn a_refused_socket_is_the_servers_error() {
+            let fake = FakeLxd::new(|req| match req.path.as_str() {
+                "/1.0/instances/c1/exec" => FakeAnswer::started(operation(
+                    "x1",
+                    103,
+                    json!({"fds": {"0": "a", "1": "b", "2": "c", "control": "d"}}),
+                    "",
+                )),
+                _ => FakeAnswer::error(403, "not authorized for this socket"),
+            });
+            let err = run_on(&fake, command(false), Input::Empty)
+                .await
+                .expect_err("refused");
+            assert_eq!(err.kind(), crate::lxd::ErrorKind::Forbidden, "{err}");
+            assert!(err.to_string().contains("not authorized"), "{err}");
+        }
+
+        /// `record_output`: no websockets; once the command has ended its two logs are read
+        /// (stdout first) and both deleted.
+        #[tokio::test]
+        async fn a_recorded_command_reads_and_deletes_its_logs() {
+            let logs = json!({"return": 0, "output": {
+                "1": "/1.0/instances/c1/logs/exec_1.stdout",
+                "2": "/1.0/instances/c1/logs/exec_1.stderr"}});
+            let fake = FakeLxd::new(move |req| match (req.method.as_str(), req.path.as_str()) {
+                ("POST", "/1.0/instances/c1/exec") => {
+                    assert_eq!(req.json()["record-output"], true);
+                    FakeAnswer::started(operation("r1", 103, json!({}), ""))
+                }
+                ("GET", p) if p.starts_with("/1.0/operations/r1/wait") => {
+                    FakeAnswer::sync(operation("r1", 200, logs.clone(), ""))
+                }
+                ("GET", "/1.0/instances/c1/logs/exec_1.stdout") => {
+                    FakeAnswer::Bytes(200, Bytes::from_static(b"out"))
+                }
+                ("GET", "/1.0/instances/c1/logs/exec_1.stderr") => {
+                    FakeAnswer::Bytes(200, Bytes::from_static(b"err"))
+                }
+                ("DELETE", _) => FakeAnswer::sync(Value::Null),
+                _ => FakeAnswer::error(404, "not found"),
+            });
+            let (code, out, err) = run_on(&fake, command(true), Input::Empty)
+                .await
+                .expect("ran");
+            assert_eq!(
+                (code, out.as_slice(), err.as_slice()),
+                (0, &b"out"[..], &b"err"[..])
+            );
+            let deletes = fake
+                .seen()
+                .into_iter()
+                .filter(|s| s.starts_with("DELETE"))
+                .count();
+            assert_eq!(deletes, 2, "{:?}", fake.seen());
+            assert!(!fake.seen().iter().any(|s| s.contains("/websocket")));
+        }
+    }
 }

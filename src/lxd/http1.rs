@@ -54,6 +54,9 @@ pub enum Dialer {
         /// TLS 1.3 with the server certificate pinned.
         config: Arc<rustls::ClientConfig>,
     },
+    /// An in-process fake server ([`super::fake`]): each call gives a new connection to it.
+    #[cfg(test)]
+    Memory(Arc<dyn Fn() -> tokio::io::DuplexStream + Send + Sync>),
 }
 
 impl std::fmt::Debug for Dialer {
@@ -61,6 +64,8 @@ impl std::fmt::Debug for Dialer {
         match self {
             Dialer::Unix(path) => write!(f, "Unix({})", path.display()),
             Dialer::Tls { authority, .. } => write!(f, "Tls({authority})"),
+            #[cfg(test)]
+            Dialer::Memory(_) => f.write_str("Memory"),
         }
     }
 }
@@ -71,6 +76,8 @@ impl Dialer {
         match self {
             Dialer::Unix(_) => "lxd",
             Dialer::Tls { authority, .. } => authority,
+            #[cfg(test)]
+            Dialer::Memory(_) => "lxd",
         }
     }
 
@@ -101,6 +108,8 @@ impl Dialer {
                     })?;
                 Ok(Stream::Tls(Box::new(tls)))
             }
+            #[cfg(test)]
+            Dialer::Memory(accept) => Ok(Stream::Memory(accept())),
         }
     }
 }
@@ -112,6 +121,9 @@ pub enum Stream {
     Unix(UnixStream),
     /// TLS over TCP.
     Tls(Box<TlsStream<TcpStream>>),
+    /// A pipe to an in-process fake server.
+    #[cfg(test)]
+    Memory(tokio::io::DuplexStream),
 }
 
 impl AsyncRead for Stream {
@@ -123,6 +135,8 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            #[cfg(test)]
+            Stream::Memory(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -136,6 +150,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            #[cfg(test)]
+            Stream::Memory(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -147,6 +163,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            #[cfg(test)]
+            Stream::Memory(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -154,6 +172,8 @@ impl AsyncWrite for Stream {
         match self {
             Stream::Unix(s) => s.is_write_vectored(),
             Stream::Tls(s) => s.is_write_vectored(),
+            #[cfg(test)]
+            Stream::Memory(s) => s.is_write_vectored(),
         }
     }
 
@@ -161,6 +181,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            #[cfg(test)]
+            Stream::Memory(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -168,6 +190,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            #[cfg(test)]
+            Stream::Memory(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

@@ -18,6 +18,8 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod exec;
+#[cfg(test)]
+pub mod fake;
 pub mod files;
 pub mod http1;
 pub mod idle;

@@ -104,6 +104,20 @@ impl Transport {
         })
     }
 
+    /// A transport to an in-process fake server (see [`super::fake`]); `dial` opens each
+    /// connection.
+    #[cfg(test)]
+    pub fn in_memory(
+        dial: Arc<dyn Fn() -> tokio::io::DuplexStream + Send + Sync>,
+        options: TransportOptions,
+    ) -> Transport {
+        Transport {
+            http: Http1::new(Dialer::Memory(dial), CONNECT_TIMEOUT),
+            endpoint: Endpoint::Unix("fake".into()),
+            options,
+        }
+    }
+
     /// The endpoint this transport talks to.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
