@@ -224,7 +224,7 @@ pub fn main(args: Vec<String>) -> i32 {
 /// recurse (their own functions, deep values) as deep as the engine's call limit. The kernel
 /// grows the main stack on demand up to the soft limit it reads at each growth, so raising the
 /// limit now is enough; the script stays on the main thread, whose allocations are the
-/// cheapest (a thread of its own made start-up a millisecond slower).
+/// cheapest (a thread of its own made start-up slower: see `scripts/bench/NOTES.md`).
 fn allow_deep_recursion() {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Stack);

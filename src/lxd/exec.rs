@@ -309,8 +309,8 @@ fn ended_metadata(ended: Result<Operation>) -> Result<Value> {
 }
 
 /// Runs a command in LXD's `record-output` mode. LXD points the command's stdout and stderr at
-/// log files of the instance, so its output is copied by no one while it runs: 10 MB of output
-/// took 108 ms in the benchmarks, against 155 ms through websockets. Once the command has
+/// log files of the instance, so its output is copied by no one while it runs (the faster way
+/// for big outputs: see `scripts/bench/NOTES.md`). Once the command has
 /// ended, each log is streamed to `output` (stdout first) and deleted. Nothing arrives before
 /// the end, and the command cannot be signalled: a cancelled wait leaves it running, with its
 /// logs.

@@ -317,8 +317,8 @@ const WRITTEN_OUT_AFTER: Duration = Duration::from_secs(30);
 /// Drops the page cache of the regular file at `local`, which the download is about to replace,
 /// so that the new file's pages reuse that memory. Until the swap the previous version stays
 /// whole on disk; only its cached copy goes. Without this, a pull over a file of the same size
-/// needs as much memory again, and on a VM first touching that memory made 1 GB pulls 10 %
-/// slower (4 alternating rounds: 5.49 s against 4.90 s). A recently written file is left alone:
+/// needs as much memory again, and first touching that memory made 1 GB pulls slower on a VM
+/// (see `scripts/bench/NOTES.md`). A recently written file is left alone:
 /// advising its cache away would first write out data that is about to be deleted.
 fn release_cached(local: &Path) {
     let written_out = std::fs::symlink_metadata(local).is_ok_and(|m| {
@@ -348,7 +348,7 @@ fn release_cached(local: &Path) {
 /// A regular file already at `local` is swapped with the new one (`renameat2` with
 /// `RENAME_EXCHANGE`) and then removed. A plain rename over it would be as atomic, but ext4
 /// then starts writing the new file to disk before the rename returns (its `auto_da_alloc`
-/// safeguard): measured here, 80 ms for 100 MB, against 0.2 ms for the swap. Anything else (no
+/// safeguard), which the swap does not (see `scripts/bench/NOTES.md`). Anything else (no
 /// file, a symlink, which is replaced itself and never written through) is renamed.
 fn put_in_place(temp: &Path, local: &Path) -> Result<()> {
     let replaces_a_file = std::fs::symlink_metadata(local).is_ok_and(|m| m.file_type().is_file());
