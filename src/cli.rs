@@ -9,16 +9,19 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::lxd::config::ConnectSpec;
+use crate::lxd;
+use crate::lxd::config::{ClientConfig, ConnectSpec, resolve};
+use crate::lxd::exec::ExecOptions;
 use crate::lxd::files::remove_abandoned_pushes;
 use crate::lxd::local::remove_partial_files;
+use crate::lxd::transport::TransportOptions;
 use crate::repl;
-use crate::script::client::{Client, ConnectDefaults};
-use crate::script::exec;
+use crate::script::client::ConnectDefaults;
 use crate::script::options::{MAX_SECONDS, seconds_to_duration};
 use crate::script::run::{self, Outcome};
 use crate::script::runtime::{Bridge, Interrupt};
 use crate::script::{Purpose, SCRIPT_STACK_BYTES, Session, build_engine, new_scope};
+use crate::terminal;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -282,6 +285,7 @@ fn run_source(session: &Arc<Session>, name: &str, source: &str) -> i32 {
 }
 
 /// `lxd-script shell [REMOTE:]INSTANCE [-- CMD...]`: the command's exit status, 1 on an error.
+/// It goes straight to the client and the terminal, without a script engine.
 fn shell(session: &Arc<Session>, target: &str, command: Vec<String>) -> i32 {
     let (remote, instance) = match target.split_once(':') {
         Some((remote, instance)) => (Some(remote.to_owned()), instance),
@@ -297,20 +301,34 @@ fn shell(session: &Arc<Session>, target: &str, command: Vec<String>) -> i32 {
         project: session.defaults.project.clone(),
         ..ConnectSpec::default()
     };
-    let result = Client::connect(session, &spec, None).and_then(|client| {
-        let command = (!command.is_empty()).then_some(command);
-        exec::interactive(&client, instance, command, rhai::Map::new())
-    });
+    let options = TransportOptions {
+        timeout: session.defaults.timeout,
+        verbose: session.defaults.verbose,
+    };
+    let bridge = &session.bridge;
+    let result = ClientConfig::discover()
+        .and_then(|config| resolve(&spec, &config))
+        .and_then(|target| lxd::Client::connect(&target, options))
+        .and_then(|client| {
+            let opts = ExecOptions {
+                command,
+                ..ExecOptions::default()
+            };
+            // Not raced against Ctrl-C: the session passes it to the command.
+            bridge.wait(terminal::attach(
+                &client,
+                instance,
+                opts,
+                bridge.interrupt().token(),
+            ))
+        });
     match result {
         Ok(code) => i32::try_from(code).unwrap_or(1),
-        Err(err) => match run::outcome_of(&err, "lxd-script shell") {
-            Outcome::Interrupted => 130,
-            Outcome::Failed(message) => {
-                eprintln!("{message}");
-                1
-            }
-            other => other.exit_code(),
-        },
+        Err(lxd::Error::Cancelled) => 130,
+        Err(err) => {
+            eprintln!("lxd-script shell: {}: {err}", err.kind());
+            1
+        }
     }
 }
 

@@ -8,6 +8,8 @@
 //!   object). It knows nothing of Rhai.
 //! - [`script`]: the Rhai bindings: one engine builder, one module per scripted type, the
 //!   blocking bridge into the async client, conversions and errors. It knows nothing of HTTP.
+//! - [`terminal`]: the caller's terminal attached to a PTY session in an instance (raw mode,
+//!   window size), over the LXD client; `lxd-script shell` and scripts' `interactive()` use it.
 //! - [`repl`] and [`cli`]: the interactive shell and the command line; `main.rs` only calls
 //!   [`cli::main`].
 //!
@@ -17,3 +19,4 @@ pub mod cli;
 pub mod lxd;
 pub mod repl;
 pub mod script;
+pub mod terminal;

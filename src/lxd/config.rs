@@ -343,11 +343,11 @@ fn conf_variable(family: ClientFamily) -> &'static str {
     }
 }
 
-fn parse_config(text: &str) -> std::result::Result<ConfigFile, serde_yaml::Error> {
+fn parse_config(text: &str) -> std::result::Result<ConfigFile, serde_yaml_ng::Error> {
     if text.trim().is_empty() {
         return Ok(ConfigFile::default());
     }
-    serde_yaml::from_str(text)
+    serde_yaml_ng::from_str(text)
 }
 
 /// Where a new configuration goes when there is none: `$LXD_CONF`, else `~/.config/lxc`.

@@ -3,8 +3,6 @@
 //! the final name.
 
 use std::ffi::OsStr;
-use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -331,16 +329,22 @@ fn release_cached(local: &Path) {
     if !written_out {
         return;
     }
-    let Ok(previous) = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(local)
-    else {
-        return;
-    };
-    // SAFETY: an advice call on a descriptor this function owns for the duration of the call.
-    unsafe { libc::posix_fadvise(previous.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    advise_dont_need(local);
 }
+
+/// Asks the kernel to drop the cached pages of the file at `local` (Linux); elsewhere nothing.
+#[cfg(target_os = "linux")]
+fn advise_dont_need(local: &Path) {
+    use rustix::fs::{Advice, Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    if let Ok(previous) = rustix::fs::open(local, flags, Mode::empty()) {
+        // Only advice: a failure leaves the cache as it was.
+        let _ = rustix::fs::fadvise(&previous, 0, None, Advice::DontNeed);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_dont_need(_local: &Path) {}
 
 /// Moves the complete temporary file to `local`, replacing what is there atomically: at every
 /// moment `local` is the previous file or the new one, never a part.
@@ -366,24 +370,16 @@ fn put_in_place(temp: &Path, local: &Path) -> Result<()> {
 }
 
 /// Swaps two directory entries atomically (Linux 3.15+; fails where the filesystem cannot).
+#[cfg(target_os = "linux")]
 fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    let a = std::ffi::CString::new(a.as_os_str().as_bytes())?;
-    let b = std::ffi::CString::new(b.as_os_str().as_bytes())?;
-    // SAFETY: both paths are NUL-terminated strings that outlive the call.
-    let status = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if status == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(std::io::Error::from)
+}
+
+/// No atomic swap here: the caller renames over the old file instead.
+#[cfg(not(target_os = "linux"))]
+fn exchange(_a: &Path, _b: &Path) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use super::client::Client;
 use super::errors::{RhaiResultOf, invalid_argument, lxd_error};
 use super::instance::Instance;
 use super::options::Options;
-use super::terminal;
-use crate::lxd::exec::{self, Control, ExecOptions, Input, Limits, Output};
+use crate::lxd::exec::{self, ExecOptions, Input, Limits, Output};
+use crate::terminal;
 
 /// The result of `execute`: the exit code and what the command wrote.
 #[derive(Debug, Clone)]
@@ -295,100 +295,43 @@ fn execute(
     })
 }
 
-/// `lxc shell`'s login shell: root's, through `su -l`.
-const LOGIN_SHELL: [&str; 2] = ["su", "-l"];
-
-/// Attaches the caller's terminal to a PTY session in the instance (raw mode, the terminal's
-/// size, resizes on SIGWINCH) and returns the command's exit code. The terminal is restored on
-/// every exit path.
+/// Attaches the caller's terminal to a PTY session in the instance (see
+/// [`crate::terminal::attach`]) and returns the command's exit code.
 pub fn interactive(
     client: &Client,
     instance_name: &str,
     command: Option<Vec<String>>,
     options: Map,
 ) -> RhaiResultOf<i64> {
-    use std::io::{IsTerminal, Write};
-    use tokio::signal::unix::{SignalKind, signal};
-
     let o = Options::new(
         "Instance.interactive",
         options,
         &["environment", "cwd", "user", "group"],
     )?;
-    let mut environment: BTreeMap<String, String> = o
-        .map("environment")?
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    // LXD sets no TERM; pass the caller's, as lxc does.
-    environment
-        .entry("TERM".to_owned())
-        .or_insert_with(|| std::env::var("TERM").unwrap_or_else(|_| "xterm".to_owned()));
     let opts = ExecOptions {
-        command: command.unwrap_or_else(|| LOGIN_SHELL.iter().map(|s| (*s).to_owned()).collect()),
-        environment,
+        command: command.unwrap_or_default(),
+        environment: o
+            .map("environment")?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         cwd: o.string("cwd")?,
         user: id_option(&o, "user")?,
         group: id_option(&o, "group")?,
         interactive: true,
-        size: Some(terminal::size().unwrap_or((80, 24))),
+        size: None,
         record_output: false,
     };
     client.require_extensions(
         &opts.required_extensions(),
         "Instance.interactive with these options",
     )?;
-    let bridge = client.bridge.clone();
-    let api = client.api.clone();
-    let name = instance_name.to_owned();
-    let (tx, mut rx) = mpsc::channel(OUTPUT_QUEUE);
-    let (control_tx, control_rx) = mpsc::channel(4);
-    let limits = Limits {
-        timeout: None,
-        cancel: Some(bridge.interrupt().token()),
-    };
-    let tty = std::io::stdin().is_terminal();
-    // Restored when dropped: at the end below, or by unwinding on any early exit.
-    let raw = if tty {
-        terminal::RawMode::enable()
-    } else {
-        None
-    };
-    let task = bridge.spawn(async move {
-        let input = if tty {
-            match terminal::TerminalInput::new() {
-                Ok(reader) => Input::Reader(Box::new(reader)),
-                Err(_) => Input::Reader(Box::new(tokio::io::stdin())),
-            }
-        } else {
-            Input::Reader(Box::new(tokio::io::stdin()))
-        };
-        exec::run(&api, &name, &opts, input, tx, control_rx, limits).await
-    });
-    let resizes = bridge.spawn(async move {
-        let Ok(mut winch) = signal(SignalKind::window_change()) else {
-            return;
-        };
-        while winch.recv().await.is_some() {
-            if let Some((w, h)) = terminal::size()
-                && control_tx.send(Control::Resize(w, h)).await.is_err()
-            {
-                break;
-            }
-        }
-    });
-    let mut stdout = std::io::stdout().lock();
-    while let Some(chunk) = bridge.wait(rx.recv()) {
-        let (Output::Stdout(bytes) | Output::Stderr(bytes)) = chunk;
-        let _ = stdout.write_all(&bytes);
-        let _ = stdout.flush();
-    }
-    let outcome = bridge.wait(task);
-    resizes.abort();
-    drop(raw);
-    outcome
-        .map_err(|e| invalid_argument(format!("the session task failed: {e}")))?
+    let cancel = client.bridge.interrupt().token();
+    // Not raced against Ctrl-C: the session obeys it itself (SIGINT to the command first).
+    client
+        .bridge
+        .wait(terminal::attach(&client.api, instance_name, opts, cancel))
         .map_err(lxd_error)
 }
 

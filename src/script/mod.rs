@@ -34,7 +34,6 @@ pub mod session;
 pub mod snapshot;
 pub mod stdlib;
 pub mod summary;
-pub mod terminal;
 
 use std::sync::Arc;
 
