@@ -18,7 +18,6 @@ use super::response::Operation;
 /// Backups, keyed by their short name (the server lists them as `instance/name`). A backup is
 /// renamed, not edited.
 pub const BACKUP: Kind = Kind {
-    type_name: "Backup",
     key: "name",
     writable: &[],
     read_only: &[

@@ -40,6 +40,9 @@ pub const WRITABLE: [&str; 6] = [
     "description",
 ];
 
+/// The collection of instances.
+pub const COLLECTION: &str = "/1.0/instances";
+
 /// The path of one instance.
 pub fn path(name: &str) -> String {
     format!("/1.0/instances/{}", segment(name))
@@ -60,7 +63,7 @@ pub mod requests {
             (Some(_), false) | (Some(StateFields::All), true) => "2".to_owned(),
             (Some(StateFields::Only(fields)), true) => format!("2;fields={}", fields.join(",")),
         };
-        Request::get("/1.0/instances")
+        Request::get(COLLECTION)
             .query("recursion", recursion)
             .query_opt("instance-type", kind.map(InstanceType::as_str))
     }
@@ -72,7 +75,7 @@ pub mod requests {
 
     /// `POST /1.0/instances[?target=]` with the create body.
     pub fn create(body: Value, target: Option<&str>) -> Request {
-        Request::post("/1.0/instances", body).query_opt("target", target)
+        Request::post(COLLECTION, body).query_opt("target", target)
     }
 
     /// `PATCH` (only the changed keys) or `PUT` (the whole writable object) with `If-Match`.

@@ -12,8 +12,6 @@ use super::response::{Loaded, Operation};
 /// What differs between the kinds of object.
 #[derive(Debug)]
 pub struct Kind {
-    /// What scripts call it (`Profile`).
-    pub type_name: &'static str,
     /// The field that holds the key (`name`, `fingerprint`, `server_name`).
     pub key: &'static str,
     /// The fields `save` writes back.
@@ -26,7 +24,6 @@ pub struct Kind {
 
 /// Profiles.
 pub const PROFILE: Kind = Kind {
-    type_name: "Profile",
     key: "name",
     writable: &["config", "devices", "description"],
     read_only: &["name", "used_by"],
@@ -35,7 +32,6 @@ pub const PROFILE: Kind = Kind {
 
 /// Networks.
 pub const NETWORK: Kind = Kind {
-    type_name: "Network",
     key: "name",
     writable: &["config", "description"],
     read_only: &["name", "type", "managed", "status", "used_by", "locations"],
@@ -44,7 +40,6 @@ pub const NETWORK: Kind = Kind {
 
 /// Storage pools.
 pub const STORAGE_POOL: Kind = Kind {
-    type_name: "StoragePool",
     key: "name",
     writable: &["config", "description"],
     read_only: &["name", "driver", "status", "used_by", "locations"],
@@ -53,7 +48,6 @@ pub const STORAGE_POOL: Kind = Kind {
 
 /// Storage volumes (keyed by name within a pool and type).
 pub const STORAGE_VOLUME: Kind = Kind {
-    type_name: "StorageVolume",
     key: "name",
     writable: &["config", "description"],
     read_only: &[
@@ -69,12 +63,37 @@ pub const STORAGE_VOLUME: Kind = Kind {
 
 /// Snapshots of a storage volume (`<volume>/snapshots`), keyed by their short name.
 pub const STORAGE_VOLUME_SNAPSHOT: Kind = Kind {
-    type_name: "StorageVolumeSnapshot",
     key: "name",
     writable: &["description", "expires_at"],
     read_only: &["name", "created_at", "content_type", "config"],
     renamable: true,
 };
+
+/// The collection of a storage pool's volumes.
+pub fn volumes_path(pool: &str) -> String {
+    format!("/1.0/storage-pools/{}/volumes", segment(pool))
+}
+
+/// Where the cluster is described (`GET`: enabled, this member's name).
+pub const CLUSTER: &str = "/1.0/cluster";
+/// The collection of profiles.
+pub const PROFILES: &str = "/1.0/profiles";
+/// The collection of networks.
+pub const NETWORKS: &str = "/1.0/networks";
+/// The collection of storage pools.
+pub const STORAGE_POOLS: &str = "/1.0/storage-pools";
+/// The collection of projects.
+pub const PROJECTS: &str = "/1.0/projects";
+/// The collection of trusted certificates.
+pub const CERTIFICATES: &str = "/1.0/certificates";
+/// The collection of cluster members.
+pub const CLUSTER_MEMBERS: &str = "/1.0/cluster/members";
+/// The collection of images.
+pub const IMAGES: &str = "/1.0/images";
+/// The collection of image aliases.
+pub const IMAGE_ALIASES: &str = "/1.0/images/aliases";
+/// The collection of operations.
+pub const OPERATIONS: &str = "/1.0/operations";
 
 /// The collection of a storage volume's snapshots.
 pub fn volume_snapshots_path(volume_path: &str) -> String {
@@ -88,7 +107,6 @@ pub fn restore_volume(volume_path: &str, snapshot: &str) -> Request {
 
 /// Projects.
 pub const PROJECT: Kind = Kind {
-    type_name: "Project",
     key: "name",
     writable: &["config", "description"],
     read_only: &["name", "used_by"],
@@ -97,7 +115,6 @@ pub const PROJECT: Kind = Kind {
 
 /// Trusted certificates.
 pub const CERTIFICATE: Kind = Kind {
-    type_name: "Certificate",
     key: "fingerprint",
     writable: &["name", "restricted", "projects", "type"],
     read_only: &["fingerprint", "certificate"],
@@ -106,7 +123,6 @@ pub const CERTIFICATE: Kind = Kind {
 
 /// Cluster members.
 pub const CLUSTER_MEMBER: Kind = Kind {
-    type_name: "ClusterMember",
     key: "server_name",
     writable: &["description", "failure_domain", "roles", "config", "groups"],
     read_only: &[
@@ -122,7 +138,6 @@ pub const CLUSTER_MEMBER: Kind = Kind {
 
 /// Images.
 pub const IMAGE: Kind = Kind {
-    type_name: "Image",
     key: "fingerprint",
     writable: &[
         "properties",

@@ -17,6 +17,7 @@ use rustyline::{Context, Helper};
 use super::complete::{Link, Slot, open_call, word_at};
 use super::display::Palette;
 use super::names::NameCache;
+use crate::lxd::{instance, object};
 use crate::script::client::remote_names;
 use crate::script::reference::ApiIndex;
 
@@ -158,13 +159,13 @@ impl ReplHelper {
     fn string_argument(&self, ty: Option<&str>, method: &str) -> Vec<String> {
         let collection = match (ty, method) {
             (None, "Client") => return remote_names(),
-            (Some("Instances"), _) => "/1.0/instances",
-            (Some("Profiles"), _) => "/1.0/profiles",
-            (Some("Networks"), _) => "/1.0/networks",
-            (Some("StoragePools"), _) => "/1.0/storage-pools",
-            (Some("Projects"), _) | (Some("Client"), "with_project") => "/1.0/projects",
-            (Some("Images"), "get_by_alias") => "/1.0/images/aliases",
-            (Some("Images"), _) => "/1.0/images",
+            (Some("Instances"), _) => instance::COLLECTION,
+            (Some("Profiles"), _) => object::PROFILES,
+            (Some("Networks"), _) => object::NETWORKS,
+            (Some("StoragePools"), _) => object::STORAGE_POOLS,
+            (Some("Projects"), _) | (Some("Client"), "with_project") => object::PROJECTS,
+            (Some("Images"), "get_by_alias") => object::IMAGE_ALIASES,
+            (Some("Images"), _) => object::IMAGES,
             _ => return Vec::new(),
         };
         self.names.names(collection)
@@ -184,7 +185,7 @@ impl ReplHelper {
                 all
             }
             "remote" => remote_names(),
-            "project" => self.names.names("/1.0/projects"),
+            "project" => self.names.names(object::PROJECTS),
             _ => Vec::new(),
         };
         names

@@ -23,6 +23,7 @@ use rustyline::{CompletionType, Editor};
 use self::display::Palette;
 use self::helper::{COMMANDS, ReplHelper};
 use self::names::NameCache;
+use crate::lxd::{instance, object};
 use crate::script::client::Client;
 use crate::script::reference::script_type;
 use crate::script::run::{self, Outcome};
@@ -260,7 +261,7 @@ impl Repl {
             helper.vars = vars;
             helper.names.set_client(client.as_ref());
             helper.names.invalidate();
-            helper.names.prefetch("/1.0/instances");
+            helper.names.prefetch(instance::COLLECTION);
         }
     }
 
@@ -277,17 +278,19 @@ impl Repl {
             },
             "vars" => self.vars(),
             "remote" if !arg.is_empty() => self.switch_client("Client(__arg)", arg),
-            "project" if !arg.is_empty() => match self.client().map(|c| c.names("/1.0/projects")) {
-                None => eprintln!(":project needs a `client`; connect first (:remote NAME)"),
-                Some(Ok(projects)) if projects.iter().any(|p| p == arg) => {
-                    self.switch_client("client.with_project(__arg)", arg);
+            "project" if !arg.is_empty() => {
+                match self.client().map(|c| c.names(object::PROJECTS)) {
+                    None => eprintln!(":project needs a `client`; connect first (:remote NAME)"),
+                    Some(Ok(projects)) if projects.iter().any(|p| p == arg) => {
+                        self.switch_client("client.with_project(__arg)", arg);
+                    }
+                    Some(Ok(projects)) => eprintln!(
+                        ":project: the server has no project '{arg}'; it has: {}",
+                        projects.join(", ")
+                    ),
+                    Some(Err(e)) => eprintln!("{}", run::describe_error(&e, ":project")),
                 }
-                Some(Ok(projects)) => eprintln!(
-                    ":project: the server has no project '{arg}'; it has: {}",
-                    projects.join(", ")
-                ),
-                Some(Err(e)) => eprintln!("{}", run::describe_error(&e, ":project")),
-            },
+            }
             "history" => {
                 let history = self.editor.history();
                 for i in 0..history.len() {

@@ -14,10 +14,11 @@ use super::object::{ImageKind, Manager, Object};
 use super::options::{Options, strings};
 use super::progress::{byte_progress, operation_progress};
 use crate::lxd::image::{Images, ImportSource, RemoteImage};
+use crate::lxd::object;
 
 /// `client.images`.
 pub fn manager(client: &Client) -> Manager<ImageKind> {
-    Manager::new(client.clone(), "/1.0/images")
+    Manager::new(client.clone(), object::IMAGES)
 }
 
 /// Loads an image by fingerprint from `client`.

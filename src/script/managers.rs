@@ -16,7 +16,7 @@ use super::object::{
 };
 use super::options::Options;
 use super::pending::{After, Settles};
-use crate::lxd::object::{Collection, restore_volume, volume_snapshots_path};
+use crate::lxd::object::{self, Collection, restore_volume, volume_snapshots_path};
 use crate::lxd::request::segment;
 use crate::lxd::response::Loaded;
 use crate::lxd::trust::{self, TrustRequest};
@@ -45,7 +45,7 @@ fn register_named_create<K: ObjectKind>(
     rhai::FuncRegistration::new("create")
         .with_comments([format!(
             "/// Creates a {} by name and returns it.",
-            K::KIND.type_name
+            K::TYPE_NAME
         )])
         .register_into(api, move |m: &mut Manager<K>, name: &str| {
             m.create(name, create_body(call, Some(name), Map::new(), allowed)?)
@@ -53,7 +53,7 @@ fn register_named_create<K: ObjectKind>(
     rhai::FuncRegistration::new("create")
         .with_comments([format!(
             "/// Creates a {} with options #{{{}}} and returns it.",
-            K::KIND.type_name,
+            K::TYPE_NAME,
             allowed.join(", ")
         )])
         .register_into(api, move |m: &mut Manager<K>, name: &str, options: Map| {
@@ -70,7 +70,7 @@ pub struct VolumeManager {
 
 impl VolumeManager {
     fn base(&self) -> String {
-        format!("/1.0/storage-pools/{}/volumes", segment(&self.pool))
+        object::volumes_path(&self.pool)
     }
 
     fn of_type(&self, kind: &str) -> Manager<StorageVolumeKind> {
@@ -102,27 +102,27 @@ pub fn register_all(api: &mut Api) {
     rhai::FuncRegistration::new_getter("profiles")
         .with_comments(["/// The profiles."])
         .register_into(api, |c: &mut Client| {
-            Manager::<ProfileKind>::new(c.clone(), "/1.0/profiles")
+            Manager::<ProfileKind>::new(c.clone(), object::PROFILES)
         });
     rhai::FuncRegistration::new_getter("networks")
         .with_comments(["/// The networks."])
         .register_into(api, |c: &mut Client| {
-            Manager::<NetworkKind>::new(c.clone(), "/1.0/networks")
+            Manager::<NetworkKind>::new(c.clone(), object::NETWORKS)
         });
     rhai::FuncRegistration::new_getter("storage_pools")
         .with_comments(["/// The storage pools."])
         .register_into(api, |c: &mut Client| {
-            Manager::<StoragePoolKind>::new(c.clone(), "/1.0/storage-pools")
+            Manager::<StoragePoolKind>::new(c.clone(), object::STORAGE_POOLS)
         });
     rhai::FuncRegistration::new_getter("projects")
         .with_comments(["/// The projects."])
         .register_into(api, |c: &mut Client| {
-            Manager::<ProjectKind>::new(c.clone(), "/1.0/projects")
+            Manager::<ProjectKind>::new(c.clone(), object::PROJECTS)
         });
     rhai::FuncRegistration::new_getter("certificates")
         .with_comments(["/// The trusted certificates."])
         .register_into(api, |c: &mut Client| {
-            Manager::<CertificateKind>::new(c.clone(), "/1.0/certificates")
+            Manager::<CertificateKind>::new(c.clone(), object::CERTIFICATES)
         });
     rhai::FuncRegistration::new_getter("cluster")
         .with_comments(["/// The cluster this server belongs to (if any)."])
@@ -356,7 +356,10 @@ fn register_cluster(api: &mut Api) {
     rhai::FuncRegistration::new_getter("enabled")
         .with_comments(["/// True when the server is clustered."])
         .register_into(api, |c: &mut Cluster| -> RhaiResultOf<bool> {
-            let info = c.client.bridge.block_on(c.client.api.get("/1.0/cluster"))?;
+            let info = c
+                .client
+                .bridge
+                .block_on(c.client.api.get(object::CLUSTER))?;
             Ok(info
                 .get("enabled")
                 .and_then(Value::as_bool)
@@ -365,7 +368,10 @@ fn register_cluster(api: &mut Api) {
     rhai::FuncRegistration::new_getter("server_name")
         .with_comments(["/// This member's name in the cluster."])
         .register_into(api, |c: &mut Cluster| -> RhaiResultOf<Dynamic> {
-            let info = c.client.bridge.block_on(c.client.api.get("/1.0/cluster"))?;
+            let info = c
+                .client
+                .bridge
+                .block_on(c.client.api.get(object::CLUSTER))?;
             Ok(info
                 .get("server_name")
                 .map_or(Dynamic::UNIT, json_to_dynamic))
@@ -373,7 +379,7 @@ fn register_cluster(api: &mut Api) {
     rhai::FuncRegistration::new_getter("members")
         .with_comments(["/// The cluster's members."])
         .register_into(api, |c: &mut Cluster| {
-            Manager::<ClusterMemberKind>::new(c.client.clone(), "/1.0/cluster/members")
+            Manager::<ClusterMemberKind>::new(c.client.clone(), object::CLUSTER_MEMBERS)
         });
     super::register_display(api, |c: &Cluster| {
         format!("Cluster of {}", c.client.api.endpoint())

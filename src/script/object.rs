@@ -18,6 +18,8 @@ use crate::lxd::response::{Loaded, Operation, RawObject};
 
 /// A kind of object, as a marker type.
 pub trait ObjectKind: std::fmt::Debug + Clone + Send + Sync + 'static {
+    /// What scripts call an object of this kind (`Profile`).
+    const TYPE_NAME: &'static str;
     /// What the kind is.
     const KIND: &'static Kind;
     /// The fields a table of such objects shows.
@@ -25,11 +27,12 @@ pub trait ObjectKind: std::fmt::Debug + Clone + Send + Sync + 'static {
 }
 
 macro_rules! kinds {
-    ($($marker:ident => $kind:path, [$($column:literal),*]),* $(,)?) => {$(
-        #[doc = concat!("Marks objects of kind `", stringify!($kind), "`.")]
+    ($($marker:ident => $name:literal, $kind:path, [$($column:literal),*]),* $(,)?) => {$(
+        #[doc = concat!("Marks `", $name, "` objects.")]
         #[derive(Debug, Clone)]
         pub struct $marker;
         impl ObjectKind for $marker {
+            const TYPE_NAME: &'static str = $name;
             const KIND: &'static Kind = &$kind;
             const COLUMNS: &'static [&'static str] = &[$($column),*];
         }
@@ -37,16 +40,16 @@ macro_rules! kinds {
 }
 
 kinds! {
-    ProfileKind => object::PROFILE, ["name", "description", "used_by"],
-    NetworkKind => object::NETWORK, ["name", "type", "managed", "status"],
-    StoragePoolKind => object::STORAGE_POOL, ["name", "driver", "status"],
-    StorageVolumeKind => object::STORAGE_VOLUME, ["name", "type", "content_type", "location"],
-    ProjectKind => object::PROJECT, ["name", "description", "used_by"],
-    CertificateKind => object::CERTIFICATE, ["name", "type", "fingerprint", "restricted"],
-    ClusterMemberKind => object::CLUSTER_MEMBER, ["server_name", "status", "url", "roles"],
-    ImageKind => object::IMAGE, ["fingerprint", "aliases", "type", "size", "architecture"],
-    BackupKind => crate::lxd::backup::BACKUP, ["name", "created_at", "expires_at", "instance_only"],
-    StorageVolumeSnapshotKind => object::STORAGE_VOLUME_SNAPSHOT, ["name", "created_at", "expires_at", "description"],
+    ProfileKind => "Profile", object::PROFILE, ["name", "description", "used_by"],
+    NetworkKind => "Network", object::NETWORK, ["name", "type", "managed", "status"],
+    StoragePoolKind => "StoragePool", object::STORAGE_POOL, ["name", "driver", "status"],
+    StorageVolumeKind => "StorageVolume", object::STORAGE_VOLUME, ["name", "type", "content_type", "location"],
+    ProjectKind => "Project", object::PROJECT, ["name", "description", "used_by"],
+    CertificateKind => "Certificate", object::CERTIFICATE, ["name", "type", "fingerprint", "restricted"],
+    ClusterMemberKind => "ClusterMember", object::CLUSTER_MEMBER, ["server_name", "status", "url", "roles"],
+    ImageKind => "Image", object::IMAGE, ["fingerprint", "aliases", "type", "size", "architecture"],
+    BackupKind => "Backup", crate::lxd::backup::BACKUP, ["name", "created_at", "expires_at", "instance_only"],
+    StorageVolumeSnapshotKind => "StorageVolumeSnapshot", object::STORAGE_VOLUME_SNAPSHOT, ["name", "created_at", "expires_at", "description"],
 }
 
 /// A collection of objects of one kind.
@@ -367,7 +370,7 @@ impl<K: ObjectKind> Object<K> {
     fn set_field(&mut self, key: &str, value: &Dynamic) -> RhaiResultOf<()> {
         self.join(None)?;
         let json = dynamic_to_json(value)
-            .map_err(|e| invalid_argument(format!("{}.{key}: {e}", K::KIND.type_name)))?;
+            .map_err(|e| invalid_argument(format!("{}.{key}: {e}", K::TYPE_NAME)))?;
         self.fields.set(key, json);
         Ok(())
     }
@@ -386,7 +389,7 @@ impl<K: ObjectKind> Object<K> {
 
     fn replace(&mut self, map: &Map, replace: Replace, wait: bool) -> RhaiResultOf<()> {
         self.join(None)?;
-        let call = format!("{}.{}", K::KIND.type_name, replace.verb());
+        let call = format!("{}.{}", K::TYPE_NAME, replace.verb());
         let update = checked_update(&call, K::KIND.writable, map, replace)?;
         self.send_update(update, wait)
     }
@@ -433,7 +436,7 @@ impl<K: ObjectKind> Object<K> {
 /// Registers `Manager<K>` (as `manager_name`) and `Object<K>` with their common methods.
 pub fn register<K: ObjectKind>(api: &mut Api, manager_name: &str) {
     let kind = K::KIND;
-    let type_name = kind.type_name;
+    let type_name = K::TYPE_NAME;
     api.register_type_with_name::<Manager<K>>(manager_name);
     api.register_type_with_name::<Object<K>>(type_name);
 
@@ -531,11 +534,9 @@ pub fn register<K: ObjectKind>(api: &mut Api, manager_name: &str) {
             });
     }
     register_wait(api, "wait", Object::<K>::join);
-    super::register_display(api, |o: &Object<K>| {
-        format!("{} {}", K::KIND.type_name, o.key)
-    });
+    super::register_display(api, |o: &Object<K>| format!("{} {}", K::TYPE_NAME, o.key));
     super::register_display(api, |m: &Manager<K>| {
-        format!("{}s of {}", K::KIND.type_name, m.client.api.endpoint())
+        format!("{}s of {}", K::TYPE_NAME, m.client.api.endpoint())
     });
 }
 

@@ -13,6 +13,7 @@ use super::convert::{dynamic_to_json, json_to_dynamic, object_to_map};
 use super::errors::{RhaiResultOf, invalid_argument, lxd_error};
 use super::options::{Options, strings};
 use crate::lxd::events::{EventFilter, EventStream};
+use crate::lxd::object;
 use crate::lxd::request::{Request, segment};
 use crate::lxd::response::{Answer, Operation as LxdOperation};
 
@@ -188,7 +189,7 @@ pub fn register(api: &mut Api) {
             "/// Every current operation (running and recently ended), in one request.",
         ])
         .register_into(api, |m: &mut OperationManager| -> RhaiResultOf<Array> {
-            let req = Request::get("/1.0/operations").query("recursion", "1");
+            let req = Request::get(object::OPERATIONS).query("recursion", "1");
             let by_status = m
                 .client
                 .bridge
@@ -211,7 +212,7 @@ pub fn register(api: &mut Api) {
     rhai::FuncRegistration::new("get")
         .with_comments(["/// Loads an operation by id; NotFound once LXD has forgotten it (5 s after it ended)."])
         .register_into(api, |m: &mut OperationManager, id: &str| -> RhaiResultOf<Operation> {
-            let op = m.client.bridge.block_on(m.client.api.get(&format!("/1.0/operations/{}", segment(id))))?;
+            let op = m.client.bridge.block_on(m.client.api.get(&format!("{}/{}", object::OPERATIONS, segment(id))))?;
             Ok(Operation { client: m.client.clone(), op: LxdOperation(op) })
         });
     for field in OPERATION_FIELDS {
