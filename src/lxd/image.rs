@@ -163,7 +163,7 @@ impl Images {
         public: bool,
         progress: Option<Progress>,
     ) -> Result<Operation> {
-        let req = Request::new(Method::POST, "/1.0/images")
+        let req = Request::new(Method::POST, super::object::IMAGES)
             .server_header(ServerHeader::Public, if public { "true" } else { "false" });
         let (req, body) = match source {
             ImportSource::Bytes(bytes) => (
@@ -308,8 +308,48 @@ impl Images {
         }
         let body = json!({ "source": src, "public": public, "auto_update": false });
         self.client
-            .operation(&Request::post("/1.0/images", body))
+            .operation(&Request::post(super::object::IMAGES, body))
             .await
+    }
+
+    /// Starts copying the image `fingerprint` from `source` (whose `GET /1.0` is
+    /// `source_info`) into this server, as migration moves an instance: this server pulls it
+    /// over HTTPS from the source's first address, pinning the source's certificate; a private
+    /// image (`source_public` false) goes with a one-time secret. `public` is the copy's.
+    pub async fn copy_from(
+        &self,
+        source: &Client,
+        source_info: &Value,
+        fingerprint: &str,
+        source_public: bool,
+        public: bool,
+    ) -> Result<Operation> {
+        let address = source_info
+            .pointer("/environment/addresses")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                Error::InvalidArgument(
+                    "the source server has no HTTPS address for the copy to be pulled from: set its core.https_address".into(),
+                )
+            })?;
+        let certificate = source_info
+            .pointer("/environment/certificate")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let secret = match source_public {
+            true => None,
+            false => Some(Images::new(source.clone()).secret(fingerprint).await?),
+        };
+        let remote = RemoteImage {
+            server: format!("https://{address}"),
+            fingerprint: fingerprint.to_owned(),
+            certificate,
+            secret,
+        };
+        self.pull_from(&remote, public).await
     }
 
     /// Starts deleting an image.

@@ -13,7 +13,7 @@ use super::errors::{RhaiResultOf, invalid_argument};
 use super::object::{ImageKind, Manager, Object};
 use super::options::{Options, strings};
 use super::progress::{byte_progress, operation_progress};
-use crate::lxd::image::{Images, ImportSource, RemoteImage};
+use crate::lxd::image::{Images, ImportSource};
 use crate::lxd::object;
 
 /// `client.images`.
@@ -119,40 +119,13 @@ fn create(m: &Manager<ImageKind>, data: &Dynamic, p: Placement) -> RhaiResultOf<
 fn copy(image: &mut Object<ImageKind>, dest: &Client, p: Placement) -> RhaiResultOf<Dynamic> {
     let public = image.field("public")?.as_bool().unwrap_or(false);
     let source = &image.client;
-    let info = source.host_info();
-    let address = info
-        .pointer("/environment/addresses")
-        .and_then(Value::as_array)
-        .and_then(|a| a.first())
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            invalid_argument(
-                "Image.copy: the source server has no HTTPS address (core.https_address)",
-            )
-        })?;
-    let certificate = info
-        .pointer("/environment/certificate")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let secret = if public {
-        None
-    } else {
-        Some(
-            source
-                .bridge
-                .block_on(images_api(source).secret(&image.key))?,
-        )
-    };
-    let remote = RemoteImage {
-        server: format!("https://{address}"),
-        fingerprint: image.key.clone(),
-        certificate,
-        secret,
-    };
-    let op = dest
-        .bridge
-        .block_on(images_api(dest).pull_from(&remote, p.public))?;
+    let op = dest.bridge.block_on(images_api(dest).copy_from(
+        &source.api,
+        source.host_info(),
+        &image.key,
+        public,
+        p.public,
+    ))?;
     if !p.wait {
         return Ok(Dynamic::from(super::operations::Operation::new(dest, op)));
     }
