@@ -40,6 +40,84 @@ pub const WRITABLE: [&str; 6] = [
     "description",
 ];
 
+/// What a state change does to an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateAction {
+    /// Start it.
+    Start,
+    /// Stop it (cleanly within the timeout, or at once when forced).
+    Stop,
+    /// Stop and start it.
+    Restart,
+    /// Freeze its processes.
+    Freeze,
+    /// Thaw them.
+    Unfreeze,
+}
+
+impl StateAction {
+    /// Every action, in the order scripts list them.
+    pub const ALL: [StateAction; 5] = [
+        StateAction::Start,
+        StateAction::Stop,
+        StateAction::Restart,
+        StateAction::Freeze,
+        StateAction::Unfreeze,
+    ];
+
+    /// LXD's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateAction::Start => "start",
+            StateAction::Stop => "stop",
+            StateAction::Restart => "restart",
+            StateAction::Freeze => "freeze",
+            StateAction::Unfreeze => "unfreeze",
+        }
+    }
+}
+
+/// A state change: the action and how it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateChange {
+    /// What to do.
+    pub action: StateAction,
+    /// How long a clean stop may take, in seconds, before it fails (or is forced).
+    pub timeout: i64,
+    /// Stop at once rather than cleanly.
+    pub force: bool,
+    /// Stop with the running state saved (CRIU), or start from it.
+    pub stateful: bool,
+}
+
+impl StateChange {
+    /// `action` with a 30 s timeout, neither forced nor stateful.
+    pub fn new(action: StateAction) -> StateChange {
+        StateChange {
+            action,
+            timeout: 30,
+            force: false,
+            stateful: false,
+        }
+    }
+
+    /// The same change, forced.
+    pub fn forced(self) -> StateChange {
+        StateChange {
+            force: true,
+            ..self
+        }
+    }
+
+    /// The same change with another timeout.
+    pub fn timeout(self, seconds: i64) -> StateChange {
+        StateChange {
+            timeout: seconds,
+            ..self
+        }
+    }
+}
+
 /// The collection of instances.
 pub const COLLECTION: &str = "/1.0/instances";
 
@@ -94,16 +172,15 @@ pub mod requests {
     }
 
     /// `PUT /1.0/instances/<name>/state`.
-    pub fn change_state(
-        name: &str,
-        action: &str,
-        timeout: i64,
-        force: bool,
-        stateful: bool,
-    ) -> Request {
+    pub fn change_state(name: &str, change: &StateChange) -> Request {
         Request::put(
             format!("{}/state", path(name)),
-            json!({ "action": action, "timeout": timeout, "force": force, "stateful": stateful }),
+            json!({
+                "action": change.action.as_str(),
+                "timeout": change.timeout,
+                "force": change.force,
+                "stateful": change.stateful,
+            }),
         )
     }
 
@@ -330,19 +407,10 @@ impl Instances {
             .await
     }
 
-    /// Starts a state change (`start`, `stop`, `restart`, `freeze`, `unfreeze`).
-    pub async fn change_state(
-        &self,
-        name: &str,
-        action: &str,
-        timeout: i64,
-        force: bool,
-        stateful: bool,
-    ) -> Result<Operation> {
+    /// Starts a state change.
+    pub async fn change_state(&self, name: &str, change: &StateChange) -> Result<Operation> {
         self.client
-            .operation(&requests::change_state(
-                name, action, timeout, force, stateful,
-            ))
+            .operation(&requests::change_state(name, change))
             .await
     }
 
@@ -516,7 +584,7 @@ mod tests {
 
     #[test]
     fn state_changes_send_every_field() {
-        let r = requests::change_state("c1", "stop", 30, true, false);
+        let r = requests::change_state("c1", &StateChange::new(StateAction::Stop).forced());
         assert_eq!(r.path, "/1.0/instances/c1/state");
         assert_eq!(
             r.body,

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::client::{Client, OperationProgress, ServerIdentity};
 use super::error::{Error, Result};
-use super::instance::{self, Instances};
+use super::instance::{self, Instances, StateAction, StateChange};
 use super::request::Request;
 use super::response::Operation;
 
@@ -37,18 +37,15 @@ pub const SHUTDOWN_TIMEOUT: u32 = 30;
 async fn stop_for_move(client: &Client, name: &str, opts: &MigrateOptions) -> Result<()> {
     let instances = Instances::new(client.clone(), None);
     let timeout = i64::from(opts.shutdown_timeout.unwrap_or(SHUTDOWN_TIMEOUT));
+    let stop = StateChange::new(StateAction::Stop).timeout(timeout);
     let clean = async {
-        let op = instances
-            .change_state(name, "stop", timeout, false, false)
-            .await?;
+        let op = instances.change_state(name, &stop).await?;
         client.wait_operation(op.id(), None).await
     };
     if clean.await.is_ok() {
         return Ok(());
     }
-    let op = instances
-        .change_state(name, "stop", timeout, true, false)
-        .await?;
+    let op = instances.change_state(name, &stop.forced()).await?;
     client.wait_operation(op.id(), None).await.map(|_| ())
 }
 
@@ -188,7 +185,7 @@ pub async fn migrate(
             if stop_first {
                 let dest_instances = Instances::new(dest.clone(), None);
                 let op = dest_instances
-                    .change_state(&new_name, "start", 30, false, false)
+                    .change_state(&new_name, &StateChange::new(StateAction::Start))
                     .await?;
                 dest.wait_operation(op.id(), None).await?;
             }
@@ -198,7 +195,7 @@ pub async fn migrate(
             if stop_first {
                 // Put the source back as it was; the error that matters is the migration's.
                 if let Ok(op) = instances
-                    .change_state(name, "start", 30, false, false)
+                    .change_state(name, &StateChange::new(StateAction::Start))
                     .await
                 {
                     let _ = source.wait_operation(op.id(), None).await;
@@ -243,7 +240,7 @@ pub async fn move_within_cluster(
     };
     if stop_first {
         let op = instances
-            .change_state(&settled_name, "start", 30, false, false)
+            .change_state(&settled_name, &StateChange::new(StateAction::Start))
             .await?;
         client.wait_operation(op.id(), None).await?;
     }

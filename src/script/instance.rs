@@ -15,7 +15,8 @@ use super::progress::operation_progress;
 use super::snapshot::SnapshotManager;
 use crate::lxd::image::{Publish, PublishSource};
 use crate::lxd::instance::{
-    InstanceType, Instances, Listing, STATE_FIELDS, StateFields, Watched, diff,
+    InstanceType, Instances, Listing, STATE_FIELDS, StateAction, StateChange, StateFields, Watched,
+    diff,
 };
 use crate::lxd::migration::{self, MigrateOptions};
 use crate::lxd::object::Update;
@@ -312,16 +313,19 @@ impl Instance {
         self.send_update(update, wait)
     }
 
-    fn change_state(&mut self, action: &str, args: StateArgs) -> RhaiResultOf<()> {
+    fn change_state(&mut self, action: StateAction, args: StateArgs) -> RhaiResultOf<()> {
         self.join(None)?;
-        let op = self.client.bridge.block_on(self.api.change_state(
-            &self.name,
+        let change = StateChange {
             action,
-            args.timeout,
-            args.force,
-            args.stateful,
-        ))?;
-        let pending = if action == "start" {
+            timeout: args.timeout,
+            force: args.force,
+            stateful: args.stateful,
+        };
+        let op = self
+            .client
+            .bridge
+            .block_on(self.api.change_state(&self.name, &change))?;
+        let pending = if action == StateAction::Start {
             let name = self.name.clone();
             Pending::watched(&op, After::Reload, Watched::Start { name })
         } else {
@@ -334,7 +338,7 @@ impl Instance {
         self.join(None)?;
         if force && self.fields.current().get("status").and_then(Value::as_str) != Some("Stopped") {
             self.change_state(
-                "stop",
+                StateAction::Stop,
                 StateArgs {
                     wait: true,
                     ..StateArgs::default()
@@ -699,16 +703,17 @@ pub fn register(api: &mut Api) {
             i.rename(name, wait)
         });
 
-    for action in ["start", "stop", "restart", "freeze", "unfreeze"] {
-        rhai::FuncRegistration::new(action)
+    for action in StateAction::ALL {
+        let name = action.as_str();
+        rhai::FuncRegistration::new(name)
             .with_comments([format!(
-                "/// {action}: timeout 30, force true, no wait (pylxd's defaults)."
+                "/// {name}: timeout 30, force true, no wait (pylxd's defaults)."
             )])
             .register_into(api, move |i: &mut Instance| {
                 i.change_state(action, StateArgs::default())
             });
-        rhai::FuncRegistration::new(action)
-            .with_comments([format!("/// {action}; waits when `wait` is true.")])
+        rhai::FuncRegistration::new(name)
+            .with_comments([format!("/// {name}; waits when `wait` is true.")])
             .register_into(api, move |i: &mut Instance, wait: bool| {
                 i.change_state(
                     action,
@@ -718,9 +723,9 @@ pub fn register(api: &mut Api) {
                     },
                 )
             });
-        rhai::FuncRegistration::new(action)
+        rhai::FuncRegistration::new(name)
             .with_comments([format!(
-                "/// {action} with a timeout (seconds), force and wait."
+                "/// {name} with a timeout (seconds), force and wait."
             )])
             .register_into(
                 api,
@@ -736,12 +741,12 @@ pub fn register(api: &mut Api) {
                     )
                 },
             );
-        rhai::FuncRegistration::new(action)
+        rhai::FuncRegistration::new(name)
             .with_comments([format!(
-                "/// {action} with options #{{timeout, force, wait, stateful}}."
+                "/// {name} with options #{{timeout, force, wait, stateful}}."
             )])
             .register_into(api, move |i: &mut Instance, options: Map| {
-                let args = StateArgs::from_map(&format!("Instance.{action}"), options)?;
+                let args = StateArgs::from_map(&format!("Instance.{name}"), options)?;
                 i.change_state(action, args)
             });
     }
