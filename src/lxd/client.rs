@@ -249,7 +249,7 @@ impl Client {
                 .timeout(chunk + slack);
             match self.call(&req).await {
                 Ok(answer) => {
-                    let op = Operation(answer.into_metadata());
+                    let op = Operation::from_value(answer.into_metadata())?;
                     if op.is_final() {
                         return op.into_result();
                     }
@@ -272,7 +272,7 @@ impl Client {
                     message, status, ..
                 }) => match self.get(&format!("/1.0/operations/{}", segment(id))).await {
                     Ok(op) => {
-                        let op = Operation(op);
+                        let op = Operation::from_value(op)?;
                         if op.is_final() {
                             return op.into_result();
                         }

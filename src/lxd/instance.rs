@@ -268,7 +268,7 @@ impl Watched {
             name: text(Some(body), "name"),
             alias: text(source, "alias").filter(|_| local_image),
             began: op
-                .0
+                .other
                 .get("created_at")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
@@ -594,7 +594,10 @@ mod tests {
 
     #[test]
     fn creates_are_watched_for_taken_names_and_missing_local_aliases() {
-        let op = Operation(json!({"id": "o", "created_at": "2026-12-01T05:14:59.53955739Z"}));
+        let op = Operation::from_value(
+            json!({"id": "o", "created_at": "2026-12-01T05:14:59.53955739Z"}),
+        )
+        .expect("an operation");
         let body = json!({"name": "c1", "source": {"type": "image", "alias": "busybox"}});
         assert_eq!(
             Watched::create(&body, &op),

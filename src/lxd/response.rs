@@ -1,6 +1,6 @@
 //! LXD's response envelope and operations, parsed on the envelope's `type`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::{Error, Result};
@@ -24,7 +24,7 @@ impl Answer {
     pub fn into_metadata(self) -> Value {
         match self {
             Answer::Sync { metadata, .. } => metadata,
-            Answer::Async(op) => op.0,
+            Answer::Async(op) => op.to_value(),
         }
     }
 
@@ -176,7 +176,7 @@ pub fn parse(http_status: u16, body: &[u8], etag: Option<String>) -> Result<Answ
             metadata: envelope.metadata,
             etag,
         }),
-        "async" => Ok(Answer::Async(Operation(envelope.metadata))),
+        "async" => Ok(Answer::Async(Operation::from_value(envelope.metadata)?)),
         "error" => Err(envelope_error(
             http_status,
             envelope.error_code,
@@ -210,9 +210,38 @@ pub struct Loaded {
     pub etag: Option<String>,
 }
 
-/// An LXD operation object, kept whole so no server field is lost.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Operation(pub Value);
+/// An LXD operation: the fields the client acts on, typed, and every other field the server
+/// sent (`class`, `resources`, `created_at`, `may_cancel`, `location`, ...) kept as it came.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    /// Its id (the last segment of `/1.0/operations/<id>`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub id: String,
+    /// `Running`, `Success`, `Failure`, ...
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub status: String,
+    /// 103 Running, 200 Success, 400 Failure, 401 Cancelled, ... (see [`status`]).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub status_code: u64,
+    /// Why it failed; empty otherwise.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub err: String,
+    /// What it reports (exec's `return` and `fds`, progress, a fingerprint); `null` when none.
+    #[serde(default)]
+    pub metadata: Value,
+    /// Every other field, unknown ones included.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
+}
+
+/// A field that may be `null`: its default then.
+fn null_as_default<'de, D, T>(deserializer: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
 
 /// Operation status codes: final when ≥ 200.
 pub mod status {
@@ -225,17 +254,37 @@ pub mod status {
 }
 
 impl Operation {
+    /// Reads an operation object as the server sent it.
+    pub fn from_value(value: Value) -> Result<Operation> {
+        serde_json::from_value(value)
+            .map_err(|e| Error::Decode(format!("an operation that does not read as one: {e}")))
+    }
+
+    /// The whole operation as JSON, unknown fields included.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// One field by its name, typed or not (`None` when the server did not send it).
+    pub fn field(&self, name: &str) -> Option<Value> {
+        match name {
+            "id" => Some(self.id.clone().into()),
+            "status" => Some(self.status.clone().into()),
+            "status_code" => Some(self.status_code.into()),
+            "err" => Some(self.err.clone().into()),
+            "metadata" => Some(self.metadata.clone()),
+            other => self.other.get(other).cloned(),
+        }
+    }
+
     /// The operation id.
     pub fn id(&self) -> &str {
-        self.0.get("id").and_then(Value::as_str).unwrap_or_default()
+        &self.id
     }
 
     /// The numeric status code (103 Running, 200 Success, 400 Failure, ...).
     pub fn status_code(&self) -> u64 {
-        self.0
-            .get("status_code")
-            .and_then(Value::as_u64)
-            .unwrap_or_default()
+        self.status_code
     }
 
     /// True once the operation has ended.
@@ -245,15 +294,12 @@ impl Operation {
 
     /// The operation's error text.
     pub fn err(&self) -> &str {
-        self.0
-            .get("err")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+        &self.err
     }
 
     /// The operation's metadata (`null` when absent).
     pub fn metadata(&self) -> &Value {
-        self.0.get("metadata").unwrap_or(&Value::Null)
+        &self.metadata
     }
 
     /// The progress LXD reports: the text under a `*_progress` key (as `lxc` shows it), else
@@ -301,6 +347,10 @@ mod tests {
     use crate::lxd::ErrorKind;
     use serde_json::json;
 
+    fn operation(value: Value) -> Operation {
+        Operation::from_value(value).expect("an operation")
+    }
+
     #[test]
     fn top_level_string_skips_nested_fields_and_strings() {
         let raw = |text: &str| serde_json::value::RawValue::from_string(text.into()).expect("json");
@@ -321,6 +371,19 @@ mod tests {
             None
         );
         assert_eq!(top_level_string(&raw("[]"), "name"), None);
+    }
+
+    #[test]
+    fn operations_are_typed_and_keep_every_other_field() {
+        let sent = json!({"id": "o1", "class": "task", "status": "Running", "status_code": 103,
+                          "err": null, "metadata": null, "resources": {"instances": ["/1.0/instances/a"]},
+                          "some_future_field": [1, 2]});
+        let op = operation(sent.clone());
+        assert_eq!((op.id(), op.status_code(), op.err()), ("o1", 103, ""));
+        assert_eq!(op.field("class"), Some(json!("task")));
+        assert_eq!(op.to_value()["some_future_field"], json!([1, 2]));
+        assert_eq!(op.to_value()["resources"], sent["resources"]);
+        assert!(Operation::from_value(json!({"status_code": "soon"})).is_err());
     }
 
     #[test]
@@ -378,7 +441,7 @@ mod tests {
 
     #[test]
     fn failed_operations_become_errors_with_their_metadata() {
-        let op = Operation(
+        let op = operation(
             json!({"id": "x", "status_code": 400, "err": "boom", "metadata": {"return": 127}}),
         );
         match op.into_result() {
@@ -398,15 +461,15 @@ mod tests {
 
     #[test]
     fn progress_comes_from_the_progress_keys() {
-        let op = Operation(
+        let op = operation(
             json!({"metadata": {"create_instance_from_image_unpack_progress": "Unpack: 10%"}}),
         );
         assert_eq!(op.progress().as_deref(), Some("Unpack: 10%"));
-        let op = Operation(
+        let op = operation(
             json!({"metadata": {"progress": {"stage": "copy", "percent": "5", "speed": "1MB/s"}}}),
         );
         assert_eq!(op.progress().as_deref(), Some("copy: 5% (1MB/s)"));
-        assert_eq!(Operation(json!({"metadata": null})).progress(), None);
+        assert_eq!(operation(json!({"metadata": null})).progress(), None);
     }
 
     proptest::proptest! {

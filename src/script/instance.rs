@@ -157,7 +157,7 @@ fn listing_options(client: &Client, options: Map) -> RhaiResultOf<Listing> {
 
 /// The instance name an operation's resources name (when LXD picked it).
 pub(crate) fn created_name(op: &Operation) -> Option<String> {
-    let resources = op.0.get("resources")?;
+    let resources = op.other.get("resources")?;
     let url = resources
         .get("instances")
         .or_else(|| resources.get("containers"))?

@@ -44,8 +44,8 @@ impl Operation {
     }
 
     /// The operation as LXD last described it.
-    pub fn fields(&self) -> &serde_json::Value {
-        &self.op.0
+    pub fn fields(&self) -> &LxdOperation {
+        &self.op
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> RhaiResultOf<()> {
@@ -69,9 +69,14 @@ impl Operation {
                     ..
                 } = &err
                 {
-                    self.op.0["status_code"] = (*status_code).into();
-                    self.op.0["err"] = message.as_str().into();
-                    self.op.0["metadata"] = metadata.clone();
+                    self.op.status_code = u64::from(*status_code);
+                    self.op.status = match *status_code {
+                        401 => "Cancelled",
+                        _ => "Failure",
+                    }
+                    .to_owned();
+                    self.op.err = message.clone();
+                    self.op.metadata = metadata.clone();
                 }
                 Err(lxd_error(err))
             }
@@ -195,31 +200,31 @@ pub fn register(api: &mut Api) {
                 .bridge
                 .block_on(m.client.api.call(&req))?
                 .into_metadata();
-            Ok(by_status
+            by_status
                 .as_object()
                 .into_iter()
                 .flat_map(|groups| groups.values())
                 .filter_map(Value::as_array)
                 .flatten()
                 .map(|op| {
-                    Dynamic::from(Operation {
-                        client: m.client.clone(),
-                        op: LxdOperation(op.clone()),
-                    })
+                    LxdOperation::from_value(op.clone())
+                        .map(|op| Dynamic::from(Operation::new(&m.client, op)))
+                        .map_err(lxd_error)
                 })
-                .collect())
+                .collect::<RhaiResultOf<Array>>()
         });
     rhai::FuncRegistration::new("get")
         .with_comments(["/// Loads an operation by id; NotFound once LXD has forgotten it (5 s after it ended)."])
         .register_into(api, |m: &mut OperationManager, id: &str| -> RhaiResultOf<Operation> {
             let op = m.client.bridge.block_on(m.client.api.get(&format!("{}/{}", object::OPERATIONS, segment(id))))?;
-            Ok(Operation { client: m.client.clone(), op: LxdOperation(op) })
+            Ok(Operation::new(&m.client, LxdOperation::from_value(op).map_err(lxd_error)?))
         });
     for field in OPERATION_FIELDS {
         rhai::FuncRegistration::new_getter(field)
             .with_comments([format!("/// The operation's `{field}`.")])
             .register_into(api, move |o: &mut Operation| {
-                o.op.0.get(field).map_or(Dynamic::UNIT, json_to_dynamic)
+                o.op.field(field)
+                    .map_or(Dynamic::UNIT, |v| json_to_dynamic(&v))
             });
     }
     rhai::FuncRegistration::new("wait")
@@ -241,17 +246,12 @@ pub fn register(api: &mut Api) {
         });
     rhai::FuncRegistration::new("to_map")
         .with_comments(["/// The whole operation as a map."])
-        .register_into(api, |o: &mut Operation| match &o.op.0 {
-            Value::Object(m) => object_to_map(m),
+        .register_into(api, |o: &mut Operation| match o.op.to_value() {
+            Value::Object(m) => object_to_map(&m),
             _ => Map::new(),
         });
     super::register_display(api, |o: &Operation| {
-        let status =
-            o.op.0
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-        format!("Operation {} {status}", o.op.id())
+        format!("Operation {} {}", o.op.id(), o.op.status)
     });
 
     rhai::FuncRegistration::new_getter("api")

@@ -71,7 +71,7 @@ impl SnapshotManager {
         let name = opts
             .name
             .clone()
-            .or_else(|| created_name(op.0.get("resources")))
+            .or_else(|| created_name(op.other.get("resources")))
             .unwrap_or_default();
         let mut snapshot = self.snapshot(&name, serde_json::Map::new());
         snapshot.pending = Some(Pending::new(&op, After::Reload));

@@ -31,7 +31,11 @@ pub fn row(value: &Dynamic) -> Option<Row> {
         return Some(pick(s.fields(), SNAPSHOT_COLUMNS));
     }
     if let Some(o) = value.read_lock::<Operation>() {
-        return o.fields().as_object().map(|f| pick(f, OPERATION_COLUMNS));
+        return o
+            .fields()
+            .to_value()
+            .as_object()
+            .map(|f| pick(f, OPERATION_COLUMNS));
     }
     object_row::<ProfileKind>(value)
         .or_else(|| object_row::<NetworkKind>(value))
