@@ -10,7 +10,9 @@ use super::errors::{RhaiResultOf, invalid_argument, reject_change};
 use super::files::FileManager;
 use super::object::{Fields, Replace, checked_update, register_put_and_patch};
 use super::options::Options;
-use super::pending::{After, Pending, Settles, register_wait};
+use super::pending::{
+    After, Pending, Settles, register_wait, register_waitable, register_waitable_named,
+};
 use super::progress::operation_progress;
 use super::snapshot::SnapshotManager;
 use crate::lxd::image::{Publish, PublishSource};
@@ -660,14 +662,13 @@ pub fn register(api: &mut Api) {
             i.join(None)?;
             Ok(object_to_map(i.fields.current()))
         });
-    rhai::FuncRegistration::new("save")
-        .with_comments([
-            "/// Writes changed attributes back (only what changed, with If-Match) and waits.",
-        ])
-        .register_into(api, |i: &mut Instance| i.save(true));
-    rhai::FuncRegistration::new("save")
-        .with_comments(["/// Writes changed attributes back; waits when `wait` is true."])
-        .register_into(api, |i: &mut Instance, wait: bool| i.save(wait));
+    register_waitable(
+        api,
+        "save",
+        "Writes changed attributes back (only what changed, with If-Match)",
+        true,
+        Instance::save,
+    );
     register_put_and_patch(api, "Instance", Instance::replace);
     rhai::FuncRegistration::new("sync")
         .with_comments(["/// Reloads from the server, dropping unsaved local edits."])
@@ -677,12 +678,13 @@ pub fn register(api: &mut Api) {
         });
     register_wait(api, "Instance.wait", Instance::join);
 
-    rhai::FuncRegistration::new("delete")
-        .with_comments(["/// Deletes the instance (does not wait)."])
-        .register_into(api, |i: &mut Instance| i.delete(false, false));
-    rhai::FuncRegistration::new("delete")
-        .with_comments(["/// Deletes the instance; waits when `wait` is true."])
-        .register_into(api, |i: &mut Instance, wait: bool| i.delete(wait, false));
+    register_waitable(
+        api,
+        "delete",
+        "Deletes the instance",
+        false,
+        |i: &mut Instance, wait| i.delete(wait, false),
+    );
     rhai::FuncRegistration::new("delete")
         .with_comments([
             "/// Deletes with options #{wait, force}; `force` stops a running instance first.",
@@ -694,14 +696,13 @@ pub fn register(api: &mut Api) {
                 o.bool("force")?.unwrap_or(false),
             )
         });
-    rhai::FuncRegistration::new("rename")
-        .with_comments(["/// Renames the (stopped) instance (does not wait)."])
-        .register_into(api, |i: &mut Instance, name: &str| i.rename(name, false));
-    rhai::FuncRegistration::new("rename")
-        .with_comments(["/// Renames the (stopped) instance; waits when `wait` is true."])
-        .register_into(api, |i: &mut Instance, name: &str, wait: bool| {
-            i.rename(name, wait)
-        });
+    register_waitable_named(
+        api,
+        "rename",
+        "Renames the (stopped) instance",
+        false,
+        Instance::rename,
+    );
 
     for action in StateAction::ALL {
         let name = action.as_str();

@@ -12,7 +12,9 @@ use super::api::{Api, RegisterInto};
 use super::client::Client;
 use super::convert::{dynamic_to_json, json_to_dynamic, object_to_map};
 use super::errors::{RhaiResultOf, invalid_argument, reject_change};
-use super::pending::{After, Pending, Settles, register_wait};
+use super::pending::{
+    After, Pending, Settles, register_wait, register_waitable, register_waitable_named,
+};
 use crate::lxd::object::{self, Collection, Kind, diff};
 use crate::lxd::response::{Loaded, Operation, RawObject};
 
@@ -498,14 +500,13 @@ pub fn register<K: ObjectKind>(api: &mut Api, manager_name: &str) {
             o.join(None)?;
             Ok(object_to_map(o.fields.current()))
         });
-    rhai::FuncRegistration::new("save")
-        .with_comments([
-            "/// Writes changed fields back (only what changed, with If-Match) and waits.",
-        ])
-        .register_into(api, |o: &mut Object<K>| o.save(true));
-    rhai::FuncRegistration::new("save")
-        .with_comments(["/// Writes changed fields back; waits when `wait` is true."])
-        .register_into(api, |o: &mut Object<K>, wait: bool| o.save(wait));
+    register_waitable(
+        api,
+        "save",
+        "Writes changed fields back (only what changed, with If-Match)",
+        true,
+        Object::<K>::save,
+    );
     register_put_and_patch(api, type_name, Object::<K>::replace);
     rhai::FuncRegistration::new("sync")
         .with_comments(["/// Reloads from the server, dropping unsaved local edits."])
@@ -513,25 +514,11 @@ pub fn register<K: ObjectKind>(api: &mut Api, manager_name: &str) {
             o.join(None)?;
             o.reload()
         });
-    rhai::FuncRegistration::new("delete")
-        .with_comments([format!("/// Deletes the {type_name} and waits.")])
-        .register_into(api, |o: &mut Object<K>| o.delete(true));
-    rhai::FuncRegistration::new("delete")
-        .with_comments([format!(
-            "/// Deletes the {type_name}; waits when `wait` is true."
-        )])
-        .register_into(api, |o: &mut Object<K>, wait: bool| o.delete(wait));
+    let deletes = format!("Deletes the {type_name}");
+    register_waitable(api, "delete", &deletes, true, Object::<K>::delete);
     if kind.renamable {
-        rhai::FuncRegistration::new("rename")
-            .with_comments([format!("/// Renames the {type_name} and waits.")])
-            .register_into(api, |o: &mut Object<K>, name: &str| o.rename(name, true));
-        rhai::FuncRegistration::new("rename")
-            .with_comments([format!(
-                "/// Renames the {type_name}; waits when `wait` is true."
-            )])
-            .register_into(api, |o: &mut Object<K>, name: &str, wait: bool| {
-                o.rename(name, wait)
-            });
+        let renames = format!("Renames the {type_name}");
+        register_waitable_named(api, "rename", &renames, true, Object::<K>::rename);
     }
     register_wait(api, "wait", Object::<K>::join);
     super::register_display(api, |o: &Object<K>| format!("{} {}", K::TYPE_NAME, o.key));

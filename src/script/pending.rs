@@ -172,3 +172,46 @@ pub fn register_wait<T: rhai::Variant + Clone>(
             join(t, Some(super::client::duration_arg(call, &timeout)?))
         });
 }
+
+/// Registers the two overloads of a call that starts an operation: `name()`, which waits as
+/// `waits` says (pylxd's default for that call), and `name(wait)`. `what` says what it does.
+pub fn register_waitable<T: rhai::Variant + Clone>(
+    api: &mut Api,
+    name: &'static str,
+    what: &str,
+    waits: bool,
+    call: fn(&mut T, bool) -> RhaiResultOf<()>,
+) {
+    rhai::FuncRegistration::new(name)
+        .with_comments([default_wait_doc(what, waits)])
+        .register_into(api, move |t: &mut T| call(t, waits));
+    rhai::FuncRegistration::new(name)
+        .with_comments([format!("/// {what}; waits when `wait` is true.")])
+        .register_into(api, move |t: &mut T, wait: bool| call(t, wait));
+}
+
+/// [`register_waitable`] for a call that takes a name first (`rename(name)`, `rename(name, wait)`).
+pub fn register_waitable_named<T: rhai::Variant + Clone>(
+    api: &mut Api,
+    name: &'static str,
+    what: &str,
+    waits: bool,
+    call: fn(&mut T, &str, bool) -> RhaiResultOf<()>,
+) {
+    rhai::FuncRegistration::new(name)
+        .with_comments([default_wait_doc(what, waits)])
+        .register_into(api, move |t: &mut T, key: &str| call(t, key, waits));
+    rhai::FuncRegistration::new(name)
+        .with_comments([format!("/// {what}; waits when `wait` is true.")])
+        .register_into(api, move |t: &mut T, key: &str, wait: bool| {
+            call(t, key, wait)
+        });
+}
+
+/// The doc line of the overload without `wait`.
+fn default_wait_doc(what: &str, waits: bool) -> String {
+    match waits {
+        true => format!("/// {what} and waits."),
+        false => format!("/// {what} (does not wait)."),
+    }
+}

@@ -10,7 +10,9 @@ use super::errors::{RhaiResultOf, reject_change};
 use super::instance::{PublishArgs, publish, register_publish};
 use super::object::{Replace, checked_update, register_put_and_patch};
 use super::options::Options;
-use super::pending::{After, Pending, Settles, register_wait};
+use super::pending::{
+    After, Pending, Settles, register_wait, register_waitable, register_waitable_named,
+};
 use crate::lxd::image::PublishSource;
 use crate::lxd::instance::Instances;
 use crate::lxd::snapshot::{CreateSnapshot, Snapshots, WRITABLE};
@@ -295,26 +297,27 @@ pub fn register(api: &mut Api) {
             s.join(None)?;
             Ok(object_to_map(&s.fields))
         });
-    rhai::FuncRegistration::new("rename")
-        .with_comments(["/// Renames the snapshot (does not wait)."])
-        .register_into(api, |s: &mut Snapshot, name: &str| s.rename(name, false));
-    rhai::FuncRegistration::new("rename")
-        .with_comments(["/// Renames the snapshot; waits when `wait` is true."])
-        .register_into(api, |s: &mut Snapshot, name: &str, wait: bool| {
-            s.rename(name, wait)
-        });
-    rhai::FuncRegistration::new("delete")
-        .with_comments(["/// Deletes the snapshot (does not wait)."])
-        .register_into(api, |s: &mut Snapshot| s.delete(false));
-    rhai::FuncRegistration::new("delete")
-        .with_comments(["/// Deletes the snapshot; waits when `wait` is true."])
-        .register_into(api, |s: &mut Snapshot, wait: bool| s.delete(wait));
-    rhai::FuncRegistration::new("restore")
-        .with_comments(["/// Restores the instance to this snapshot (does not wait)."])
-        .register_into(api, |s: &mut Snapshot| s.restore(false));
-    rhai::FuncRegistration::new("restore")
-        .with_comments(["/// Restores the instance to this snapshot; waits when `wait` is true."])
-        .register_into(api, |s: &mut Snapshot, wait: bool| s.restore(wait));
+    register_waitable_named(
+        api,
+        "rename",
+        "Renames the snapshot",
+        false,
+        Snapshot::rename,
+    );
+    register_waitable(
+        api,
+        "delete",
+        "Deletes the snapshot",
+        false,
+        Snapshot::delete,
+    );
+    register_waitable(
+        api,
+        "restore",
+        "Restores the instance to this snapshot",
+        false,
+        Snapshot::restore,
+    );
     register_put_and_patch(api, "Snapshot", Snapshot::replace);
     register_publish(api, "Snapshot.publish", Snapshot::publish);
     register_wait(api, "Snapshot.wait", Snapshot::join);
