@@ -172,7 +172,7 @@ const SIGINT: i32 = 2;
 /// and returns the exit code once every output chunk has been delivered.
 ///
 /// With [`ExecOptions::record_output`] the command runs without websockets (see
-/// [`run_recorded`]): it takes no stdin and no timeout, and `control` is unused.
+/// `run_recorded`): it takes no stdin and no timeout, and `control` is unused.
 pub async fn run(
     client: &Client,
     instance_name: &str,

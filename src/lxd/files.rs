@@ -262,7 +262,7 @@ impl Files {
     }
 
     /// Writes `body` at `path`. A regular file already there is replaced atomically (see
-    /// [`Files::replace`]); anything else is written in place.
+    /// `Files::replace`); anything else is written in place.
     pub async fn put(&self, path: &str, body: Body, attrs: &WriteAttrs) -> Result<()> {
         match self.stat(path).await? {
             Some(existing) if existing.kind == FileType::File && !attrs.append => {

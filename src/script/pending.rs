@@ -49,17 +49,6 @@ impl Pending {
         }
     }
 
-    /// Waits for the operation; a failure throws here, at the join.
-    pub fn join(
-        self,
-        bridge: &Bridge,
-        client: &lxd::Client,
-        timeout: Option<Duration>,
-    ) -> RhaiResultOf<(Operation, After)> {
-        let op = self.wait(bridge, client, timeout)?.map_err(lxd_error)?;
-        Ok((op, self.after))
-    }
-
     /// Waits for the operation. The outer error is an interrupt; the inner one is how the
     /// operation (or the wait) failed, still typed.
     fn wait(
