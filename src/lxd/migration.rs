@@ -315,4 +315,111 @@ mod tests {
             ]
         );
     }
+
+    mod on_fake_servers {
+        use super::*;
+        use crate::lxd::fake::{FakeAnswer, FakeLxd, FakeRequest, operation};
+        use crate::lxd::transport::TransportOptions;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        /// A server whose every call that starts an operation gets a new one, ended as
+        /// `ends(id)` says when waited for; `GET` of the instance shows it running.
+        fn server(ends: impl Fn(&str) -> FakeAnswer + Send + Sync + 'static) -> FakeLxd {
+            let next = AtomicUsize::new(0);
+            FakeLxd::new(move |req: &FakeRequest| {
+                let started = |kind: &str| {
+                    let id = format!("{kind}{}", next.fetch_add(1, Ordering::SeqCst));
+                    FakeAnswer::started(operation(&id, 103, json!({"control": "c", "fs": "f"}), ""))
+                };
+                match (req.method.as_str(), req.path.as_str()) {
+                    ("GET", "/1.0/instances/c1") => FakeAnswer::sync(json!({
+                        "name": "c1", "status": "Running", "type": "container", "config": {}})),
+                    ("PUT", "/1.0/instances/c1/state") => {
+                        started(req.json()["action"].as_str().unwrap_or_default())
+                    }
+                    ("POST", "/1.0/instances/c1") => started("migrate"),
+                    ("POST", "/1.0/instances") => started("pull"),
+                    ("DELETE", "/1.0/instances/c1") => started("delete"),
+                    ("DELETE", _) => FakeAnswer::sync(Value::Null),
+                    ("GET", path) if path.contains("/wait") => {
+                        let id = path.split('/').nth(3).unwrap_or_default();
+                        ends(id)
+                    }
+                    _ => FakeAnswer::error(404, "not found"),
+                }
+            })
+        }
+
+        fn success(id: &str) -> FakeAnswer {
+            FakeAnswer::sync(operation(id, 200, json!({}), ""))
+        }
+
+        /// What a server was asked that changes something, in order.
+        fn changes(fake: &FakeLxd) -> Vec<String> {
+            fake.seen()
+                .into_iter()
+                .filter(|s| !s.starts_with("GET"))
+                .collect()
+        }
+
+        async fn move_c1(source: &FakeLxd, dest: &FakeLxd) -> Result<String> {
+            let info = json!({"environment": {"addresses": ["127.0.0.1:8443"],
+                                              "certificate": "PEM", "server": "lxd"}});
+            migrate(
+                &source.client(TransportOptions::default()),
+                &info,
+                &dest.client(TransportOptions::default()),
+                &info,
+                "c1",
+                &MigrateOptions::default(),
+                None,
+            )
+            .await
+        }
+
+        /// A pull that fails on the destination leaves the source as it was: its migration
+        /// operation cancelled, the instance started again, nothing deleted.
+        #[tokio::test]
+        async fn a_failed_pull_puts_the_source_back() {
+            let source = server(success);
+            let dest = server(|id| FakeAnswer::sync(operation(id, 400, json!({}), "disk full")));
+            let err = move_c1(&source, &dest).await.expect_err("the pull failed");
+            assert_eq!(err.to_string(), "disk full");
+            let done = changes(&source);
+            assert_eq!(done[0], "PUT /1.0/instances/c1/state");
+            assert_eq!(done[1], "POST /1.0/instances/c1");
+            assert!(
+                done.contains(&"DELETE /1.0/operations/migrate1".to_owned()),
+                "{done:?}"
+            );
+            assert_eq!(
+                done.last().map(String::as_str),
+                Some("PUT /1.0/instances/c1/state")
+            );
+            assert!(
+                !done.contains(&"DELETE /1.0/instances/c1".to_owned()),
+                "{done:?}"
+            );
+        }
+
+        /// A move that works deletes the source only once the destination has the copy, then
+        /// starts the copy.
+        #[tokio::test]
+        async fn a_move_deletes_the_source_after_the_copy_and_starts_it() {
+            let (source, dest) = (server(success), server(success));
+            assert_eq!(move_c1(&source, &dest).await.expect("moved"), "c1");
+            assert_eq!(
+                changes(&source),
+                [
+                    "PUT /1.0/instances/c1/state",
+                    "POST /1.0/instances/c1",
+                    "DELETE /1.0/instances/c1"
+                ]
+            );
+            assert_eq!(
+                changes(&dest),
+                ["POST /1.0/instances", "PUT /1.0/instances/c1/state"]
+            );
+        }
+    }
 }
