@@ -742,3 +742,51 @@ fn a_full_local_disk_is_a_local_error() {
     assert!(out.contains(&format!("{}/", dir.path().display())), "{out}");
     assert!(left.is_empty(), "left on the full disk: {left:?}");
 }
+
+/// Exec's and the event stream's websockets upgrade through the transport over HTTPS: `-v`
+/// logs each handshake (101, its secret redacted) and the pinned certificate holds for them.
+#[test]
+fn websockets_go_through_the_transport() {
+    let Some(tb) = common::testbed_for(Needs::EitherServer) else {
+        return;
+    };
+    let (name, _cleanup) = running_container("wsseam", "");
+    let (remote, url) = match common::server() {
+        common::Server::Lxd => ("main", &tb.main_url),
+        common::Server::Incus => ("incus", &tb.incus_url),
+    };
+    let run = lxd_script(&[
+        "-v",
+        "eval",
+        &format!(
+            r#"let c = Client(#{{endpoint: "{url}", verify: "{}/servercerts/{remote}.crt"}});
+               let events = c.events(["lifecycle"]);
+               let out = c.instances.get("{name}").execute(["echo", "through"]).stdout;
+               out.trim();
+               print(out);
+               events.close();"#,
+            tb.conf.display()
+        ),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout, "through\n");
+    let upgrades: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("-> 101"))
+        .collect();
+    // The event stream, then exec's control and three data sockets.
+    assert_eq!(upgrades.len(), 5, "{}", run.stderr);
+    assert!(
+        upgrades
+            .iter()
+            .all(|l| l.starts_with(&format!("lxd: GET {url}")))
+    );
+    assert!(
+        upgrades[1..]
+            .iter()
+            .all(|l| l.contains("secret=<redacted>")),
+        "{}",
+        run.stderr
+    );
+}
