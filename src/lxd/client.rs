@@ -52,6 +52,26 @@ impl std::fmt::Display for ServerIdentity {
     }
 }
 
+/// Where another server pulls from the server described by `host_info` (its `GET /1.0`), as
+/// image copies and migrations do: `https://` its first address, and the certificate to pin.
+pub fn pull_address(host_info: &Value) -> Result<(String, String)> {
+    let address = host_info
+        .pointer("/environment/addresses")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            Error::InvalidArgument(
+                "the source server has no HTTPS address for the other server to pull from: set its core.https_address".into(),
+            )
+        })?;
+    let certificate = host_info
+        .pointer("/environment/certificate")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Ok((format!("https://{address}"), certificate.to_owned()))
+}
+
 /// Receives an operation's progress text while it is waited for.
 pub type OperationProgress = Arc<dyn Fn(&str) + Send + Sync>;
 

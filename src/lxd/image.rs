@@ -324,27 +324,13 @@ impl Images {
         source_public: bool,
         public: bool,
     ) -> Result<Operation> {
-        let address = source_info
-            .pointer("/environment/addresses")
-            .and_then(Value::as_array)
-            .and_then(|a| a.first())
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                Error::InvalidArgument(
-                    "the source server has no HTTPS address for the copy to be pulled from: set its core.https_address".into(),
-                )
-            })?;
-        let certificate = source_info
-            .pointer("/environment/certificate")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let (server, certificate) = super::client::pull_address(source_info)?;
         let secret = match source_public {
             true => None,
             false => Some(Images::new(source.clone()).secret(fingerprint).await?),
         };
         let remote = RemoteImage {
-            server: format!("https://{address}"),
+            server,
             fingerprint: fingerprint.to_owned(),
             certificate,
             secret,

@@ -9,7 +9,7 @@
 use serde_json::{Map, Value, json};
 
 use super::client::{Client, OperationProgress, ServerIdentity};
-use super::error::{Error, Result};
+use super::error::Result;
 use super::instance::{self, Instances, StateAction, StateChange};
 use super::request::Request;
 use super::response::Operation;
@@ -123,20 +123,7 @@ pub async fn migrate(
     opts: &MigrateOptions,
     progress: Option<OperationProgress>,
 ) -> Result<String> {
-    let address = source_info
-        .pointer("/environment/addresses")
-        .and_then(Value::as_array)
-        .and_then(|a| a.first())
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            Error::InvalidArgument(
-                "the source server has no HTTPS address for the destination to pull from: set core.https_address".into(),
-            )
-        })?;
-    let certificate = source_info
-        .pointer("/environment/certificate")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let (server, certificate) = super::client::pull_address(source_info)?;
     let instances = Instances::new(source.clone(), None);
     let fields = instances.get(name).await?.fields;
     let was_running = fields.get("status").and_then(Value::as_str) == Some("Running");
@@ -151,13 +138,13 @@ pub async fn migrate(
             json!({ "migration": true, "live": opts.live, "instance_only": false }),
         );
         let source_op = source.operation(&request).await?;
-        let operation_url = format!("https://{address}/1.0/operations/{}", source_op.id());
+        let operation_url = format!("{server}/1.0/operations/{}", source_op.id());
         let new_name = opts.name.clone().unwrap_or_else(|| name.to_owned());
         let body = pull_body(
             &fields,
             &new_name,
             &operation_url,
-            certificate,
+            &certificate,
             source_op.metadata(),
             opts.live,
             ServerIdentity::of(source_info).name != ServerIdentity::of(dest_info).name,

@@ -295,21 +295,11 @@ fn execute(
     })
 }
 
-/// Attaches the caller's terminal to a PTY session in the instance (see
-/// [`crate::terminal::attach`]) and returns the command's exit code.
-pub fn interactive(
-    client: &Client,
-    instance_name: &str,
-    command: Option<Vec<String>>,
-    options: Map,
-) -> RhaiResultOf<i64> {
-    let o = Options::new(
-        "Instance.interactive",
-        options,
-        &["environment", "cwd", "user", "group"],
-    )?;
-    let opts = ExecOptions {
-        command: command.unwrap_or_default(),
+/// The options of a PTY session running `command`: `#{environment, cwd, user, group}`.
+fn pty_options(call: &str, command: Vec<String>, options: Map) -> RhaiResultOf<ExecOptions> {
+    let o = Options::new(call, options, &["environment", "cwd", "user", "group"])?;
+    Ok(ExecOptions {
+        command,
         environment: o
             .map("environment")?
             .unwrap_or_default()
@@ -322,7 +312,18 @@ pub fn interactive(
         interactive: true,
         size: None,
         record_output: false,
-    };
+    })
+}
+
+/// Attaches the caller's terminal to a PTY session in the instance (see
+/// [`crate::terminal::attach`]) and returns the command's exit code.
+pub fn interactive(
+    client: &Client,
+    instance_name: &str,
+    command: Option<Vec<String>>,
+    options: Map,
+) -> RhaiResultOf<i64> {
+    let opts = pty_options("Instance.interactive", command.unwrap_or_default(), options)?;
     client.require_extensions(
         &opts.required_extensions(),
         "Instance.interactive with these options",
@@ -337,26 +338,7 @@ pub fn interactive(
 
 fn raw_interactive(instance: &mut Instance, cmd: &Dynamic, options: Map) -> RhaiResultOf<Map> {
     let command = command_words("Instance.raw_interactive_execute", cmd)?;
-    let o = Options::new(
-        "Instance.raw_interactive_execute",
-        options,
-        &["environment", "cwd", "user", "group"],
-    )?;
-    let opts = ExecOptions {
-        command,
-        environment: o
-            .map("environment")?
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        cwd: o.string("cwd")?,
-        user: id_option(&o, "user")?,
-        group: id_option(&o, "group")?,
-        interactive: true,
-        size: None,
-        record_output: false,
-    };
+    let opts = pty_options("Instance.raw_interactive_execute", command, options)?;
     instance.client.require_extensions(
         &opts.required_extensions(),
         "Instance.raw_interactive_execute with these options",
