@@ -61,6 +61,27 @@ impl Body {
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, BoxError> {
         futures_util::StreamExt::next(self).await.transpose()
     }
+
+    /// The whole body, or `None` once it goes past `limit` bytes. Most bodies arrive as one
+    /// chunk, which is passed on without a copy.
+    pub async fn collect(mut self, limit: u64) -> Result<Option<Bytes>, BoxError> {
+        let Some(first) = self.chunk().await? else {
+            return Ok(Some(Bytes::new()));
+        };
+        let Some(second) = self.chunk().await? else {
+            return Ok((first.len() as u64 <= limit).then_some(first));
+        };
+        let mut whole = bytes::BytesMut::from(&first[..]);
+        let mut next = Some(second);
+        while let Some(part) = next {
+            if (whole.len() + part.len()) as u64 > limit {
+                return Ok(None);
+            }
+            whole.extend_from_slice(&part);
+            next = self.chunk().await?;
+        }
+        Ok(Some(whole.freeze()))
+    }
 }
 
 /// A body is also the stream of its data chunks (trailers, which carry none, are skipped).
@@ -246,11 +267,6 @@ impl Response {
         self.header("content-length")?.parse().ok()
     }
 
-    /// The next chunk of the body; `None` at its end.
-    pub async fn chunk(&mut self) -> Result<Option<Bytes>, BoxError> {
-        self.inner.body_mut().chunk().await
-    }
-
     /// The body, to read on its own.
     pub fn into_body(self) -> Body {
         self.inner.into_body()
@@ -314,6 +330,22 @@ mod tests {
         );
         assert_eq!(body.chunk().await.expect("end"), None);
         assert!(Body::empty().is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn collecting_stops_at_the_limit() {
+        let chunks = || {
+            let parts: Vec<Result<Bytes, std::io::Error>> =
+                vec![Ok(Bytes::from_static(b"ab")), Ok(Bytes::from_static(b"cd"))];
+            Body::stream(futures_util::stream::iter(parts))
+        };
+        let whole = chunks().collect(4).await.expect("read");
+        assert_eq!(whole.as_deref(), Some(&b"abcd"[..]));
+        assert_eq!(chunks().collect(3).await.expect("read"), None);
+        assert_eq!(
+            Body::empty().collect(0).await.expect("read").as_deref(),
+            Some(&b""[..])
+        );
     }
 
     #[tokio::test]

@@ -162,11 +162,12 @@ impl FakeLxd {
             .and_then(|k| k.to_str().ok())
             .map(str::to_owned);
         let (parts, incoming) = req.into_parts();
-        let mut body = Body::wrap(incoming);
-        let mut whole = Vec::new();
-        while let Ok(Some(chunk)) = body.chunk().await {
-            whole.extend_from_slice(&chunk);
-        }
+        let whole = Body::wrap(incoming)
+            .collect(u64::MAX)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let request = FakeRequest {
             method: parts.method.to_string(),
             path: parts
@@ -174,7 +175,7 @@ impl FakeLxd {
                 .path_and_query()
                 .map(|p| p.as_str().to_owned())
                 .unwrap_or_default(),
-            body: whole.into(),
+            body: whole,
         };
         self.seen
             .lock()

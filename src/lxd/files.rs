@@ -218,16 +218,12 @@ impl Files {
 
     async fn body(&self, path: &str, resp: Response) -> Result<Bytes> {
         let req = requests::on(Method::GET, &self.instance, path);
-        let mut resp = resp;
-        let mut all = bytes::BytesMut::new();
-        while let Some(chunk) = resp
-            .chunk()
+        let whole = resp
+            .into_body()
+            .collect(u64::MAX)
             .await
-            .map_err(|e| self.client.transport().body_error(e, &req))?
-        {
-            all.extend_from_slice(&chunk);
-        }
-        Ok(all.freeze())
+            .map_err(|e| self.client.transport().body_error(e, &req))?;
+        Ok(whole.unwrap_or_default())
     }
 
     /// A file's exact bytes.

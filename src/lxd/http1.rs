@@ -519,12 +519,8 @@ mod tests {
 
     /// A response's whole body.
     async fn read_all(response: http::Response<Body>) -> Result<Vec<u8>, BoxError> {
-        let mut body = response.into_body();
-        let mut all = Vec::new();
-        while let Some(chunk) = body.chunk().await? {
-            all.extend_from_slice(&chunk);
-        }
-        Ok(all)
+        let whole = response.into_body().collect(u64::MAX).await?;
+        Ok(whole.unwrap_or_default().to_vec())
     }
 
     /// A fake HTTP/1.1 server on a unix socket of the test's own.

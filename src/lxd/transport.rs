@@ -281,7 +281,7 @@ impl Transport {
 
     /// Reads a JSON answer whole, up to [`MAX_DOCUMENT_BYTES`]: an endless or huge body from a
     /// misbehaving server fails instead of filling memory.
-    async fn read_document(&self, mut resp: Response, req: &Request) -> Result<Bytes> {
+    async fn read_document(&self, resp: Response, req: &Request) -> Result<Bytes> {
         let too_large = || Error::ResponseTooLarge {
             what: format!("{} {}", req.method, req.path),
             limit_mib: MAX_DOCUMENT_BYTES >> 20,
@@ -292,24 +292,11 @@ impl Transport {
         {
             return Err(too_large());
         }
-        let mut next = async || resp.chunk().await.map_err(|e| self.body_error(e, req));
-        // Most answers arrive as one chunk: it is passed on without a copy.
-        let Some(first) = next().await? else {
-            return Ok(Bytes::new());
-        };
-        let Some(second) = next().await? else {
-            return Ok(first);
-        };
-        let mut whole = bytes::BytesMut::from(&first[..]);
-        let mut chunk = Some(second);
-        while let Some(part) = chunk {
-            if (whole.len() + part.len()) as u64 > MAX_DOCUMENT_BYTES {
-                return Err(too_large());
-            }
-            whole.extend_from_slice(&part);
-            chunk = next().await?;
-        }
-        Ok(whole.freeze())
+        resp.into_body()
+            .collect(MAX_DOCUMENT_BYTES)
+            .await
+            .map_err(|e| self.body_error(e, req))?
+            .ok_or_else(too_large)
     }
 
     /// Passes a successful response on (its body unread, for streaming); a failure is decoded
