@@ -37,6 +37,11 @@ use super::body::{Body, BodyTimedOut, BoxError};
 /// How many idle connections are kept for reuse; more are closed when their response ends.
 const MAX_IDLE: usize = 8;
 
+/// How long a connection may sit idle in the pool: a server may drop an idle connection
+/// without a word (a restart, a NAT on the way), and a request sent on it would then wait for
+/// the timeout.
+const POOL_IDLE: Duration = Duration::from_secs(10);
+
 /// A response body longer than this (a file, an image) gets a task to drive its connection.
 const LONG_BODY_BYTES: u64 = 1 << 20;
 
@@ -204,13 +209,15 @@ struct Connection {
 }
 
 /// Connections that have carried a request and are free for the next one.
-type IdleConnections = Arc<Mutex<Vec<Connection>>>;
+type IdleConnections = Arc<Mutex<Vec<(Connection, Instant)>>>;
 
 /// An HTTP/1.1 client for one server.
 pub struct Http1 {
     dialer: Dialer,
     connect_timeout: Duration,
     idle: IdleConnections,
+    /// How long an idle connection is kept ([`POOL_IDLE`]).
+    pool_idle: Duration,
 }
 
 impl std::fmt::Debug for Http1 {
@@ -248,6 +255,7 @@ impl Http1 {
             dialer,
             connect_timeout,
             idle: Arc::default(),
+            pool_idle: POOL_IDLE,
         }
     }
 
@@ -369,7 +377,10 @@ impl Http1 {
     /// An idle connection that is still open, if any.
     fn take_idle(&self) -> Option<Connection> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(mut connection) = idle.pop() {
+        while let Some((mut connection, since)) = idle.pop() {
+            if since.elapsed() > self.pool_idle {
+                continue;
+            }
             // Polled once: an idle connection only finishes when the server has closed it; the
             // poll also lets it take the next request.
             let mut cx = Context::from_waker(Waker::noop());
@@ -397,7 +408,7 @@ impl Http1 {
 fn give_back(pool: &IdleConnections, connection: Connection) {
     let mut idle = pool.lock().unwrap_or_else(PoisonError::into_inner);
     if idle.len() < MAX_IDLE {
-        idle.push(connection);
+        idle.push((connection, Instant::now()));
     }
 }
 
@@ -616,6 +627,21 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(seen.connections.load(Ordering::SeqCst) >= 1);
         assert_eq!(seen.silent.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_connection_idle_too_long_is_not_reused() {
+        let (_dir, path, seen) = serve(Answer::KeepAlive);
+        let client = Http1 {
+            pool_idle: Duration::from_millis(50),
+            ..client_for(path)
+        };
+        get_ok(&client).await;
+        get_ok(&client).await;
+        assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        get_ok(&client).await;
+        assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
