@@ -94,7 +94,7 @@ fn create_partial(temp: &Path) -> Result<std::fs::File> {
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .mode(0o600)
         .open(temp)
         .map_err(|e| local_error(e, temp))?;
