@@ -74,7 +74,7 @@ pub fn register(api: &mut Api) {
             b.join(None)?;
             let progress = byte_progress(&b.client, format!("export {}", b.key), None);
             let path = b.api.path(&b.key);
-            let written = b.client.bridge.block_on(backup::export(&b.client.api, &path, Path::new(local), progress))?;
+            let written = b.client.bridge.block_on(backup::export(&b.client.lxd, &path, Path::new(local), progress))?;
             Ok(i64::try_from(written).unwrap_or(i64::MAX))
         });
     let import = |m: &InstanceManager, source: Dynamic, options: Map| -> RhaiResultOf<Instance> {
@@ -104,7 +104,7 @@ pub fn register(api: &mut Api) {
             )));
         };
         let op = client.bridge.block_on(backup::import(
-            &client.api,
+            &client.lxd,
             tarball,
             name.as_deref(),
             pool.as_deref(),

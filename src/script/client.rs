@@ -23,7 +23,8 @@ use crate::lxd::{self, ErrorKind};
 /// A connected client: the LXD handle, the bridge that runs its calls, and `GET /1.0`.
 #[derive(Debug, Clone)]
 pub struct Client {
-    pub(crate) api: lxd::Client,
+    /// The LXD client it calls through.
+    pub(crate) lxd: lxd::Client,
     pub(crate) bridge: Bridge,
     host_info: Arc<Value>,
     progress: bool,
@@ -43,10 +44,10 @@ impl Client {
             timeout: timeout.or(session.defaults.timeout),
             verbose: session.defaults.verbose,
         };
-        let api = lxd::Client::connect(&target, options).map_err(super::errors::lxd_error)?;
-        let host_info = session.bridge.block_on(api.server())?;
+        let connected = lxd::Client::connect(&target, options).map_err(super::errors::lxd_error)?;
+        let host_info = session.bridge.block_on(connected.server())?;
         Ok(Client {
-            api,
+            lxd: connected,
             bridge: session.bridge.clone(),
             host_info: Arc::new(host_info),
             progress: session.progress,
@@ -66,18 +67,18 @@ impl Client {
 
     /// Reads `GET /1.0` again (after trust changed).
     pub fn reload_host_info(&mut self) -> RhaiResultOf<()> {
-        self.host_info = Arc::new(self.bridge.block_on(self.api.server())?);
+        self.host_info = Arc::new(self.bridge.block_on(self.lxd.server())?);
         Ok(())
     }
 
     /// Where the server is: `unix:/path` or `https://host:port`.
     pub fn endpoint(&self) -> String {
-        self.api.endpoint().to_string()
+        self.lxd.endpoint().to_string()
     }
 
     /// The project its calls are made in.
     pub fn project(&self) -> &str {
-        self.api.project()
+        self.lxd.project()
     }
 
     /// The name of the lxc remote this client was reached through, if it was one.
@@ -87,7 +88,7 @@ impl Client {
 
     /// The names in a collection such as `/1.0/instances` (the last segment of each URL).
     pub fn names(&self, collection: &str) -> RhaiResultOf<Vec<String>> {
-        let urls = self.bridge.block_on(self.api.get(collection))?;
+        let urls = self.bridge.block_on(self.lxd.get(collection))?;
         Ok(crate::lxd::object::keys_of(&urls))
     }
 
@@ -269,10 +270,10 @@ pub fn register(api: &mut Api, session: &Arc<Session>) {
         });
     rhai::FuncRegistration::new_getter("project")
         .with_comments(["/// The project every call of this client carries."])
-        .register_into(api, |c: &mut Client| c.api.project().to_owned());
+        .register_into(api, |c: &mut Client| c.lxd.project().to_owned());
     rhai::FuncRegistration::new_getter("endpoint")
         .with_comments(["/// Where the server is: `unix:/path` or `https://host:port`."])
-        .register_into(api, |c: &mut Client| c.api.endpoint().to_string());
+        .register_into(api, |c: &mut Client| c.lxd.endpoint().to_string());
     rhai::FuncRegistration::new("has_api_extension")
         .with_comments(["/// True when the server has the named API extension."])
         .register_into(api, |c: &mut Client, name: &str| c.has_api_extension(name));
@@ -287,7 +288,7 @@ pub fn register(api: &mut Api, session: &Arc<Session>) {
         .with_comments(["/// The same server on another project, sharing the connection (its host_info is read in that project)."])
         .register_into(api, |c: &mut Client, project: &str| -> RhaiResultOf<Client> {
             let mut other = Client {
-                api: c.api.with_project(project),
+                lxd: c.lxd.with_project(project),
                 ..c.clone()
             };
             other.reload_host_info()?;
@@ -310,7 +311,7 @@ pub fn register(api: &mut Api, session: &Arc<Session>) {
 }
 
 fn describe(c: &Client) -> String {
-    format!("Client {} (project {})", c.api.endpoint(), c.api.project())
+    format!("Client {} (project {})", c.lxd.endpoint(), c.lxd.project())
 }
 
 /// The remotes of the lxc client configuration, by name (empty when there is none).

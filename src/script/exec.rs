@@ -249,7 +249,7 @@ fn execute(
     )?;
     instance.join_pending()?;
     let bridge = instance.client.bridge.clone();
-    let api = instance.client.api.clone();
+    let api = instance.client.lxd.clone();
     let name = instance.name.clone();
     let (tx, mut rx) = mpsc::channel(OUTPUT_QUEUE);
     let (_control_tx, control_rx) = mpsc::channel(1);
@@ -332,7 +332,7 @@ pub fn interactive(
     // Not raced against Ctrl-C: the session obeys it itself (SIGINT to the command first).
     client
         .bridge
-        .wait(terminal::attach(&client.api, instance_name, opts, cancel))
+        .wait(terminal::attach(&client.lxd, instance_name, opts, cancel))
         .map_err(lxd_error)
 }
 
@@ -348,7 +348,7 @@ fn raw_interactive(instance: &mut Instance, cmd: &Dynamic, options: Map) -> Rhai
         .client
         .bridge
         .block_on(exec::start_raw_interactive(
-            &instance.client.api,
+            &instance.client.lxd,
             &instance.name,
             &opts,
         ))?;

@@ -24,7 +24,7 @@ pub struct FileManager {
 impl FileManager {
     /// The files of `instance`.
     pub fn new(client: Client, instance: &str) -> Self {
-        let api = Files::new(client.api.clone(), instance);
+        let api = Files::new(client.lxd.clone(), instance);
         FileManager {
             client,
             api,

@@ -28,7 +28,7 @@ pub fn load(client: &Client, fingerprint: &str) -> RhaiResultOf<Object<ImageKind
 
 /// The image calls of a client's LXD API.
 fn images_api(client: &Client) -> Images {
-    Images::new(client.api.clone())
+    Images::new(client.lxd.clone())
 }
 
 /// Adds aliases to a freshly made image, then loads it.
@@ -102,7 +102,7 @@ fn create(m: &Manager<ImageKind>, data: &Dynamic, p: Placement) -> RhaiResultOf<
     let done = m
         .client
         .bridge
-        .block_on(m.client.api.wait_operation_reporting(
+        .block_on(m.client.lxd.wait_operation_reporting(
             op.id(),
             None,
             operation_progress(&m.client, "import"),
@@ -120,7 +120,7 @@ fn copy(image: &mut Object<ImageKind>, dest: &Client, p: Placement) -> RhaiResul
     let public = image.field("public")?.as_bool().unwrap_or(false);
     let source = &image.client;
     let op = dest.bridge.block_on(images_api(dest).copy_from(
-        &source.api,
+        &source.lxd,
         source.host_info(),
         &image.key,
         public,
@@ -129,7 +129,7 @@ fn copy(image: &mut Object<ImageKind>, dest: &Client, p: Placement) -> RhaiResul
     if !p.wait {
         return Ok(Dynamic::from(super::operations::Operation::new(dest, op)));
     }
-    dest.bridge.block_on(dest.api.wait_operation_reporting(
+    dest.bridge.block_on(dest.lxd.wait_operation_reporting(
         op.id(),
         None,
         operation_progress(dest, "copy"),

@@ -35,7 +35,7 @@ pub struct InstanceManager {
 impl InstanceManager {
     /// The manager of `client`'s instances, filtered by `kind`.
     pub fn new(client: Client, kind: Option<InstanceType>) -> Self {
-        let api = Instances::new(client.api.clone(), kind);
+        let api = Instances::new(client.lxd.clone(), kind);
         InstanceManager { client, api }
     }
 
@@ -99,7 +99,7 @@ impl InstanceManager {
             self.client.bridge.block_on(async {
                 let waited = self
                     .client
-                    .api
+                    .lxd
                     .wait_operation_reporting(op.id(), None, progress)
                     .await;
                 match waited {
@@ -400,7 +400,7 @@ impl Instance {
             fingerprint(&self.client).is_some() && fingerprint(&self.client) == fingerprint(dest);
         let new_name = match (&opts.target, same_server) {
             (Some(target), true) => self.client.bridge.block_on(migration::move_within_cluster(
-                &self.client.api,
+                &self.client.lxd,
                 &self.name,
                 target,
                 &opts,
@@ -411,9 +411,9 @@ impl Instance {
                 ));
             }
             _ => self.client.bridge.block_on(migration::migrate(
-                &self.client.api,
+                &self.client.lxd,
                 self.client.host_info(),
-                &dest.api,
+                &dest.lxd,
                 dest.host_info(),
                 &self.name,
                 &opts,
@@ -529,7 +529,7 @@ pub(crate) fn publish(
     source: &PublishSource,
     args: PublishArgs,
 ) -> RhaiResultOf<Dynamic> {
-    let images = crate::lxd::image::Images::new(client.api.clone());
+    let images = crate::lxd::image::Images::new(client.lxd.clone());
     let op = client
         .bridge
         .block_on(images.publish(source, &args.options))?;
@@ -537,7 +537,7 @@ pub(crate) fn publish(
         *pending = Some(Pending::new(&op, After::Nothing));
         return Ok(Dynamic::UNIT);
     }
-    let done = client.bridge.block_on(client.api.wait_operation_reporting(
+    let done = client.bridge.block_on(client.lxd.wait_operation_reporting(
         op.id(),
         None,
         operation_progress(client, "publish"),
@@ -842,6 +842,6 @@ pub fn register(api: &mut Api) {
             InstanceType::Container => "containers",
             InstanceType::VirtualMachine => "virtual machines",
         });
-        format!("The {kind} of {}", m.client.api.endpoint())
+        format!("The {kind} of {}", m.client.lxd.endpoint())
     });
 }

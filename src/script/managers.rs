@@ -184,7 +184,7 @@ fn register_volumes(api: &mut Api) {
         .with_comments(["/// Every volume of the pool (all types), fully loaded, in one request."])
         .register_into(api, |v: &mut VolumeManager| -> RhaiResultOf<Array> {
             let all = Collection::new(
-                v.client.api.clone(),
+                v.client.lxd.clone(),
                 &crate::lxd::object::STORAGE_VOLUME,
                 v.base(),
             );
@@ -294,7 +294,7 @@ fn register_volume_snapshots(api: &mut Api) {
         let op = s
             .client
             .bridge
-            .block_on(s.client.api.start(&restore_volume(&volume, &s.key)))?;
+            .block_on(s.client.lxd.start(&restore_volume(&volume, &s.key)))?;
         s.follow(op, wait, After::Nothing)
     };
     rhai::FuncRegistration::new("restore")
@@ -331,13 +331,13 @@ fn register_certificates(api: &mut Api) {
                 restricted: o.bool("restricted")?.unwrap_or(false),
                 projects: o.strings("projects")?.unwrap_or_default(),
             };
-            m.client.bridge.block_on(trust::trust(&m.client.api, &request))?;
+            m.client.bridge.block_on(trust::trust(&m.client.lxd, &request))?;
             m.get(&cert.fingerprint)
         });
     rhai::FuncRegistration::new("create_token")
         .with_comments(["/// Creates a trust token for a new client and returns it (as `lxc config trust add` does)."])
         .register_into(api, |m: &mut Manager<CertificateKind>, name: &str| {
-            m.client.bridge.block_on(trust::create_token(&m.client.api, name))
+            m.client.bridge.block_on(trust::create_token(&m.client.lxd, name))
         });
     rhai::FuncRegistration::new("authenticate")
         .with_comments(["/// Makes this client trusted with a trust token or the legacy trust password (whichever the server takes)."])
@@ -346,7 +346,7 @@ fn register_certificates(api: &mut Api) {
                 return Ok(());
             }
             // No certificate: the server takes the one this connection presents.
-            c.bridge.block_on(trust::authenticate(&c.api, c.host_info(), secret))?;
+            c.bridge.block_on(trust::authenticate(&c.lxd, c.host_info(), secret))?;
             c.reload_host_info()
         });
 }
@@ -359,7 +359,7 @@ fn register_cluster(api: &mut Api) {
             let info = c
                 .client
                 .bridge
-                .block_on(c.client.api.get(object::CLUSTER))?;
+                .block_on(c.client.lxd.get(object::CLUSTER))?;
             Ok(info
                 .get("enabled")
                 .and_then(Value::as_bool)
@@ -371,7 +371,7 @@ fn register_cluster(api: &mut Api) {
             let info = c
                 .client
                 .bridge
-                .block_on(c.client.api.get(object::CLUSTER))?;
+                .block_on(c.client.lxd.get(object::CLUSTER))?;
             Ok(info
                 .get("server_name")
                 .map_or(Dynamic::UNIT, json_to_dynamic))
@@ -382,6 +382,6 @@ fn register_cluster(api: &mut Api) {
             Manager::<ClusterMemberKind>::new(c.client.clone(), object::CLUSTER_MEMBERS)
         });
     super::register_display(api, |c: &Cluster| {
-        format!("Cluster of {}", c.client.api.endpoint())
+        format!("Cluster of {}", c.client.lxd.endpoint())
     });
 }

@@ -65,7 +65,7 @@ pub struct Manager<K> {
 impl<K: ObjectKind> Manager<K> {
     /// The collection at `base` (e.g. `/1.0/profiles`).
     pub fn new(client: Client, base: impl Into<String>) -> Self {
-        let api = Collection::new(client.api.clone(), K::KIND, base);
+        let api = Collection::new(client.lxd.clone(), K::KIND, base);
         Manager {
             client,
             api,
@@ -153,7 +153,7 @@ impl<K: ObjectKind> Manager<K> {
         if let Some(op) = op {
             self.client
                 .bridge
-                .block_on(self.client.api.wait_operation(op.id(), None))?;
+                .block_on(self.client.lxd.wait_operation(op.id(), None))?;
         }
         Ok(())
     }
@@ -523,7 +523,7 @@ pub fn register<K: ObjectKind>(api: &mut Api, manager_name: &str) {
     register_wait(api, "wait", Object::<K>::join);
     super::register_display(api, |o: &Object<K>| format!("{} {}", K::TYPE_NAME, o.key));
     super::register_display(api, |m: &Manager<K>| {
-        format!("{}s of {}", K::TYPE_NAME, m.client.api.endpoint())
+        format!("{}s of {}", K::TYPE_NAME, m.client.lxd.endpoint())
     });
 }
 

@@ -49,7 +49,7 @@ impl Operation {
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> RhaiResultOf<()> {
-        let api = self.client.api.clone();
+        let api = self.client.lxd.clone();
         let id = self.id();
         // The outcome itself, not its error: a failed operation's final state is kept too.
         let done = self
@@ -111,7 +111,7 @@ impl RawApi {
             req =
                 req.json(dynamic_to_json(body).map_err(|e| invalid_argument(format!("api: {e}")))?);
         }
-        match self.client.bridge.block_on(self.client.api.call(&req))? {
+        match self.client.bridge.block_on(self.client.lxd.call(&req))? {
             Answer::Sync { metadata, .. } => Ok(json_to_dynamic(&metadata)),
             Answer::Async(op) => Ok(Dynamic::from(Operation {
                 client: self.client.clone(),
@@ -132,7 +132,7 @@ impl Events {
     fn open(client: &Client, filter: EventFilter) -> RhaiResultOf<Events> {
         let stream = client
             .bridge
-            .block_on(EventStream::open(&client.api, &filter))?;
+            .block_on(EventStream::open(&client.lxd, &filter))?;
         Ok(Events {
             client: client.clone(),
             stream: Arc::new(stream),
@@ -198,7 +198,7 @@ pub fn register(api: &mut Api) {
             let by_status = m
                 .client
                 .bridge
-                .block_on(m.client.api.call(&req))?
+                .block_on(m.client.lxd.call(&req))?
                 .into_metadata();
             by_status
                 .as_object()
@@ -216,7 +216,7 @@ pub fn register(api: &mut Api) {
     rhai::FuncRegistration::new("get")
         .with_comments(["/// Loads an operation by id; NotFound once LXD has forgotten it (5 s after it ended)."])
         .register_into(api, |m: &mut OperationManager, id: &str| -> RhaiResultOf<Operation> {
-            let op = m.client.bridge.block_on(m.client.api.get(&format!("{}/{}", object::OPERATIONS, segment(id))))?;
+            let op = m.client.bridge.block_on(m.client.lxd.get(&format!("{}/{}", object::OPERATIONS, segment(id))))?;
             Ok(Operation::new(&m.client, LxdOperation::from_value(op).map_err(lxd_error)?))
         });
     for field in OPERATION_FIELDS {
@@ -242,7 +242,7 @@ pub fn register(api: &mut Api) {
         .with_comments(["/// Cancels the operation (LXD allows it where `may_cancel` is true)."])
         .register_into(api, |o: &mut Operation| {
             let id = o.id();
-            o.client.bridge.block_on(o.client.api.cancel_operation(&id))
+            o.client.bridge.block_on(o.client.lxd.cancel_operation(&id))
         });
     rhai::FuncRegistration::new("to_map")
         .with_comments(["/// The whole operation as a map."])
@@ -283,7 +283,7 @@ pub fn register(api: &mut Api) {
             });
     }
     super::register_display(api, |a: &RawApi| {
-        format!("Raw API of {}", a.client.api.endpoint())
+        format!("Raw API of {}", a.client.lxd.endpoint())
     });
 
     rhai::FuncRegistration::new("events")

@@ -106,7 +106,7 @@ pub trait Settles {
 
     /// Joins the pending operation, if any, and does what it left to do.
     fn join(&mut self, timeout: Option<Duration>) -> RhaiResultOf<()> {
-        let (bridge, api) = (self.owner().bridge.clone(), self.owner().api.clone());
+        let (bridge, api) = (self.owner().bridge.clone(), self.owner().lxd.clone());
         match join_slot(self.pending(), &bridge, &api, timeout)? {
             Some((_, after)) => self.settle(after),
             None => Ok(()),

@@ -28,7 +28,7 @@ pub struct SnapshotManager {
 impl SnapshotManager {
     /// The snapshots of `instance`.
     pub fn new(client: Client, instance: &str) -> Self {
-        let api = Snapshots::new(client.api.clone(), instance);
+        let api = Snapshots::new(client.lxd.clone(), instance);
         SnapshotManager {
             client,
             api,
@@ -165,7 +165,7 @@ impl Snapshot {
 
     fn restore(&mut self, wait: bool) -> RhaiResultOf<()> {
         self.join(None)?;
-        let instances = Instances::new(self.client.api.clone(), None);
+        let instances = Instances::new(self.client.lxd.clone(), None);
         let stateful = self
             .fields
             .get("stateful")
