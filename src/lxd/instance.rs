@@ -221,11 +221,6 @@ pub struct Listing {
 /// The costly parts of an instance's state that a selective listing can name.
 pub const STATE_FIELDS: [&str; 2] = ["state.disk", "state.network"];
 
-/// What `save` must send to turn `loaded` into `current` (see [`object::diff`]).
-pub fn diff(loaded: &Map<String, Value>, current: &Map<String, Value>) -> Option<Update> {
-    object::diff(loaded, current, &WRITABLE)
-}
-
 /// An instance operation whose failure the client explains in the terms LXD and Incus share.
 ///
 /// The two servers fail some calls differently: a create onto a taken name fails in its
@@ -296,6 +291,41 @@ fn earlier(a: &str, b: &str) -> bool {
     match (parts(a), parts(b)) {
         (Some(a), Some(b)) => a < b,
         _ => false,
+    }
+}
+
+impl object::Endpoint for Instances {
+    fn writable(&self) -> &'static [&'static str] {
+        &WRITABLE
+    }
+
+    async fn get(&self, name: &str) -> Result<Loaded> {
+        Instances::get(self, name).await
+    }
+
+    async fn save(
+        &self,
+        name: &str,
+        update: Update,
+        etag: Option<&str>,
+    ) -> Result<Option<Operation>> {
+        Instances::save(self, name, update, etag).await
+    }
+
+    async fn delete(&self, name: &str) -> Result<Option<Operation>> {
+        Instances::delete(self, name).await.map(Some)
+    }
+
+    async fn rename(&self, name: &str, new_name: &str) -> Result<Option<Operation>> {
+        Instances::rename(self, name, new_name).await.map(Some)
+    }
+
+    async fn current_etag(
+        &self,
+        name: &str,
+        loaded: &Map<String, Value>,
+    ) -> Result<Option<String>> {
+        Instances::current_etag(self, name, loaded).await
     }
 }
 

@@ -244,6 +244,71 @@ pub fn keys_of(urls: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The calls an object makes on itself, whatever API it lives under: implemented by the
+/// instance and snapshot APIs and by [`Collection`], so a client of this crate can keep one
+/// object state for all of them.
+pub trait Endpoint: Clone + Send + Sync {
+    /// The fields a save may write.
+    fn writable(&self) -> &'static [&'static str];
+
+    /// Loads one object; `NotFound` when missing.
+    fn get(&self, name: &str) -> impl Future<Output = Result<Loaded>> + Send;
+
+    /// Saves changes with `If-Match`; `None` when LXD answered at once.
+    fn save(
+        &self,
+        name: &str,
+        update: Update,
+        etag: Option<&str>,
+    ) -> impl Future<Output = Result<Option<Operation>>> + Send;
+
+    /// Deletes the object; `None` when LXD answered at once.
+    fn delete(&self, name: &str) -> impl Future<Output = Result<Option<Operation>>> + Send;
+
+    /// Renames the object; `None` when LXD answered at once.
+    fn rename(
+        &self,
+        name: &str,
+        new_name: &str,
+    ) -> impl Future<Output = Result<Option<Operation>>> + Send;
+
+    /// The ETag to save an object that was loaded without one (from a listing).
+    fn current_etag(
+        &self,
+        name: &str,
+        _loaded: &Map<String, Value>,
+    ) -> impl Future<Output = Result<Option<String>>> + Send {
+        async move { Ok(self.get(name).await?.etag) }
+    }
+}
+
+impl Endpoint for Collection {
+    fn writable(&self) -> &'static [&'static str] {
+        self.kind.writable
+    }
+
+    async fn get(&self, key: &str) -> Result<Loaded> {
+        Collection::get(self, key).await
+    }
+
+    async fn save(
+        &self,
+        key: &str,
+        update: Update,
+        etag: Option<&str>,
+    ) -> Result<Option<Operation>> {
+        Collection::save(self, key, update, etag).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<Option<Operation>> {
+        Collection::delete(self, key).await
+    }
+
+    async fn rename(&self, key: &str, new_key: &str) -> Result<Option<Operation>> {
+        Collection::rename(self, key, new_key).await
+    }
+}
+
 /// One collection: `base` is its path (`/1.0/profiles`, `/1.0/storage-pools/p/volumes/custom`).
 #[derive(Debug, Clone)]
 pub struct Collection {

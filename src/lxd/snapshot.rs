@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::client::Client;
 use super::error::{Result, found};
 use super::instance;
-use super::object::Update;
+use super::object::{Endpoint, Update};
 use super::request::{Request, segment};
 use super::response::{Loaded, Operation};
 
@@ -81,6 +81,11 @@ impl Snapshots {
         }
     }
 
+    /// The instance whose snapshots these are.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
     /// Every snapshot, whole.
     pub async fn all(&self) -> Result<Vec<Map<String, Value>>> {
         self.client.objects(&requests::list(&self.instance)).await
@@ -129,6 +134,33 @@ impl Snapshots {
         self.client
             .operation(&requests::delete(&self.instance, name))
             .await
+    }
+}
+
+impl Endpoint for Snapshots {
+    fn writable(&self) -> &'static [&'static str] {
+        &WRITABLE
+    }
+
+    async fn get(&self, name: &str) -> Result<Loaded> {
+        Snapshots::get(self, name).await
+    }
+
+    async fn save(
+        &self,
+        name: &str,
+        update: Update,
+        etag: Option<&str>,
+    ) -> Result<Option<Operation>> {
+        Snapshots::save(self, name, update, etag).await
+    }
+
+    async fn delete(&self, name: &str) -> Result<Option<Operation>> {
+        Snapshots::delete(self, name).await.map(Some)
+    }
+
+    async fn rename(&self, name: &str, new_name: &str) -> Result<Option<Operation>> {
+        Snapshots::rename(self, name, new_name).await.map(Some)
     }
 }
 

@@ -72,8 +72,8 @@ pub fn register(api: &mut Api) {
         .with_comments(["/// Streams the backup's tarball to a local file, in constant memory (a progress bar on a terminal); returns its size in bytes. `lxc import` and `create_from_backup` take it."])
         .register_into(api, |b: &mut Object<BackupKind>, local: &str| -> RhaiResultOf<i64> {
             b.join(None)?;
-            let progress = byte_progress(&b.client, format!("export {}", b.key), None);
-            let path = b.api.path(&b.key);
+            let progress = byte_progress(&b.client, format!("export {}", b.name), None);
+            let path = b.api.path(&b.name);
             let written = b.client.bridge.block_on(backup::export(&b.client.lxd, &path, Path::new(local), progress))?;
             Ok(i64::try_from(written).unwrap_or(i64::MAX))
         });

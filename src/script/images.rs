@@ -122,7 +122,7 @@ fn copy(image: &mut Object<ImageKind>, dest: &Client, p: Placement) -> RhaiResul
     let op = dest.bridge.block_on(images_api(dest).copy_from(
         &source.lxd,
         source.host_info(),
-        &image.key,
+        &image.name,
         public,
         p.public,
     ))?;
@@ -134,7 +134,7 @@ fn copy(image: &mut Object<ImageKind>, dest: &Client, p: Placement) -> RhaiResul
         None,
         operation_progress(dest, "copy"),
     ))?;
-    Ok(Dynamic::from(finish(dest, &image.key, &p.aliases)?))
+    Ok(Dynamic::from(finish(dest, &image.name, &p.aliases)?))
 }
 
 /// Registers what images add to the common object.
@@ -168,7 +168,7 @@ pub fn register(api: &mut Api) {
             |i: &mut Object<ImageKind>, name: &str, description: &str| {
                 i.client.bridge.block_on(images_api(&i.client).add_alias(
                     name,
-                    &i.key,
+                    &i.name,
                     description,
                 ))?;
                 i.field("aliases").map(|_| ())
@@ -179,7 +179,7 @@ pub fn register(api: &mut Api) {
         .register_into(api, |i: &mut Object<ImageKind>, name: &str| {
             i.client
                 .bridge
-                .block_on(images_api(&i.client).add_alias(name, &i.key, ""))
+                .block_on(images_api(&i.client).add_alias(name, &i.name, ""))
         });
     rhai::FuncRegistration::new("delete_alias")
         .with_comments(["/// Removes an alias."])
@@ -192,8 +192,8 @@ pub fn register(api: &mut Api) {
         .with_comments(["/// Streams the image to a local file (a split image also writes FILE.root); returns the paths written."])
         .register_into(api, |i: &mut Object<ImageKind>, local: &str| -> RhaiResultOf<rhai::Array> {
             let size = i.field("size")?.as_int().ok().and_then(|s| u64::try_from(s).ok());
-            let progress = byte_progress(&i.client, format!("export {}", &i.key[..12.min(i.key.len())]), size);
-            let written = i.client.bridge.block_on(images_api(&i.client).export(&i.key, Path::new(local), progress))?;
+            let progress = byte_progress(&i.client, format!("export {}", &i.name[..12.min(i.name.len())]), size);
+            let written = i.client.bridge.block_on(images_api(&i.client).export(&i.name, Path::new(local), progress))?;
             Ok(written.iter().map(|p| Dynamic::from(p.display().to_string())).collect())
         });
     rhai::FuncRegistration::new("copy")

@@ -5,23 +5,19 @@ use serde_json::Value;
 
 use super::api::{Api, RegisterInto};
 use super::client::Client;
-use super::convert::{dynamic_to_json, json_to_dynamic, map_to_object, object_to_map};
+use super::convert::{json_to_dynamic, map_to_object};
 use super::errors::{RhaiResultOf, invalid_argument, reject_change};
 use super::files::FileManager;
-use super::object::{Fields, Replace, checked_update, register_put_and_patch};
+use super::held::{Fields, Held, Holdable, register_common, register_editable};
 use super::options::Options;
-use super::pending::{
-    After, Pending, Settles, register_wait, register_waitable, register_waitable_named,
-};
+use super::pending::{After, Pending, Settles, register_waitable, register_waitable_named};
 use super::progress::operation_progress;
 use super::snapshot::SnapshotManager;
 use crate::lxd::image::{Publish, PublishSource};
 use crate::lxd::instance::{
     InstanceType, Instances, Listing, STATE_FIELDS, StateAction, StateChange, StateFields, Watched,
-    diff,
 };
 use crate::lxd::migration::{self, MigrateOptions};
-use crate::lxd::object::Update;
 use crate::lxd::response::Operation;
 use crate::lxd::response::{Loaded, top_level_string};
 
@@ -41,7 +37,12 @@ impl InstanceManager {
 
     fn get(&self, name: &str) -> RhaiResultOf<Instance> {
         let loaded = self.client.bridge.block_on(self.api.get(name))?;
-        Ok(Instance::from_loaded(self, name, loaded))
+        Ok(Instance::new(
+            self.client.clone(),
+            self.api.clone(),
+            name,
+            loaded,
+        ))
     }
 
     fn all(&self, listing: &Listing) -> RhaiResultOf<Array> {
@@ -51,7 +52,12 @@ impl InstanceManager {
             .map(|raw| {
                 let name = top_level_string(&raw, "name").unwrap_or_default();
                 // A list carries no ETag: a save then sends no If-Match (a sync() fetches one).
-                Dynamic::from(Instance::listed(self, &name, Fields::unparsed(raw)))
+                Dynamic::from(Instance::listed(
+                    self.client.clone(),
+                    self.api.clone(),
+                    &name,
+                    Fields::unparsed(raw),
+                ))
             })
             .collect())
     }
@@ -92,7 +98,8 @@ impl InstanceManager {
         })?;
         let mut fields = serde_json::Map::new();
         fields.insert("name".into(), name.clone().into());
-        let mut instance = Instance::from_loaded(self, &name, Loaded { fields, etag: None });
+        let loaded = Loaded { fields, etag: None };
+        let mut instance = Instance::new(self.client.clone(), self.api.clone(), &name, loaded);
         if wait {
             // Waited here (not through the pending slot) to show the server's progress.
             let progress = operation_progress(&self.client, &format!("create {name}"));
@@ -169,37 +176,17 @@ pub(crate) fn created_name(op: &Operation) -> Option<String> {
     url.rsplit('/').next().map(str::to_owned)
 }
 
-/// One instance: its fields as loaded, local edits, and a pending operation.
+/// Marks instances.
 #[derive(Debug, Clone)]
-pub struct Instance {
-    pub(crate) client: Client,
-    api: Instances,
-    pub(crate) name: String,
-    fields: Fields,
-    etag: Option<String>,
-    pending: Option<Pending>,
+pub struct InstanceKind;
+
+impl Holdable for InstanceKind {
+    const TYPE_NAME: &'static str = "Instance";
+    type Api = Instances;
 }
 
-impl Settles for Instance {
-    fn pending(&mut self) -> &mut Option<Pending> {
-        &mut self.pending
-    }
-
-    fn owner(&self) -> &Client {
-        &self.client
-    }
-
-    fn rename_to(&mut self, name: String) {
-        self.name = name;
-    }
-
-    fn reload(&mut self) -> RhaiResultOf<()> {
-        let loaded = self.client.bridge.block_on(self.api.get(&self.name))?;
-        self.fields = Fields::new(loaded.fields);
-        self.etag = loaded.etag;
-        Ok(())
-    }
-}
+/// One instance: its fields as loaded, local edits, and a pending operation.
+pub type Instance = Held<InstanceKind>;
 
 /// Arguments of the state changes (`start`, `stop`, ...), with pylxd's defaults.
 struct StateArgs {
@@ -234,85 +221,9 @@ impl StateArgs {
 }
 
 impl Instance {
-    /// Its fields as the script sees them now (local edits included).
-    pub fn fields(&self) -> &serde_json::Map<String, Value> {
-        self.fields.current()
-    }
-    fn from_loaded(manager: &InstanceManager, name: &str, loaded: Loaded) -> Self {
-        Instance {
-            etag: loaded.etag,
-            ..Instance::listed(manager, name, Fields::new(loaded.fields))
-        }
-    }
-
-    /// An instance from a listing: no ETag (a save fetches one).
-    fn listed(manager: &InstanceManager, name: &str, fields: Fields) -> Self {
-        Instance {
-            client: manager.client.clone(),
-            api: manager.api.clone(),
-            name: name.to_owned(),
-            fields,
-            etag: None,
-            pending: None,
-        }
-    }
-
     /// Joins the pending operation, if any (before any call that needs the instance settled).
     pub(crate) fn join_pending(&mut self) -> RhaiResultOf<()> {
         self.join(None)
-    }
-
-    fn field(&mut self, key: &str) -> RhaiResultOf<Dynamic> {
-        self.join(None)?;
-        Ok(self.fields.value(key))
-    }
-
-    fn set_field(&mut self, key: &str, value: &Dynamic) -> RhaiResultOf<()> {
-        self.join(None)?;
-        let json =
-            dynamic_to_json(value).map_err(|e| invalid_argument(format!("Instance.{key}: {e}")))?;
-        self.fields.set(key, json);
-        Ok(())
-    }
-
-    fn save(&mut self, wait: bool) -> RhaiResultOf<()> {
-        self.join(None)?;
-        let Some(update) = diff(self.fields.loaded(), self.fields.current()) else {
-            return Ok(());
-        };
-        self.send_update(update, wait)
-    }
-
-    /// Sends a save, put or patch with If-Match, and reloads once it is made.
-    fn send_update(&mut self, update: Update, wait: bool) -> RhaiResultOf<()> {
-        if self.etag.is_none() {
-            // Loaded by all(): no ETag yet. Take the server's, if nothing changed there since.
-            self.etag = self
-                .client
-                .bridge
-                .block_on(self.api.current_etag(&self.name, self.fields.loaded()))?;
-        }
-        let op =
-            self.client
-                .bridge
-                .block_on(self.api.save(&self.name, update, self.etag.as_deref()))?;
-        self.follow(op, wait, After::Reload)
-    }
-
-    fn replace(&mut self, map: &Map, replace: Replace, wait: bool) -> RhaiResultOf<()> {
-        self.join(None)?;
-        let call = format!("Instance.{}", replace.verb());
-        let mut update = checked_update(&call, &WRITABLE, map, replace)?;
-        // The server's own volatile keys cannot be removed by a client: a put keeps them.
-        if let (Update::Put(Value::Object(body)), Some(Value::Object(loaded))) =
-            (&mut update, self.fields.loaded().get("config"))
-            && let Some(Value::Object(config)) = body.get_mut("config")
-        {
-            for (key, value) in loaded.iter().filter(|(k, _)| k.starts_with("volatile.")) {
-                config.entry(key.clone()).or_insert_with(|| value.clone());
-            }
-        }
-        self.send_update(update, wait)
     }
 
     fn change_state(&mut self, action: StateAction, args: StateArgs) -> RhaiResultOf<()> {
@@ -336,9 +247,10 @@ impl Instance {
         self.follow_pending(pending, args.wait)
     }
 
-    fn delete(&mut self, wait: bool, force: bool) -> RhaiResultOf<()> {
+    /// Deletes the instance; `force` stops it first unless it is stopped.
+    fn delete_stopping(&mut self, wait: bool, force: bool) -> RhaiResultOf<()> {
         self.join(None)?;
-        if force && self.fields.current().get("status").and_then(Value::as_str) != Some("Stopped") {
+        if force && self.fields().get("status").and_then(Value::as_str) != Some("Stopped") {
             self.change_state(
                 StateAction::Stop,
                 StateArgs {
@@ -347,17 +259,7 @@ impl Instance {
                 },
             )?;
         }
-        let op = self.client.bridge.block_on(self.api.delete(&self.name))?;
-        self.follow(Some(op), wait, After::Deleted)
-    }
-
-    fn rename(&mut self, new_name: &str, wait: bool) -> RhaiResultOf<()> {
-        self.join(None)?;
-        let op = self
-            .client
-            .bridge
-            .block_on(self.api.rename(&self.name, new_name))?;
-        self.follow(Some(op), wait, After::Renamed(new_name.to_owned()))
+        self.delete(wait)
     }
 
     fn restore_snapshot(&mut self, snapshot: &str, wait: bool, stateful: bool) -> RhaiResultOf<()> {
@@ -373,7 +275,7 @@ impl Instance {
     /// or `refresh` asks for the server's current one.
     fn state(&mut self, refresh: bool) -> RhaiResultOf<Dynamic> {
         self.join(None)?;
-        if !refresh && let Some(listed) = self.fields.current().get("state") {
+        if !refresh && let Some(listed) = self.fields().get("state") {
             return Ok(json_to_dynamic(listed));
         }
         let state = self.client.bridge.block_on(self.api.state(&self.name))?;
@@ -425,8 +327,7 @@ impl Instance {
 
     fn describe(&self) -> String {
         let text = |k: &str| {
-            self.fields
-                .current()
+            self.fields()
                 .get(k)
                 .and_then(Value::as_str)
                 .unwrap_or_default()
@@ -650,40 +551,21 @@ pub fn register(api: &mut Api) {
                 let current = if key == "name" {
                     Dynamic::from(i.name.clone())
                 } else {
-                    i.fields.value(key)
+                    i.field_now(key)
                 };
                 reject_change("Instance", key, hint, &current, &v)
             });
     }
 
-    rhai::FuncRegistration::new("to_map")
-        .with_comments(["/// The whole instance as a map, unknown server fields included."])
-        .register_into(api, |i: &mut Instance| -> RhaiResultOf<Map> {
-            i.join(None)?;
-            Ok(object_to_map(i.fields.current()))
-        });
-    register_waitable(
-        api,
-        "save",
-        "Writes changed attributes back (only what changed, with If-Match)",
-        true,
-        Instance::save,
-    );
-    register_put_and_patch(api, "Instance", Instance::replace);
-    rhai::FuncRegistration::new("sync")
-        .with_comments(["/// Reloads from the server, dropping unsaved local edits."])
-        .register_into(api, |i: &mut Instance| -> RhaiResultOf<()> {
-            i.join(None)?;
-            i.reload()
-        });
-    register_wait(api, "Instance.wait", Instance::join);
+    register_common::<InstanceKind>(api);
+    register_editable::<InstanceKind>(api);
 
     register_waitable(
         api,
         "delete",
         "Deletes the instance",
         false,
-        |i: &mut Instance, wait| i.delete(wait, false),
+        |i: &mut Instance, wait| i.delete(wait),
     );
     rhai::FuncRegistration::new("delete")
         .with_comments([
@@ -691,7 +573,7 @@ pub fn register(api: &mut Api) {
         ])
         .register_into(api, |i: &mut Instance, options: Map| {
             let o = Options::new("Instance.delete", options, &["wait", "force"])?;
-            i.delete(
+            i.delete_stopping(
                 o.bool("wait")?.unwrap_or(false),
                 o.bool("force")?.unwrap_or(false),
             )

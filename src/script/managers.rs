@@ -178,7 +178,7 @@ fn register_volumes(api: &mut Api) {
         .with_comments(["/// The pool's storage volumes."])
         .register_into(api, |p: &mut Object<StoragePoolKind>| VolumeManager {
             client: p.client.clone(),
-            pool: p.key.clone(),
+            pool: p.name.clone(),
         });
     rhai::FuncRegistration::new("all")
         .with_comments(["/// Every volume of the pool (all types), fully loaded, in one request."])
@@ -245,7 +245,7 @@ fn register_volume_snapshots(api: &mut Api) {
         .register_into(api, |v: &mut Object<StorageVolumeKind>| {
             Manager::<StorageVolumeSnapshotKind>::new(
                 v.client.clone(),
-                volume_snapshots_path(&v.api.path(&v.key)),
+                volume_snapshots_path(&v.api.path(&v.name)),
             )
         });
     let create = |m: &Manager<StorageVolumeSnapshotKind>,
@@ -294,7 +294,7 @@ fn register_volume_snapshots(api: &mut Api) {
         let op = s
             .client
             .bridge
-            .block_on(s.client.lxd.start(&restore_volume(&volume, &s.key)))?;
+            .block_on(s.client.lxd.start(&restore_volume(&volume, &s.name)))?;
         s.follow(op, wait, After::Nothing)
     };
     rhai::FuncRegistration::new("restore")

@@ -19,6 +19,7 @@ pub mod errors;
 pub mod exec;
 pub mod files;
 pub mod globals;
+pub mod held;
 pub mod images;
 pub mod instance;
 pub mod managers;

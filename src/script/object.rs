@@ -3,25 +3,21 @@
 //! `Manager<K>`; each kind is a marker type, so each is its own Rhai type (`Profile`, ...).
 
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Map};
 use serde_json::Value;
 
 use super::api::{Api, RegisterInto};
 use super::client::Client;
-use super::convert::{dynamic_to_json, json_to_dynamic, object_to_map};
+use super::convert::{dynamic_to_json, json_to_dynamic};
 use super::errors::{RhaiResultOf, invalid_argument, reject_change};
-use super::pending::{
-    After, Pending, Settles, register_wait, register_waitable, register_waitable_named,
-};
-use crate::lxd::object::{self, Collection, Kind, diff};
-use crate::lxd::response::{Loaded, Operation, RawObject};
+use super::held::{Held, Holdable, register_common, register_editable};
+use super::pending::{After, Pending, Settles, register_waitable, register_waitable_named};
+use crate::lxd::object::{self, Collection, Kind};
+use crate::lxd::response::{Loaded, Operation};
 
-/// A kind of object, as a marker type.
-pub trait ObjectKind: std::fmt::Debug + Clone + Send + Sync + 'static {
-    /// What scripts call an object of this kind (`Profile`).
-    const TYPE_NAME: &'static str;
+/// A kind of object of one generic collection, as a marker type.
+pub trait ObjectKind: Holdable<Api = Collection> {
     /// What the kind is.
     const KIND: &'static Kind;
     /// The fields a table of such objects shows.
@@ -33,8 +29,11 @@ macro_rules! kinds {
         #[doc = concat!("Marks `", $name, "` objects.")]
         #[derive(Debug, Clone)]
         pub struct $marker;
-        impl ObjectKind for $marker {
+        impl Holdable for $marker {
             const TYPE_NAME: &'static str = $name;
+            type Api = Collection;
+        }
+        impl ObjectKind for $marker {
             const KIND: &'static Kind = &$kind;
             const COLUMNS: &'static [&'static str] = &[$($column),*];
         }
@@ -53,6 +52,9 @@ kinds! {
     BackupKind => "Backup", crate::lxd::backup::BACKUP, ["name", "created_at", "expires_at", "instance_only"],
     StorageVolumeSnapshotKind => "StorageVolumeSnapshot", object::STORAGE_VOLUME_SNAPSHOT, ["name", "created_at", "expires_at", "description"],
 }
+
+/// One object of a generic collection (`Profile`, `Network`, ...).
+pub type Object<K> = Held<K>;
 
 /// A collection of objects of one kind.
 #[derive(Debug, Clone)]
@@ -74,7 +76,7 @@ impl<K: ObjectKind> Manager<K> {
     }
 
     fn object(&self, key: &str, loaded: Loaded) -> Object<K> {
-        Object::new(self.client.clone(), self.api.clone(), key, loaded)
+        Held::new(self.client.clone(), self.api.clone(), key, loaded)
     }
 
     /// Loads one object; NotFound when missing.
@@ -234,203 +236,14 @@ pub fn register_put_and_patch<T: rhai::Variant + Clone>(
     }
 }
 
-/// An object's fields: as last loaded, shared by the copies of the object that Rhai makes
-/// freely, and with the script's edits, which copy them on the first one. Fields from a big
-/// listing stay the server's JSON text until first read.
-#[derive(Debug, Clone)]
-pub struct Fields {
-    loaded: Arc<LoadedFields>,
-    edited: Option<serde_json::Map<String, Value>>,
-}
-
-/// Fields as the server gave them: parsed, or JSON text parsed on first use.
-#[derive(Debug)]
-struct LoadedFields {
-    raw: Option<RawObject>,
-    parsed: std::sync::OnceLock<serde_json::Map<String, Value>>,
-}
-
-impl Fields {
-    /// Fields as the server gave them, unedited.
-    pub fn new(loaded: serde_json::Map<String, Value>) -> Self {
-        let parsed = std::sync::OnceLock::new();
-        let _ = parsed.set(loaded);
-        Fields {
-            loaded: Arc::new(LoadedFields { raw: None, parsed }),
-            edited: None,
-        }
-    }
-
-    /// Fields as a listing gave them, parsed when first read (an object that is not a JSON
-    /// object reads as empty).
-    pub fn unparsed(raw: RawObject) -> Self {
-        Fields {
-            loaded: Arc::new(LoadedFields {
-                raw: Some(raw),
-                parsed: std::sync::OnceLock::new(),
-            }),
-            edited: None,
-        }
-    }
-
-    /// As the server last gave them.
-    pub fn loaded(&self) -> &serde_json::Map<String, Value> {
-        let loaded = &self.loaded;
-        loaded.parsed.get_or_init(|| {
-            loaded
-                .raw
-                .as_ref()
-                .and_then(|raw| serde_json::from_str(raw.get()).ok())
-                .unwrap_or_default()
-        })
-    }
-
-    /// As the script sees them now (its edits included).
-    pub fn current(&self) -> &serde_json::Map<String, Value> {
-        match &self.edited {
-            Some(edited) => edited,
-            None => self.loaded(),
-        }
-    }
-
-    /// One field as the script sees it now, as a script value (`()` when absent).
-    pub fn value(&self, key: &str) -> Dynamic {
-        self.current()
-            .get(key)
-            .map_or(Dynamic::UNIT, json_to_dynamic)
-    }
-
-    /// Edits one field.
-    pub fn set(&mut self, key: &str, value: Value) {
-        if self.edited.is_none() {
-            self.edited = Some(self.loaded().clone());
-        }
-        if let Some(edited) = &mut self.edited {
-            edited.insert(key.to_owned(), value);
-        }
-    }
-}
-
-/// One object: its fields as loaded, local edits, and a pending operation.
-#[derive(Debug, Clone)]
-pub struct Object<K> {
-    pub(crate) client: Client,
-    pub(crate) api: Collection,
-    pub(crate) key: String,
-    fields: Fields,
-    etag: Option<String>,
-    pending: Option<Pending>,
-    kind: PhantomData<K>,
-}
-
-impl<K: ObjectKind> Settles for Object<K> {
-    fn pending(&mut self) -> &mut Option<Pending> {
-        &mut self.pending
-    }
-
-    fn owner(&self) -> &Client {
-        &self.client
-    }
-
-    fn rename_to(&mut self, key: String) {
-        self.key = key;
-    }
-
-    fn reload(&mut self) -> RhaiResultOf<()> {
-        let loaded = self.client.bridge.block_on(self.api.get(&self.key))?;
-        self.fields = Fields::new(loaded.fields);
-        self.etag = loaded.etag;
-        Ok(())
-    }
-}
-
-impl<K: ObjectKind> Object<K> {
-    /// Its fields as the script sees them now (local edits included).
-    pub fn fields(&self) -> &serde_json::Map<String, Value> {
-        self.fields.current()
-    }
-
-    /// An object as loaded from `api`.
-    pub fn new(client: Client, api: Collection, key: &str, loaded: Loaded) -> Self {
-        Object {
-            client,
-            api,
-            key: key.to_owned(),
-            fields: Fields::new(loaded.fields),
-            etag: loaded.etag,
-            pending: None,
-            kind: PhantomData,
-        }
-    }
-
-    /// A field, after joining any pending operation.
-    pub fn field(&mut self, key: &str) -> RhaiResultOf<Dynamic> {
-        self.join(None)?;
-        Ok(self.fields.value(key))
-    }
-
-    fn set_field(&mut self, key: &str, value: &Dynamic) -> RhaiResultOf<()> {
-        self.join(None)?;
-        let json = dynamic_to_json(value)
-            .map_err(|e| invalid_argument(format!("{}.{key}: {e}", K::TYPE_NAME)))?;
-        self.fields.set(key, json);
-        Ok(())
-    }
-
-    fn save(&mut self, wait: bool) -> RhaiResultOf<()> {
-        self.join(None)?;
-        let Some(update) = diff(
-            self.fields.loaded(),
-            self.fields.current(),
-            K::KIND.writable,
-        ) else {
-            return Ok(());
-        };
-        self.send_update(update, wait)
-    }
-
-    fn replace(&mut self, map: &Map, replace: Replace, wait: bool) -> RhaiResultOf<()> {
-        self.join(None)?;
-        let call = format!("{}.{}", K::TYPE_NAME, replace.verb());
-        let update = checked_update(&call, K::KIND.writable, map, replace)?;
-        self.send_update(update, wait)
-    }
-
-    /// Sends a save, put or patch with If-Match, and reloads once it is made.
-    fn send_update(&mut self, update: object::Update, wait: bool) -> RhaiResultOf<()> {
-        if self.etag.is_none() {
-            // Loaded by all(): take the ETag now (a later change on the server is then refused).
-            self.etag = self.client.bridge.block_on(self.api.get(&self.key))?.etag;
-        }
-        let op =
-            self.client
-                .bridge
-                .block_on(self.api.save(&self.key, update, self.etag.as_deref()))?;
-        self.follow(op, wait, After::Reload)
-    }
-
-    fn delete(&mut self, wait: bool) -> RhaiResultOf<()> {
-        self.join(None)?;
-        let op = self.client.bridge.block_on(self.api.delete(&self.key))?;
-        self.follow(op, wait, After::Deleted)
-    }
-
-    fn rename(&mut self, new_key: &str, wait: bool) -> RhaiResultOf<()> {
-        self.join(None)?;
-        let op = self
-            .client
-            .bridge
-            .block_on(self.api.rename(&self.key, new_key))?;
-        self.follow(op, wait, After::Renamed(new_key.to_owned()))
-    }
-
+impl<K: ObjectKind> Held<K> {
     /// GETs a sub-resource of this object (`state`, `resources`).
     pub fn sub_resource(&mut self, sub: &str) -> RhaiResultOf<Dynamic> {
         self.join(None)?;
         let value = self
             .client
             .bridge
-            .block_on(self.api.sub_resource(&self.key, sub))?;
+            .block_on(self.api.sub_resource(&self.name, sub))?;
         Ok(json_to_dynamic(&value))
     }
 }
@@ -475,7 +288,7 @@ pub fn register<K: ObjectKind>(api: &mut Api, manager_name: &str) {
             .register_into(api, move |o: &mut Object<K>| -> RhaiResultOf<Dynamic> {
                 if *field == kind.key {
                     o.join(None)?;
-                    return Ok(o.key.clone().into());
+                    return Ok(o.name.clone().into());
                 }
                 o.field(field)
             });
@@ -492,58 +305,16 @@ pub fn register<K: ObjectKind>(api: &mut Api, manager_name: &str) {
                 reject_change(type_name, field, hint, &o.field(field)?, &v)
             });
     }
-    rhai::FuncRegistration::new("to_map")
-        .with_comments([format!(
-            "/// The whole {type_name} as a map, unknown server fields included."
-        )])
-        .register_into(api, |o: &mut Object<K>| -> RhaiResultOf<Map> {
-            o.join(None)?;
-            Ok(object_to_map(o.fields.current()))
-        });
-    register_waitable(
-        api,
-        "save",
-        "Writes changed fields back (only what changed, with If-Match)",
-        true,
-        Object::<K>::save,
-    );
-    register_put_and_patch(api, type_name, Object::<K>::replace);
-    rhai::FuncRegistration::new("sync")
-        .with_comments(["/// Reloads from the server, dropping unsaved local edits."])
-        .register_into(api, |o: &mut Object<K>| -> RhaiResultOf<()> {
-            o.join(None)?;
-            o.reload()
-        });
+    register_common::<K>(api);
+    register_editable::<K>(api);
     let deletes = format!("Deletes the {type_name}");
     register_waitable(api, "delete", &deletes, true, Object::<K>::delete);
     if kind.renamable {
         let renames = format!("Renames the {type_name}");
         register_waitable_named(api, "rename", &renames, true, Object::<K>::rename);
     }
-    register_wait(api, "wait", Object::<K>::join);
-    super::register_display(api, |o: &Object<K>| format!("{} {}", K::TYPE_NAME, o.key));
+    super::register_display(api, |o: &Object<K>| format!("{} {}", K::TYPE_NAME, o.name));
     super::register_display(api, |m: &Manager<K>| {
         format!("{}s of {}", K::TYPE_NAME, m.client.lxd.endpoint())
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn an_edit_copies_the_fields_and_stays_on_its_copy() {
-        let loaded = json!({"description": "a", "config": {"k": "v"}});
-        let Value::Object(loaded) = loaded else {
-            unreachable!("an object literal")
-        };
-        let original = Fields::new(loaded.clone());
-        let mut copy = original.clone();
-        copy.set("description", json!("b"));
-        assert_eq!(copy.current()["description"], json!("b"));
-        assert_eq!(copy.loaded(), &loaded);
-        assert_eq!(original.current(), &loaded);
-        assert!(Arc::ptr_eq(&original.loaded, &copy.loaded));
-    }
 }

@@ -144,24 +144,6 @@ pub trait Settles {
     }
 }
 
-/// Registers `wait()` and `wait(timeout)` for a type with pending operations.
-pub fn register_wait<T: rhai::Variant + Clone>(
-    api: &mut Api,
-    call: &'static str,
-    join: fn(&mut T, Option<Duration>) -> RhaiResultOf<()>,
-) {
-    rhai::FuncRegistration::new("wait")
-        .with_comments(["/// Joins the pending operation of a call made without waiting."])
-        .register_into(api, move |t: &mut T| join(t, None));
-    rhai::FuncRegistration::new("wait")
-        .with_comments([
-            "/// Joins the pending operation, throwing Timeout after `timeout` seconds.",
-        ])
-        .register_into(api, move |t: &mut T, timeout: rhai::Dynamic| {
-            join(t, Some(super::client::duration_arg(call, &timeout)?))
-        });
-}
-
 /// Registers the two overloads of a call that starts an operation: `name()`, which waits as
 /// `waits` says (pylxd's default for that call), and `name(wait)`. `what` says what it does.
 pub fn register_waitable<T: rhai::Variant + Clone>(

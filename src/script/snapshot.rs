@@ -5,17 +5,15 @@ use serde_json::Value;
 
 use super::api::{Api, RegisterInto};
 use super::client::Client;
-use super::convert::{json_to_dynamic, object_to_map};
 use super::errors::{RhaiResultOf, reject_change};
+use super::held::{Held, Holdable, register_common};
 use super::instance::{PublishArgs, publish, register_publish};
-use super::object::{Replace, checked_update, register_put_and_patch};
 use super::options::Options;
-use super::pending::{
-    After, Pending, Settles, register_wait, register_waitable, register_waitable_named,
-};
+use super::pending::{After, Pending, Settles, register_waitable, register_waitable_named};
 use crate::lxd::image::PublishSource;
 use crate::lxd::instance::Instances;
-use crate::lxd::snapshot::{CreateSnapshot, Snapshots, WRITABLE};
+use crate::lxd::response::Loaded;
+use crate::lxd::snapshot::{CreateSnapshot, Snapshots};
 
 /// The snapshots of one instance.
 #[derive(Debug, Clone)]
@@ -36,20 +34,13 @@ impl SnapshotManager {
         }
     }
 
-    fn snapshot(&self, name: &str, fields: serde_json::Map<String, Value>) -> Snapshot {
-        Snapshot {
-            client: self.client.clone(),
-            api: self.api.clone(),
-            instance: self.instance.clone(),
-            name: name.to_owned(),
-            fields,
-            pending: None,
-        }
+    fn snapshot(&self, name: &str, loaded: Loaded) -> Snapshot {
+        Snapshot::new(self.client.clone(), self.api.clone(), name, loaded)
     }
 
     fn get(&self, name: &str) -> RhaiResultOf<Snapshot> {
         let loaded = self.client.bridge.block_on(self.api.get(name))?;
-        Ok(self.snapshot(name, loaded.fields))
+        Ok(self.snapshot(name, loaded))
     }
 
     fn all(&self) -> RhaiResultOf<Array> {
@@ -63,7 +54,7 @@ impl SnapshotManager {
                         .and_then(Value::as_str)
                         .unwrap_or_default(),
                 );
-                Dynamic::from(self.snapshot(&name, fields))
+                Dynamic::from(self.snapshot(&name, Loaded { fields, etag: None }))
             })
             .collect())
     }
@@ -75,7 +66,7 @@ impl SnapshotManager {
             .clone()
             .or_else(|| created_name(op.other.get("resources")))
             .unwrap_or_default();
-        let mut snapshot = self.snapshot(&name, serde_json::Map::new());
+        let mut snapshot = self.snapshot(&name, Loaded::default());
         snapshot.pending = Some(Pending::new(&op, After::Reload));
         if wait {
             snapshot.join(None)?;
@@ -100,100 +91,49 @@ fn created_name(resources: Option<&Value>) -> Option<String> {
         .map(short_name)
 }
 
-/// One snapshot.
+/// Marks snapshots.
 #[derive(Debug, Clone)]
-pub struct Snapshot {
-    client: Client,
-    api: Snapshots,
-    instance: String,
-    name: String,
-    fields: serde_json::Map<String, Value>,
-    pending: Option<Pending>,
+pub struct SnapshotKind;
+
+impl Holdable for SnapshotKind {
+    const TYPE_NAME: &'static str = "Snapshot";
+    type Api = Snapshots;
 }
 
-impl Settles for Snapshot {
-    fn pending(&mut self) -> &mut Option<Pending> {
-        &mut self.pending
-    }
-
-    fn owner(&self) -> &Client {
-        &self.client
-    }
-
-    fn rename_to(&mut self, name: String) {
-        self.name = name;
-    }
-
-    fn reload(&mut self) -> RhaiResultOf<()> {
-        self.fields = self
-            .client
-            .bridge
-            .block_on(self.api.get(&self.name))?
-            .fields;
-        Ok(())
-    }
-}
+/// One snapshot of an instance.
+pub type Snapshot = Held<SnapshotKind>;
 
 impl Snapshot {
-    /// Its fields as last loaded (snapshots have no local edits).
-    pub fn fields(&self) -> &serde_json::Map<String, Value> {
-        &self.fields
-    }
-    fn field(&mut self, key: &str) -> RhaiResultOf<Dynamic> {
+    /// An attribute: its name and instance as held, the others as loaded.
+    fn attribute(&mut self, key: &str) -> RhaiResultOf<Dynamic> {
         self.join(None)?;
         Ok(match key {
             "name" => self.name.clone().into(),
-            "instance" => self.instance.clone().into(),
-            _ => self.fields.get(key).map_or(Dynamic::UNIT, json_to_dynamic),
+            "instance" => self.api.instance().into(),
+            _ => self.field_now(key),
         })
-    }
-
-    fn rename(&mut self, new_name: &str, wait: bool) -> RhaiResultOf<()> {
-        self.join(None)?;
-        let op = self
-            .client
-            .bridge
-            .block_on(self.api.rename(&self.name, new_name))?;
-        self.follow(Some(op), wait, After::Renamed(new_name.to_owned()))
-    }
-
-    fn delete(&mut self, wait: bool) -> RhaiResultOf<()> {
-        self.join(None)?;
-        let op = self.client.bridge.block_on(self.api.delete(&self.name))?;
-        self.follow(Some(op), wait, After::Deleted)
     }
 
     fn restore(&mut self, wait: bool) -> RhaiResultOf<()> {
         self.join(None)?;
         let instances = Instances::new(self.client.lxd.clone(), None);
         let stateful = self
-            .fields
+            .fields()
             .get("stateful")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let op =
-            self.client
-                .bridge
-                .block_on(instances.restore(&self.instance, &self.name, stateful))?;
+        let op = self.client.bridge.block_on(instances.restore(
+            self.api.instance(),
+            &self.name,
+            stateful,
+        ))?;
         self.follow(Some(op), wait, After::Nothing)
-    }
-
-    fn replace(&mut self, map: &Map, replace: Replace, wait: bool) -> RhaiResultOf<()> {
-        self.join(None)?;
-        let call = format!("Snapshot.{}", replace.verb());
-        let update = checked_update(&call, &WRITABLE, map, replace)?;
-        let etag = self.client.bridge.block_on(self.api.get(&self.name))?.etag;
-        let op = self
-            .client
-            .bridge
-            .block_on(self.api.save(&self.name, update, etag.as_deref()))?;
-        self.follow(op, wait, After::Reload)
     }
 
     fn publish(&mut self, args: PublishArgs) -> RhaiResultOf<Dynamic> {
         self.join(None)?;
         let source = PublishSource::Snapshot {
-            instance: self.instance.clone(),
+            instance: self.api.instance().to_owned(),
             snapshot: self.name.clone(),
         };
         publish(&self.client, &mut self.pending, &source, args)
@@ -281,22 +221,16 @@ pub fn register(api: &mut Api) {
     for key in ATTRIBUTES {
         rhai::FuncRegistration::new_getter(key)
             .with_comments([format!("/// The snapshot's `{key}`.")])
-            .register_into(api, move |s: &mut Snapshot| s.field(key));
+            .register_into(api, move |s: &mut Snapshot| s.attribute(key));
         rhai::FuncRegistration::new_setter(key)
             .with_comments([format!(
                 "/// `{key}` is read-only: assigning it throws ReadOnly."
             )])
             .register_into(api, move |s: &mut Snapshot, v: Dynamic| {
                 let hint = if key == "name" { "; use rename()" } else { "" };
-                reject_change("Snapshot", key, hint, &s.field(key)?, &v)
+                reject_change("Snapshot", key, hint, &s.attribute(key)?, &v)
             });
     }
-    rhai::FuncRegistration::new("to_map")
-        .with_comments(["/// The whole snapshot as a map."])
-        .register_into(api, |s: &mut Snapshot| -> RhaiResultOf<Map> {
-            s.join(None)?;
-            Ok(object_to_map(&s.fields))
-        });
     register_waitable_named(
         api,
         "rename",
@@ -318,11 +252,10 @@ pub fn register(api: &mut Api) {
         false,
         Snapshot::restore,
     );
-    register_put_and_patch(api, "Snapshot", Snapshot::replace);
+    register_common::<SnapshotKind>(api);
     register_publish(api, "Snapshot.publish", Snapshot::publish);
-    register_wait(api, "Snapshot.wait", Snapshot::join);
     super::register_display(api, |s: &Snapshot| {
-        format!("Snapshot {}/{}", s.instance, s.name)
+        format!("Snapshot {}/{}", s.api.instance(), s.name)
     });
     super::register_display(api, |m: &SnapshotManager| {
         format!("Snapshots of {}", m.instance)
