@@ -20,7 +20,7 @@ use crate::script::client::ConnectDefaults;
 use crate::script::options::{MAX_SECONDS, seconds_to_duration};
 use crate::script::run::{self, Outcome};
 use crate::script::runtime::{Bridge, Interrupt};
-use crate::script::{Purpose, SCRIPT_STACK_BYTES, Session, build_engine, new_scope};
+use crate::script::{Purpose, RunContext, SCRIPT_STACK_BYTES, build_engine, new_scope};
 use crate::terminal;
 
 const EXAMPLES: &str = "\
@@ -169,8 +169,8 @@ pub fn main(args: Vec<String>) -> i32 {
         },
         None => None,
     };
-    let session = |args: Vec<String>, script_dir: Option<PathBuf>| {
-        Arc::new(Session {
+    let context = |args: Vec<String>, script_dir: Option<PathBuf>| {
+        Arc::new(RunContext {
             bridge: Bridge::new(runtime.handle().clone(), interrupt.clone()),
             defaults: ConnectDefaults {
                 remote: cli.global.remote.clone(),
@@ -189,27 +189,27 @@ pub fn main(args: Vec<String>) -> i32 {
         Some(Command::Run { script, args }) => match std::fs::read_to_string(&script) {
             Ok(source) => {
                 let dir = script.parent().map(Path::to_path_buf);
-                run_source(&session(args, dir), &script.display().to_string(), &source)
+                run_source(&context(args, dir), &script.display().to_string(), &source)
             }
             Err(e) => {
                 eprintln!("lxd-script: cannot read {}: {e}", script.display());
                 2
             }
         },
-        Some(Command::Eval { code, args }) => run_source(&session(args, None), "<eval>", &code),
-        Some(Command::Check { scripts }) => check(&session(Vec::new(), None), &scripts),
-        Some(Command::Repl) => repl::run(&session(Vec::new(), None)),
+        Some(Command::Eval { code, args }) => run_source(&context(args, None), "<eval>", &code),
+        Some(Command::Check { scripts }) => check(&context(Vec::new(), None), &scripts),
+        Some(Command::Repl) => repl::run(&context(Vec::new(), None)),
         Some(Command::Api { definitions }) => {
-            api(&session(Vec::new(), None), definitions.as_deref())
+            api(&context(Vec::new(), None), definitions.as_deref())
         }
         Some(Command::Shell { target, command }) => {
-            shell(&session(Vec::new(), None), &target, command)
+            shell(&context(Vec::new(), None), &target, command)
         }
-        None if std::io::stdin().is_terminal() => repl::run(&session(Vec::new(), None)),
+        None if std::io::stdin().is_terminal() => repl::run(&context(Vec::new(), None)),
         None => {
             let mut source = String::new();
             match std::io::stdin().read_to_string(&mut source) {
-                Ok(_) => run_source(&session(Vec::new(), None), "<stdin>", &source),
+                Ok(_) => run_source(&context(Vec::new(), None), "<stdin>", &source),
                 Err(e) => {
                     eprintln!("lxd-script: cannot read the script from stdin: {e}");
                     2
@@ -264,9 +264,9 @@ async fn forward_ctrl_c(mut sigint: Signal, interrupt: Interrupt) {
 }
 
 /// Compiles and runs one script, printing an uncaught error, and returns the exit status.
-fn run_source(session: &Arc<Session>, name: &str, source: &str) -> i32 {
-    let engine = build_engine(session, Purpose::Scripts);
-    let mut scope = new_scope(session);
+fn run_source(context: &Arc<RunContext>, name: &str, source: &str) -> i32 {
+    let engine = build_engine(context, Purpose::Scripts);
+    let mut scope = new_scope(context);
     let outcome = match run::compile(&engine, &scope, name, source) {
         Ok(ast) => run::run(&engine, &mut scope, &ast, name),
         Err(message) => Outcome::Invalid(message),
@@ -286,26 +286,26 @@ fn run_source(session: &Arc<Session>, name: &str, source: &str) -> i32 {
 
 /// `lxd-script shell [REMOTE:]INSTANCE [-- CMD...]`: the command's exit status, 1 on an error.
 /// It goes straight to the client and the terminal, without a script engine.
-fn shell(session: &Arc<Session>, target: &str, command: Vec<String>) -> i32 {
+fn shell(context: &Arc<RunContext>, target: &str, command: Vec<String>) -> i32 {
     let (remote, instance) = match target.split_once(':') {
         Some((remote, instance)) => (Some(remote.to_owned()), instance),
         None => (None, target),
     };
     let spec = ConnectSpec {
-        remote: remote.clone().or_else(|| session.defaults.remote.clone()),
+        remote: remote.clone().or_else(|| context.defaults.remote.clone()),
         endpoint: if remote.is_some() {
             None
         } else {
-            session.defaults.endpoint.clone()
+            context.defaults.endpoint.clone()
         },
-        project: session.defaults.project.clone(),
+        project: context.defaults.project.clone(),
         ..ConnectSpec::default()
     };
     let options = TransportOptions {
-        timeout: session.defaults.timeout,
-        verbose: session.defaults.verbose,
+        timeout: context.defaults.timeout,
+        verbose: context.defaults.verbose,
     };
-    let bridge = &session.bridge;
+    let bridge = &context.bridge;
     let result = ClientConfig::discover()
         .and_then(|config| resolve(&spec, &config))
         .and_then(|target| lxd::Client::connect(&target, options))
@@ -333,8 +333,8 @@ fn shell(session: &Arc<Session>, target: &str, command: Vec<String>) -> i32 {
 }
 
 /// Prints the API reference, or writes `.d.rhai` definitions for editors.
-fn api(session: &Arc<Session>, definitions: Option<&Path>) -> i32 {
-    let engine = build_engine(session, Purpose::Exploring);
+fn api(context: &Arc<RunContext>, definitions: Option<&Path>) -> i32 {
+    let engine = build_engine(context, Purpose::Exploring);
     match definitions {
         None => {
             print!("{}", crate::script::reference::reference(&engine));
@@ -354,9 +354,9 @@ fn api(session: &Arc<Session>, definitions: Option<&Path>) -> i32 {
 }
 
 /// Compiles scripts without running them.
-fn check(session: &Arc<Session>, scripts: &[PathBuf]) -> i32 {
-    let engine = build_engine(session, Purpose::Scripts);
-    let scope = new_scope(session);
+fn check(context: &Arc<RunContext>, scripts: &[PathBuf]) -> i32 {
+    let engine = build_engine(context, Purpose::Scripts);
+    let scope = new_scope(context);
     let mut status = 0;
     for script in scripts {
         let name = script.display().to_string();

@@ -27,7 +27,7 @@ use crate::lxd::{instance, object};
 use crate::script::client::Client;
 use crate::script::reference::script_type;
 use crate::script::run::{self, Outcome};
-use crate::script::{Purpose, Session, build_engine, new_scope};
+use crate::script::{Purpose, RunContext, build_engine, new_scope};
 
 /// Entries kept in the history file.
 const HISTORY_SIZE: usize = 10_000;
@@ -35,7 +35,7 @@ const HISTORY_SIZE: usize = 10_000;
 /// One REPL session: the engine, the persistent scope and functions, the line editor.
 struct Repl {
     engine: Arc<Engine>,
-    session: Arc<Session>,
+    context: Arc<RunContext>,
     scope: Scope<'static>,
     functions: AST,
     editor: Editor<ReplHelper, DefaultHistory>,
@@ -51,8 +51,8 @@ enum Next {
 
 /// Runs the REPL until Ctrl-D, `:quit` or a second Ctrl-C at an empty prompt; returns the
 /// exit status.
-pub fn run(session: &Arc<Session>) -> i32 {
-    let mut repl = match Repl::new(session) {
+pub fn run(context: &Arc<RunContext>) -> i32 {
+    let mut repl = match Repl::new(context) {
         Ok(repl) => repl,
         Err(message) => {
             eprintln!("lxd-script: {message}");
@@ -77,8 +77,8 @@ fn history_path() -> Option<PathBuf> {
 }
 
 impl Repl {
-    fn new(session: &Arc<Session>) -> Result<Repl, String> {
-        let engine = Arc::new(build_engine(session, Purpose::Exploring));
+    fn new(context: &Arc<RunContext>) -> Result<Repl, String> {
+        let engine = Arc::new(build_engine(context, Purpose::Exploring));
         let palette = Palette::for_stdout();
         let mut editor: Editor<ReplHelper, DefaultHistory> =
             Editor::new().map_err(|e| format!("cannot start the line editor: {e}"))?;
@@ -106,9 +106,9 @@ impl Repl {
             }
         }
         Ok(Repl {
-            scope: new_scope(session),
+            scope: new_scope(context),
             engine,
-            session: session.clone(),
+            context: context.clone(),
             functions: AST::empty(),
             editor,
             history,
@@ -229,7 +229,7 @@ impl Repl {
 
     /// Evaluates source in the session's scope; its functions join those of earlier entries.
     fn evaluate(&mut self, name: &str, source: &str) -> Result<Dynamic, Outcome> {
-        self.session.bridge.interrupt().reset();
+        self.context.bridge.interrupt().reset();
         let ast = self
             .engine
             .compile_with_scope(&self.scope, run::strip_shebang(source))

@@ -8,12 +8,12 @@ use rhai::{Array, Dynamic, Map};
 use serde_json::Value;
 
 use super::api::{Api, RegisterInto};
+use super::context::RunContext;
 use super::convert::object_to_map;
 use super::errors::{RhaiResultOf, invalid_argument, script_error};
 use super::instance::InstanceManager;
 use super::options::{Options, describe_value, duration};
 use super::runtime::Bridge;
-use super::session::Session;
 use crate::lxd::client::ServerIdentity;
 use crate::lxd::config::{ClientConfig, ConnectSpec, Verify, resolve};
 use crate::lxd::instance::InstanceType;
@@ -34,23 +34,23 @@ pub struct Client {
 impl Client {
     /// Connects as `spec` says and reads `GET /1.0`, so a bad address fails here, clearly.
     pub fn connect(
-        session: &Session,
+        context: &RunContext,
         spec: &ConnectSpec,
         timeout: Option<Duration>,
     ) -> RhaiResultOf<Client> {
         let config = ClientConfig::discover().map_err(super::errors::lxd_error)?;
         let target = resolve(spec, &config).map_err(super::errors::lxd_error)?;
         let options = TransportOptions {
-            timeout: timeout.or(session.defaults.timeout),
-            verbose: session.defaults.verbose,
+            timeout: timeout.or(context.defaults.timeout),
+            verbose: context.defaults.verbose,
         };
         let connected = lxd::Client::connect(&target, options).map_err(super::errors::lxd_error)?;
-        let host_info = session.bridge.block_on(connected.server())?;
+        let host_info = context.bridge.block_on(connected.server())?;
         Ok(Client {
             lxd: connected,
-            bridge: session.bridge.clone(),
+            bridge: context.bridge.clone(),
             host_info: Arc::new(host_info),
-            progress: session.progress,
+            progress: context.progress,
             remote: target.remote.as_deref().map(Arc::from),
         })
     }
@@ -208,21 +208,21 @@ fn spec_from_map(map: Map) -> RhaiResultOf<(ConnectSpec, Option<Duration>)> {
 }
 
 /// Registers `Client` and its constructors.
-pub fn register(api: &mut Api, session: &Arc<Session>) {
+pub fn register(api: &mut Api, context: &Arc<RunContext>) {
     api.register_type_with_name::<Client>("Client");
 
-    let s = session.clone();
+    let s = context.clone();
     rhai::FuncRegistration::new("Client")
         .with_comments(["/// Connects to the default remote: --remote/--endpoint, else lxc's default-remote, else the local unix socket."])
         .register_into(api, move || Client::connect(&s, &s.defaults.spec(), None));
-    let s = session.clone();
+    let s = context.clone();
     rhai::FuncRegistration::new("Client")
         .with_params_info(["target: &str", "Client"])
         .with_comments(["/// Connects to a socket path (`/...`, `unix:...`), an `https://` endpoint, or a remote of the lxc configuration by name."])
         .register_into(api, move |target: &str| {
             Client::connect(&s, &spec_from_string(&s.defaults, target), None)
         });
-    let s = session.clone();
+    let s = context.clone();
     rhai::FuncRegistration::new("Client")
         .with_params_info(["options: Map", "Client"])
         .with_comments(["/// Connects explicitly: #{endpoint, cert, key, verify (true, false or a cert path), project, timeout, remote}."])

@@ -15,9 +15,9 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext}
 
 use super::api::{Api, RegisterInto};
 use super::client::duration_arg;
+use super::context::RunContext;
 use super::errors::{RhaiResultOf, ScriptErrorKind, invalid_argument, script_error};
 use super::runtime::Bridge;
-use super::session::Session;
 use crate::lxd::ErrorKind;
 
 /// How many calls run at once unless told otherwise.
@@ -191,7 +191,7 @@ fn truthy(v: &Dynamic) -> bool {
 const DEFAULT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Registers `parallel` and `wait_until`.
-pub fn register(api: &mut Api, session: &std::sync::Arc<Session>) {
+pub fn register(api: &mut Api, context: &std::sync::Arc<RunContext>) {
     rhai::FuncRegistration::new("parallel")
         .with_comments(["/// Calls f(item) for every item, 8 at a time; returns the results in input order, or throws Parallel listing each failure."])
         .register_into(api, |ctx: NativeCallContext, items: Array, f: FnPtr| {
@@ -213,14 +213,14 @@ pub fn register(api: &mut Api, session: &std::sync::Arc<Session>) {
                 parallel(&ctx, items, max, &f)
             },
         );
-    let bridge = session.bridge.clone();
+    let bridge = context.bridge.clone();
     rhai::FuncRegistration::new("wait_until")
         .with_comments(["/// Calls f() every 0.5 s until it returns something truthy, and returns that; throws Timeout after `timeout` seconds."])
         .register_into(api, move |ctx: NativeCallContext, timeout: Dynamic, f: FnPtr| {
             let timeout = duration_arg("wait_until", &timeout)?;
             wait_until(&ctx, &bridge, timeout, DEFAULT_INTERVAL, &f)
         });
-    let bridge = session.bridge.clone();
+    let bridge = context.bridge.clone();
     rhai::FuncRegistration::new("wait_until")
         .with_comments(["/// Calls f() every `interval` seconds until it returns something truthy; throws Timeout after `timeout` seconds."])
         .register_into(api,

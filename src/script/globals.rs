@@ -6,11 +6,11 @@ use std::sync::Arc;
 use rhai::{Blob, Dynamic};
 
 use super::api::{Api, RegisterInto};
+use super::context::RunContext;
 use super::convert::{dynamic_to_json, json_to_dynamic};
 use super::errors::{ExitRequest, RhaiResultOf, invalid_argument, script_error};
 use super::options::{describe_value, duration};
 use super::runtime::Bridge;
-use super::session::Session;
 use crate::lxd::ErrorKind;
 
 /// A local file `call` could not read or write: a `Local` error naming the call and the path.
@@ -70,7 +70,7 @@ pub fn utc_stamp(now: std::time::SystemTime) -> String {
 }
 
 /// Registers the global functions.
-pub fn register(api: &mut Api, session: &Arc<Session>) {
+pub fn register(api: &mut Api, context: &Arc<RunContext>) {
     // Rhai's own `exit` makes its value the script's result, which cannot carry a status.
     rhai::FuncRegistration::new("exit")
         .with_comments(["/// Ends the script with status 0."])
@@ -93,13 +93,13 @@ pub fn register(api: &mut Api, session: &Arc<Session>) {
         });
 
     // Rhai's own sleep(INT)/sleep(FLOAT) cannot be interrupted; these replace them.
-    let bridge = session.bridge.clone();
+    let bridge = context.bridge.clone();
     rhai::FuncRegistration::new("sleep")
         .with_comments(["/// Sleeps for a number of seconds; Ctrl-C interrupts it."])
         .register_into(api, move |secs: rhai::INT| {
             interruptible_sleep(&bridge, Dynamic::from_int(secs))
         });
-    let bridge = session.bridge.clone();
+    let bridge = context.bridge.clone();
     rhai::FuncRegistration::new("sleep")
         .with_comments(["/// Sleeps for a fractional number of seconds; Ctrl-C interrupts it."])
         .register_into(api, move |secs: rhai::FLOAT| {

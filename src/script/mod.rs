@@ -1,7 +1,7 @@
 //! The Rhai layer: one engine builder, one module per scripted type. It knows nothing of HTTP:
 //! every LXD call goes through [`runtime::Bridge`] into [`crate::lxd`].
 //!
-//! - [`session`]: what the bindings of one engine share; [`runtime`]: the blocking bridge and
+//! - [`context`]: what the bindings of one engine share; [`runtime`]: the blocking bridge and
 //!   the Ctrl-C interrupt; [`errors`], [`convert`], [`options`]: error maps, JSON ↔ Rhai values,
 //!   strict options maps; [`pending`]: operations left running by `wait: false`; [`api`]: where
 //!   the bindings register their functions.
@@ -14,6 +14,7 @@ pub mod api;
 pub mod backups;
 pub mod client;
 pub mod concurrency;
+pub mod context;
 pub mod convert;
 pub mod errors;
 pub mod exec;
@@ -31,7 +32,6 @@ pub mod progress;
 pub mod reference;
 pub mod run;
 pub mod runtime;
-pub mod session;
 pub mod snapshot;
 pub mod stdlib;
 pub mod summary;
@@ -42,7 +42,7 @@ use rhai::module_resolvers::{FileModuleResolver, ModuleResolversCollection};
 use rhai::{Array, Dynamic, Engine, Scope, Token};
 
 pub use api::Purpose;
-pub use session::Session;
+pub use context::RunContext;
 
 use api::{Api, RegisterInto};
 
@@ -58,12 +58,12 @@ const MAX_EXPR_DEPTHS: (usize, usize) = (128, 64);
 
 /// Builds the engine of one session: limits, interrupt, printing, imports and every type.
 /// `purpose` says whether functions keep the parameter metadata the REPL and `api` read.
-pub fn build_engine(session: &Arc<Session>, purpose: Purpose) -> Engine {
+pub fn build_engine(context: &Arc<RunContext>, purpose: Purpose) -> Engine {
     let mut engine = Engine::new();
     engine
         .set_max_call_levels(MAX_CALL_LEVELS)
         .set_max_expr_depths(MAX_EXPR_DEPTHS.0, MAX_EXPR_DEPTHS.1)
-        .set_max_operations(session.max_operations);
+        .set_max_operations(context.max_operations);
 
     // pylxd's words that Rhai reserves (`sync`, `public`, `default`, `new`, ...) are plain
     // identifiers here, so `i.sync()` and `#{public: true}` parse. (Rhai marks this hook
@@ -74,7 +74,7 @@ pub fn build_engine(session: &Arc<Session>, purpose: Purpose) -> Engine {
         other => other,
     });
 
-    let interrupt = session.bridge.interrupt().clone();
+    let interrupt = context.bridge.interrupt().clone();
     engine.on_progress(move |_| {
         interrupt
             .is_triggered()
@@ -88,9 +88,9 @@ pub fn build_engine(session: &Arc<Session>, purpose: Purpose) -> Engine {
     });
 
     let mut api = Api::new(&mut engine, purpose);
-    globals::register(&mut api, session);
-    concurrency::register(&mut api, session);
-    client::register(&mut api, session);
+    globals::register(&mut api, context);
+    concurrency::register(&mut api, context);
+    client::register(&mut api, context);
     instance::register(&mut api);
     snapshot::register(&mut api);
     backups::register(&mut api);
@@ -105,7 +105,7 @@ pub fn build_engine(session: &Arc<Session>, purpose: Purpose) -> Engine {
     let mut resolvers = ModuleResolversCollection::new();
     resolvers.push(stdlib::StdlibResolver::default());
     let mut files = FileModuleResolver::new();
-    if let Some(dir) = &session.script_dir {
+    if let Some(dir) = &context.script_dir {
         files.set_base_path(dir);
     }
     resolvers.push(files);
@@ -132,9 +132,9 @@ fn is_plain_word(word: &str) -> bool {
 }
 
 /// A fresh scope with the session's constants (`ARGS`).
-pub fn new_scope(session: &Session) -> Scope<'static> {
+pub fn new_scope(context: &RunContext) -> Scope<'static> {
     let mut scope = Scope::new();
-    let args: Array = session.args.iter().cloned().map(Dynamic::from).collect();
+    let args: Array = context.args.iter().cloned().map(Dynamic::from).collect();
     scope.push_constant("ARGS", args);
     scope
 }
@@ -145,8 +145,8 @@ mod tests {
     use crate::script::client::ConnectDefaults;
     use crate::script::runtime::{Bridge, Interrupt};
 
-    fn session(runtime: &tokio::runtime::Runtime) -> Arc<Session> {
-        Arc::new(Session {
+    fn context(runtime: &tokio::runtime::Runtime) -> Arc<RunContext> {
+        Arc::new(RunContext {
             bridge: Bridge::new(runtime.handle().clone(), Interrupt::default()),
             defaults: ConnectDefaults::default(),
             args: vec!["a".into()],
@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn every_registered_function_is_documented() {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        let engine = build_engine(&session(&runtime), Purpose::Exploring);
+        let engine = build_engine(&context(&runtime), Purpose::Exploring);
         let json = engine.gen_fn_metadata_to_json(false).expect("metadata");
         let meta: serde_json::Value = serde_json::from_str(&json).expect("json");
         let functions = meta["functions"].as_array().expect("functions");
@@ -179,7 +179,7 @@ mod tests {
     fn scripts_and_exploring_engines_have_the_same_functions() {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let functions = |purpose| {
-            let engine = build_engine(&session(&runtime), purpose);
+            let engine = build_engine(&context(&runtime), purpose);
             let json = engine.gen_fn_metadata_to_json(true).expect("metadata");
             let meta: serde_json::Value = serde_json::from_str(&json).expect("json");
             let mut found: Vec<(String, u64, bool)> = meta["functions"]
@@ -212,7 +212,7 @@ mod tests {
     #[test]
     fn every_stdlib_module_compiles() {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        let engine = build_engine(&session(&runtime), Purpose::Scripts);
+        let engine = build_engine(&context(&runtime), Purpose::Scripts);
         for (name, source) in stdlib::MODULES {
             let ast = engine
                 .compile(source)
@@ -229,7 +229,7 @@ mod tests {
     #[test]
     fn pylxd_words_parse() {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        let engine = build_engine(&session(&runtime), Purpose::Scripts);
+        let engine = build_engine(&context(&runtime), Purpose::Scripts);
         let map: rhai::Map = engine
             .eval("#{public: true, default: 1, new: 2, shared: 3, static: 4, sync: 5}")
             .expect("reserved words as keys");
@@ -240,7 +240,7 @@ mod tests {
             None,
             "ARGS is in the scope, not the engine"
         );
-        let scope = new_scope(&session(&runtime));
+        let scope = new_scope(&context(&runtime));
         assert_eq!(scope.get_value::<Array>("ARGS").map(|a| a.len()), Some(1));
     }
 }

@@ -8,7 +8,7 @@ use super::runtime::Bridge;
 
 /// The shared context of every binding of one engine.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub struct RunContext {
     /// Runs client calls, cancellable by Ctrl-C.
     pub bridge: Bridge,
     /// `Client()`'s defaults.
