@@ -5,9 +5,8 @@ mod common;
 
 use common::Needs;
 
-use lxd_script::lxd::config::{ClientConfig, ConnectSpec, resolve};
-use lxd_script::lxd::transport::{Endpoint, TransportOptions};
-use lxd_script::lxd::{Client, config::Target};
+use lxd_script::lxd::{ClientConfig, ConnectSpec, Endpoint, Target, TransportOptions, resolve};
+use lxd_script::lxd::Client;
 use serde_json::Value;
 
 fn unix(path: &std::path::Path) -> Client {

@@ -10,7 +10,7 @@ use super::client::Client;
 use super::error::{Error, Result};
 use super::local::{Progress, file_body, save_stream, save_stream_on_task};
 use super::request::{Method, Request, ServerHeader, segment};
-use super::response::{Loaded, Operation};
+use super::response::Operation;
 
 /// What to publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,11 +148,6 @@ impl Images {
         self.client
             .operation(&requests::publish(source, opts))
             .await
-    }
-
-    /// Loads one image by fingerprint.
-    pub async fn get(&self, fingerprint: &str) -> Result<Loaded> {
-        self.client.object(&Request::get(path(fingerprint))).await
     }
 
     /// Starts importing an image (streamed); the finished operation's metadata holds the
@@ -336,11 +331,6 @@ impl Images {
             secret,
         };
         self.pull_from(&remote, public).await
-    }
-
-    /// Starts deleting an image.
-    pub async fn delete(&self, fingerprint: &str) -> Result<Option<Operation>> {
-        self.client.start(&Request::delete(path(fingerprint))).await
     }
 }
 

@@ -294,7 +294,7 @@ fn earlier(a: &str, b: &str) -> bool {
     }
 }
 
-impl object::Endpoint for Instances {
+impl object::ObjectApi for Instances {
     fn writable(&self) -> &'static [&'static str] {
         &WRITABLE
     }
@@ -345,11 +345,6 @@ impl Instances {
     /// The type filter.
     pub fn kind(&self) -> Option<InstanceType> {
         self.kind
-    }
-
-    /// The client.
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 
     /// Loads one instance; `NotFound` when it is missing or of another type.

@@ -10,32 +10,38 @@
 //!   that share one shape (profiles, networks, storage, projects, ...) are [`object`]s; [`exec`]
 //!   runs commands over [`websocket`]s; recursive file transfers use an [`sftp`] session.
 //! - [`error`] is the one error type.
+//!
+//! Outside the crate only what connects is public: [`Client`], where to connect ([`Target`],
+//! [`resolve`], [`ClientConfig`], [`ConnectSpec`], [`Endpoint`], [`TransportOptions`]) and the
+//! error; the modules are the crate's own.
 
-pub mod backup;
-pub mod body;
-pub mod client;
-pub mod config;
-pub mod error;
-pub mod events;
-pub mod exec;
+pub(crate) mod backup;
+pub(crate) mod body;
+pub(crate) mod client;
+pub(crate) mod config;
+pub(crate) mod error;
+pub(crate) mod events;
+pub(crate) mod exec;
 #[cfg(test)]
-pub mod fake;
-pub mod files;
-pub mod http1;
-pub mod idle;
-pub mod image;
-pub mod instance;
-pub mod local;
-pub mod migration;
-pub mod object;
-pub mod request;
-pub mod response;
-pub mod sftp;
-pub mod snapshot;
-pub mod tls;
-pub mod transport;
-pub mod trust;
-pub mod websocket;
+pub(crate) mod fake;
+pub(crate) mod files;
+pub(crate) mod http1;
+pub(crate) mod idle;
+pub(crate) mod image;
+pub(crate) mod instance;
+pub(crate) mod local;
+pub(crate) mod migration;
+pub(crate) mod object;
+pub(crate) mod request;
+pub(crate) mod response;
+pub(crate) mod sftp;
+pub(crate) mod snapshot;
+pub(crate) mod tls;
+pub(crate) mod transport;
+pub(crate) mod trust;
+pub(crate) mod websocket;
 
 pub use client::Client;
+pub use config::{ClientConfig, ConnectSpec, Target, resolve};
+pub use transport::{Endpoint, TransportOptions};
 pub use error::{Error, ErrorKind, Result};

@@ -247,7 +247,7 @@ pub fn keys_of(urls: &Value) -> Vec<String> {
 /// The calls an object makes on itself, whatever API it lives under: implemented by the
 /// instance and snapshot APIs and by [`Collection`], so a client of this crate can keep one
 /// object state for all of them.
-pub trait Endpoint: Clone + Send + Sync {
+pub trait ObjectApi: Clone + Send + Sync {
     /// The fields a save may write.
     fn writable(&self) -> &'static [&'static str];
 
@@ -282,7 +282,7 @@ pub trait Endpoint: Clone + Send + Sync {
     }
 }
 
-impl Endpoint for Collection {
+impl ObjectApi for Collection {
     fn writable(&self) -> &'static [&'static str] {
         self.kind.writable
     }
@@ -325,16 +325,6 @@ impl Collection {
             kind,
             base: base.into(),
         }
-    }
-
-    /// The kind of its objects.
-    pub fn kind(&self) -> &'static Kind {
-        self.kind
-    }
-
-    /// The client.
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 
     /// The path of one object.

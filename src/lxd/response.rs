@@ -247,10 +247,6 @@ where
 pub mod status {
     /// The operation succeeded.
     pub const SUCCESS: u64 = 200;
-    /// The operation failed.
-    pub const FAILURE: u64 = 400;
-    /// The operation was cancelled.
-    pub const CANCELLED: u64 = 401;
 }
 
 impl Operation {

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::client::Client;
 use super::error::{Result, found};
 use super::instance;
-use super::object::{Endpoint, Update};
+use super::object::{ObjectApi, Update};
 use super::request::{Request, segment};
 use super::response::{Loaded, Operation};
 
@@ -137,7 +137,7 @@ impl Snapshots {
     }
 }
 
-impl Endpoint for Snapshots {
+impl ObjectApi for Snapshots {
     fn writable(&self) -> &'static [&'static str] {
         &WRITABLE
     }

@@ -13,7 +13,7 @@ use super::convert::{dynamic_to_json, json_to_dynamic};
 use super::errors::{RhaiResultOf, invalid_argument};
 use super::object::{Replace, checked_update, register_put_and_patch};
 use super::pending::{After, Pending, Settles, register_waitable};
-use crate::lxd::object::{Endpoint, Update, diff};
+use crate::lxd::object::{ObjectApi, Update, diff};
 use crate::lxd::response::{Loaded, RawObject};
 
 /// A kind of object a script holds: its script type name and the API it lives under. Each
@@ -22,7 +22,7 @@ pub trait Holdable: std::fmt::Debug + Clone + Send + Sync + 'static {
     /// What scripts call an object of this kind (`Instance`, `Profile`).
     const TYPE_NAME: &'static str;
     /// The API its calls go through.
-    type Api: Endpoint + std::fmt::Debug;
+    type Api: ObjectApi + std::fmt::Debug;
 }
 
 /// One object held by a script: its fields as loaded, local edits, and a pending operation.

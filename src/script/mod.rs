@@ -10,31 +10,31 @@
 //!   the raw API and events; globals: [`globals`].
 //! - [`run`]: compiling and running scripts, and how their failures are reported.
 
-pub mod api;
-pub mod backups;
-pub mod client;
-pub mod concurrency;
-pub mod context;
-pub mod convert;
-pub mod errors;
-pub mod exec;
-pub mod files;
-pub mod globals;
-pub mod held;
-pub mod images;
-pub mod instance;
-pub mod managers;
-pub mod object;
-pub mod operations;
-pub mod options;
-pub mod pending;
-pub mod progress;
-pub mod reference;
-pub mod run;
-pub mod runtime;
-pub mod snapshot;
-pub mod stdlib;
-pub mod summary;
+pub(crate) mod api;
+pub(crate) mod backups;
+pub(crate) mod client;
+pub(crate) mod concurrency;
+pub(crate) mod context;
+pub(crate) mod convert;
+pub(crate) mod errors;
+pub(crate) mod exec;
+pub(crate) mod files;
+pub(crate) mod globals;
+pub(crate) mod held;
+pub(crate) mod images;
+pub(crate) mod instance;
+pub(crate) mod managers;
+pub(crate) mod object;
+pub(crate) mod operations;
+pub(crate) mod options;
+pub(crate) mod pending;
+pub(crate) mod progress;
+pub(crate) mod reference;
+pub(crate) mod run;
+pub(crate) mod runtime;
+pub(crate) mod snapshot;
+pub(crate) mod stdlib;
+pub(crate) mod summary;
 
 use std::sync::Arc;
 
