@@ -5,8 +5,8 @@ mod common;
 
 use common::Needs;
 
-use lxd_script::lxd::{ClientConfig, ConnectSpec, Endpoint, Target, TransportOptions, resolve};
 use lxd_script::lxd::Client;
+use lxd_script::lxd::{ClientConfig, ConnectSpec, Endpoint, Target, TransportOptions, resolve};
 use serde_json::Value;
 
 fn unix(path: &std::path::Path) -> Client {

@@ -43,5 +43,5 @@ pub(crate) mod websocket;
 
 pub use client::Client;
 pub use config::{ClientConfig, ConnectSpec, Target, resolve};
-pub use transport::{Endpoint, TransportOptions};
 pub use error::{Error, ErrorKind, Result};
+pub use transport::{Endpoint, TransportOptions};

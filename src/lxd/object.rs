@@ -288,7 +288,7 @@ impl ObjectApi for Collection {
     }
 
     async fn get(&self, key: &str) -> Result<Loaded> {
-        Collection::get(self, key).await
+        self.client.object(&Request::get(self.path(key))).await
     }
 
     async fn save(
@@ -297,15 +297,19 @@ impl ObjectApi for Collection {
         update: Update,
         etag: Option<&str>,
     ) -> Result<Option<Operation>> {
-        Collection::save(self, key, update, etag).await
+        self.client
+            .start(&update.request(self.path(key), etag))
+            .await
     }
 
     async fn delete(&self, key: &str) -> Result<Option<Operation>> {
-        Collection::delete(self, key).await
+        self.client.start(&Request::delete(self.path(key))).await
     }
 
     async fn rename(&self, key: &str, new_key: &str) -> Result<Option<Operation>> {
-        Collection::rename(self, key, new_key).await
+        self.client
+            .start(&Request::post(self.path(key), json!({ "name": new_key })))
+            .await
     }
 }
 
@@ -349,11 +353,6 @@ impl Collection {
             .await
     }
 
-    /// One object; `NotFound` when missing.
-    pub async fn get(&self, key: &str) -> Result<Loaded> {
-        self.client.object(&Request::get(self.path(key))).await
-    }
-
     /// True when the object exists.
     pub async fn exists(&self, key: &str) -> Result<bool> {
         found(self.get(key).await)
@@ -362,30 +361,6 @@ impl Collection {
     /// Creates an object from LXD's create body; LXD may answer with an operation.
     pub async fn create(&self, body: Value) -> Result<Option<Operation>> {
         self.client.start(&Request::post(&self.base, body)).await
-    }
-
-    /// Saves changes with `If-Match`.
-    pub async fn save(
-        &self,
-        key: &str,
-        update: Update,
-        etag: Option<&str>,
-    ) -> Result<Option<Operation>> {
-        self.client
-            .start(&update.request(self.path(key), etag))
-            .await
-    }
-
-    /// Deletes an object.
-    pub async fn delete(&self, key: &str) -> Result<Option<Operation>> {
-        self.client.start(&Request::delete(self.path(key))).await
-    }
-
-    /// Renames an object.
-    pub async fn rename(&self, key: &str, new_key: &str) -> Result<Option<Operation>> {
-        self.client
-            .start(&Request::post(self.path(key), json!({ "name": new_key })))
-            .await
     }
 
     /// GETs `<object>/<sub>` (a network's `state`, a pool's `resources`).

@@ -91,13 +91,6 @@ impl Snapshots {
         self.client.objects(&requests::list(&self.instance)).await
     }
 
-    /// One snapshot; `NotFound` when missing.
-    pub async fn get(&self, name: &str) -> Result<Loaded> {
-        self.client
-            .object(&requests::get(&self.instance, name))
-            .await
-    }
-
     /// True when the snapshot exists.
     pub async fn exists(&self, name: &str) -> Result<bool> {
         found(self.get(name).await)
@@ -109,16 +102,20 @@ impl Snapshots {
             .operation(&requests::create(&self.instance, opts))
             .await
     }
+}
 
-    /// Starts renaming a snapshot.
-    pub async fn rename(&self, name: &str, new_name: &str) -> Result<Operation> {
+impl ObjectApi for Snapshots {
+    fn writable(&self) -> &'static [&'static str] {
+        &WRITABLE
+    }
+
+    async fn get(&self, name: &str) -> Result<Loaded> {
         self.client
-            .operation(&requests::rename(&self.instance, name, new_name))
+            .object(&requests::get(&self.instance, name))
             .await
     }
 
-    /// Writes a snapshot's fields (`expires_at`) with PUT or PATCH and `If-Match`.
-    pub async fn save(
+    async fn save(
         &self,
         name: &str,
         update: Update,
@@ -129,38 +126,16 @@ impl Snapshots {
             .await
     }
 
-    /// Starts deleting a snapshot.
-    pub async fn delete(&self, name: &str) -> Result<Operation> {
-        self.client
-            .operation(&requests::delete(&self.instance, name))
-            .await
-    }
-}
-
-impl ObjectApi for Snapshots {
-    fn writable(&self) -> &'static [&'static str] {
-        &WRITABLE
-    }
-
-    async fn get(&self, name: &str) -> Result<Loaded> {
-        Snapshots::get(self, name).await
-    }
-
-    async fn save(
-        &self,
-        name: &str,
-        update: Update,
-        etag: Option<&str>,
-    ) -> Result<Option<Operation>> {
-        Snapshots::save(self, name, update, etag).await
-    }
-
     async fn delete(&self, name: &str) -> Result<Option<Operation>> {
-        Snapshots::delete(self, name).await.map(Some)
+        self.client
+            .start(&requests::delete(&self.instance, name))
+            .await
     }
 
     async fn rename(&self, name: &str, new_name: &str) -> Result<Option<Operation>> {
-        Snapshots::rename(self, name, new_name).await.map(Some)
+        self.client
+            .start(&requests::rename(&self.instance, name, new_name))
+            .await
     }
 }
 

@@ -13,7 +13,7 @@ use super::convert::{dynamic_to_json, json_to_dynamic};
 use super::errors::{RhaiResultOf, invalid_argument, reject_change};
 use super::held::{Held, Holdable, register_common, register_editable};
 use super::pending::{After, Pending, Settles, register_waitable, register_waitable_named};
-use crate::lxd::object::{self, Collection, Kind};
+use crate::lxd::object::{self, Collection, Kind, ObjectApi};
 use crate::lxd::response::{Loaded, Operation};
 
 /// A kind of object of one generic collection, as a marker type.

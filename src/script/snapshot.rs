@@ -12,6 +12,7 @@ use super::options::Options;
 use super::pending::{After, Pending, Settles, register_waitable, register_waitable_named};
 use crate::lxd::image::PublishSource;
 use crate::lxd::instance::Instances;
+use crate::lxd::object::ObjectApi;
 use crate::lxd::response::Loaded;
 use crate::lxd::snapshot::{CreateSnapshot, Snapshots};
 
