@@ -55,6 +55,19 @@ impl Client {
         })
     }
 
+    /// A client over an LXD client already made (a fake's, in unit tests), with no server
+    /// description.
+    #[cfg(test)]
+    pub(crate) fn over(lxd: lxd::Client, bridge: Bridge) -> Client {
+        Client {
+            lxd,
+            bridge,
+            host_info: Arc::new(Value::Null),
+            progress: false,
+            remote: None,
+        }
+    }
+
     /// The server description (`GET /1.0`).
     pub fn host_info(&self) -> &Value {
         &self.host_info

@@ -296,7 +296,99 @@ impl Fields {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lxd::fake::{FakeAnswer, FakeLxd, FakeRequest, operation};
+    use crate::lxd::object::{Collection, NETWORK, NETWORKS};
+    use crate::lxd::snapshot::Snapshots;
+    use crate::lxd::transport::TransportOptions;
+    use crate::script::object::NetworkKind;
+    use crate::script::runtime::{Bridge, Interrupt};
+    use crate::script::snapshot::SnapshotKind;
     use serde_json::json;
+    use std::sync::Mutex;
+
+    /// A script client of `fake`, on its own runtime (kept alive by the caller).
+    fn client_of(fake: &FakeLxd) -> (tokio::runtime::Runtime, Client) {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let bridge = Bridge::new(runtime.handle().clone(), Interrupt::default());
+        let lxd = {
+            let _entered = runtime.enter();
+            fake.client(TransportOptions::default())
+        };
+        (runtime, Client::over(lxd, bridge))
+    }
+
+    fn object(value: Value) -> serde_json::Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => unreachable!("an object literal"),
+        }
+    }
+
+    /// A put replaces the writable fields but keeps the server's `volatile.*` config keys (a
+    /// client cannot remove them), then reloads what the server now has; an object of a generic
+    /// collection does so as an instance does.
+    #[test]
+    fn a_put_keeps_the_servers_volatile_keys_and_reloads() {
+        let put: Arc<Mutex<Option<Value>>> = Arc::default();
+        let seen_put = put.clone();
+        let fake = FakeLxd::new(move |req: &FakeRequest| match req.method.as_str() {
+            "PUT" => {
+                *seen_put.lock().expect("lock") = Some(req.json());
+                FakeAnswer::sync(json!({}))
+            }
+            _ => FakeAnswer::sync(json!({"name": "n", "config": {"c": "d", "volatile.k": "1"}})),
+        });
+        let (_runtime, client) = client_of(&fake);
+        let api = Collection::new(client.lxd.clone(), &NETWORK, NETWORKS);
+        let loaded = Loaded {
+            fields: object(json!({"name": "n", "config": {"a": "b", "volatile.k": "1"}})),
+            etag: Some("e1".into()),
+        };
+        let mut network = Held::<NetworkKind>::new(client, api, "n", loaded);
+        let mut config = Map::new();
+        config.insert("c".into(), "d".into());
+        let mut body = Map::new();
+        body.insert("config".into(), config.into());
+        network.replace(&body, Replace::Whole, true).expect("put");
+        let sent = put.lock().expect("lock").clone().expect("a PUT");
+        assert_eq!(sent, json!({"config": {"c": "d", "volatile.k": "1"}}));
+        assert_eq!(
+            fake.seen(),
+            ["PUT /1.0/networks/n", "GET /1.0/networks/n"],
+            "the put, then the reload"
+        );
+        assert_eq!(network.fields()["config"]["c"], "d");
+    }
+
+    /// A rename made without waiting stays pending; the object's next use joins it and reloads
+    /// the object under its new name.
+    #[test]
+    fn a_pending_rename_is_joined_by_the_next_use() {
+        let fake = FakeLxd::new(|req: &FakeRequest| match req.method.as_str() {
+            "POST" => FakeAnswer::started(operation("op1", 103, json!({}), "")),
+            _ if req.path.starts_with("/1.0/operations/op1/wait") => {
+                FakeAnswer::sync(operation("op1", 200, json!({}), ""))
+            }
+            _ => FakeAnswer::sync(json!({"name": "s1", "stateful": false})),
+        });
+        let (_runtime, client) = client_of(&fake);
+        let api = Snapshots::new(client.lxd.clone(), "c1");
+        let mut snapshot = Held::<SnapshotKind>::new(client, api, "s0", Loaded::default());
+        snapshot.rename("s1", false).expect("rename");
+        assert_eq!(snapshot.name, "s0", "not renamed before the operation ends");
+        assert_eq!(
+            snapshot.field("stateful").expect("field").as_bool(),
+            Ok(false)
+        );
+        assert_eq!(snapshot.name, "s1");
+        let seen = fake.seen();
+        assert_eq!(seen[0], "POST /1.0/instances/c1/snapshots/s0");
+        assert!(
+            seen[1].starts_with("GET /1.0/operations/op1/wait"),
+            "{seen:?}"
+        );
+        assert_eq!(seen[2], "GET /1.0/instances/c1/snapshots/s1");
+    }
 
     #[test]
     fn an_edit_copies_the_fields_and_stays_on_its_copy() {
