@@ -17,6 +17,7 @@ use crate::lxd::local::remove_partial_files;
 use crate::lxd::transport::TransportOptions;
 use crate::repl;
 use crate::script::client::ConnectDefaults;
+use crate::script::explain::Hints;
 use crate::script::options::{MAX_SECONDS, seconds_to_duration};
 use crate::script::run::{self, Outcome};
 use crate::script::runtime::{Bridge, Interrupt};
@@ -268,7 +269,7 @@ fn run_source(context: &Arc<RunContext>, name: &str, source: &str) -> i32 {
     let engine = build_engine(context, Purpose::Scripts);
     let mut scope = new_scope(context);
     let outcome = match run::compile(&engine, &scope, name, source) {
-        Ok(ast) => run::run(&engine, &mut scope, &ast, name),
+        Ok(ast) => run::run(&engine, &mut scope, &ast, name, &Hints::of_context(context)),
         Err(message) => Outcome::Invalid(message),
     };
     match &outcome {

@@ -25,6 +25,7 @@ use self::helper::{COMMANDS, ReplHelper};
 use self::names::NameCache;
 use crate::lxd::{instance, object};
 use crate::script::client::Client;
+use crate::script::explain::Hints;
 use crate::script::reference::script_type;
 use crate::script::run::{self, Outcome};
 use crate::script::{Purpose, RunContext, build_engine, new_scope};
@@ -233,12 +234,15 @@ impl Repl {
         let ast = self
             .engine
             .compile_with_scope(&self.scope, run::strip_shebang(source))
-            .map_err(|e| Outcome::Invalid(run::describe_parse_error(name, &e)))?;
+            .map_err(|e| {
+                let source = run::strip_shebang(source);
+                Outcome::Invalid(run::describe_parse_error(name, source, &e))
+            })?;
         let mut merged = self.functions.merge(&ast);
         let result = self
             .engine
             .eval_ast_with_scope::<Dynamic>(&mut self.scope, &merged)
-            .map_err(|e| run::outcome_of(&e, name));
+            .map_err(|e| run::outcome_of(&e, name, &Hints::of_engine(&self.engine)));
         merged.clear_statements();
         self.functions = merged;
         result
@@ -288,7 +292,10 @@ impl Repl {
                         ":project: the server has no project '{arg}'; it has: {}",
                         projects.join(", ")
                     ),
-                    Some(Err(e)) => eprintln!("{}", run::describe_error(&e, ":project")),
+                    Some(Err(e)) => eprintln!(
+                        "{}",
+                        run::describe_error(&e, ":project", &Hints::of_engine(&self.engine))
+                    ),
                 }
             }
             "history" => {

@@ -18,6 +18,7 @@ pub(crate) mod context;
 pub(crate) mod convert;
 pub(crate) mod errors;
 pub(crate) mod exec;
+pub(crate) mod explain;
 pub(crate) mod files;
 pub(crate) mod globals;
 pub(crate) mod held;

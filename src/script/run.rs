@@ -3,6 +3,7 @@
 use rhai::{AST, Engine, EvalAltResult, Map, ParseError, Position, Scope};
 
 use super::errors::{ExitRequest, INTERRUPTED};
+use super::explain::{self, Hints};
 
 /// How a script ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,45 +47,78 @@ pub fn strip_shebang(source: &str) -> &str {
 
 /// Compiles a script; the error reads `name:line:column: message`.
 pub fn compile(engine: &Engine, scope: &Scope, name: &str, source: &str) -> Result<AST, String> {
+    let source = strip_shebang(source);
     engine
-        .compile_with_scope(scope, strip_shebang(source))
-        .map_err(|e| describe_parse_error(name, &e))
+        .compile_with_scope(scope, source)
+        .map_err(|e| describe_parse_error(name, source, &e))
 }
 
-/// `name:line:column: message` for a compile error.
-pub fn describe_parse_error(name: &str, err: &ParseError) -> String {
-    located(name, err.position(), &err.err_type().to_string())
+/// `name:line:column: message` for a compile error, with advice for a pylxd habit.
+pub fn describe_parse_error(name: &str, source: &str, err: &ParseError) -> String {
+    let mut message = err.err_type().to_string();
+    if let Some(hint) = explain::parse_hint(source, err.err_type(), err.position()) {
+        message = format!("{message}. {hint}");
+    }
+    located(name, err.position(), &message)
 }
 
 /// Runs a compiled script in `scope`.
-pub fn run(engine: &Engine, scope: &mut Scope, ast: &AST, name: &str) -> Outcome {
+pub fn run(engine: &Engine, scope: &mut Scope, ast: &AST, name: &str, hints: &Hints) -> Outcome {
     match engine.run_ast_with_scope(scope, ast) {
         Ok(()) => Outcome::Finished,
-        Err(err) => outcome_of(&err, name),
+        Err(err) => outcome_of(&err, name, hints),
     }
 }
 
 /// Classifies a failed evaluation.
-pub fn outcome_of(err: &EvalAltResult, name: &str) -> Outcome {
+pub fn outcome_of(err: &EvalAltResult, name: &str, hints: &Hints) -> Outcome {
     match err.unwrap_inner() {
         EvalAltResult::ErrorTerminated(value, _) => match value.clone().try_cast::<ExitRequest>() {
             Some(ExitRequest(code)) => Outcome::Exit(code),
             None if value.to_string() == INTERRUPTED => Outcome::Interrupted,
-            None => Outcome::Failed(describe_error(err, name)),
+            None => Outcome::Failed(describe_error(err, name, hints)),
         },
-        _ => Outcome::Failed(describe_error(err, name)),
+        _ => Outcome::Failed(describe_error(err, name, hints)),
     }
 }
 
-/// `name:line:column: Kind: message` for an uncaught error, at the innermost known position.
-pub fn describe_error(err: &EvalAltResult, name: &str) -> String {
-    let inner = err.unwrap_inner();
-    let position = if inner.position().is_none() {
+/// `name:line:column: message` for an uncaught error, where the script called into a function
+/// or module that failed: `main.rhai:2:1 -> mymod.rhai:3:14: message`, one position per call,
+/// each in its own file.
+pub fn describe_error(err: &EvalAltResult, name: &str, hints: &Hints) -> String {
+    let mut chain = Vec::new();
+    let mut file = name.to_owned();
+    let mut current = err;
+    loop {
+        match current {
+            EvalAltResult::ErrorInFunctionCall(_, source, inner, position) => {
+                chain.push(located_at(&file, *position));
+                if !source.is_empty() {
+                    file = module_file(source);
+                }
+                current = inner;
+            }
+            EvalAltResult::ErrorInModule(path, inner, position) => {
+                chain.push(located_at(&file, *position));
+                file = module_file(path);
+                current = inner;
+            }
+            _ => break,
+        }
+    }
+    let position = if current.position().is_none() {
         err.position()
     } else {
-        inner.position()
+        current.position()
     };
-    let message = match inner {
+    chain.push(located_at(&file, position));
+    chain.dedup();
+    format!("{}: {}", chain.join(" -> "), error_message(current, hints))
+}
+
+/// An error's own message (without its position), in the script's terms.
+fn error_message(err: &EvalAltResult, hints: &Hints) -> String {
+    match err {
         EvalAltResult::ErrorRuntime(value, _) => match value.read_lock::<Map>() {
             Some(map) if map.contains_key("kind") => {
                 let field = |k: &str| map.get(k).map(|v| v.to_string()).unwrap_or_default();
@@ -96,22 +130,47 @@ pub fn describe_error(err: &EvalAltResult, name: &str) -> String {
             "Stack overflow: more than {} nested function calls (is a recursion missing its end?)",
             super::MAX_CALL_LEVELS
         ),
+        EvalAltResult::ErrorFunctionNotFound(signature, _) => hints.function_not_found(signature),
+        EvalAltResult::ErrorDotExpr(message, _) => hints
+            .unknown_property(message)
+            .unwrap_or_else(|| message.clone()),
+        EvalAltResult::ErrorVariableNotFound(variable, _) => {
+            match explain::foreign_constant(variable) {
+                Some(instead) => {
+                    format!("Variable not found: {variable} (in Rhai, write `{instead}`)")
+                }
+                None => format!("Variable not found: {variable}"),
+            }
+        }
         other => {
             // Rhai appends " (line L, position C)"; the location is printed in front instead.
             let text = other.to_string();
             let suffix = format!(" ({})", other.position());
             text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
         }
-    };
-    located(name, position, &message)
+    }
+}
+
+/// The file a module's source names: the stdlib's and imported files' own names.
+fn module_file(source: &str) -> String {
+    if source.ends_with(".rhai") {
+        source.to_owned()
+    } else {
+        format!("{source}.rhai")
+    }
+}
+
+/// `name:line:column`, `name:line` or `name`.
+fn located_at(name: &str, position: Position) -> String {
+    match (position.line(), position.position()) {
+        (Some(line), Some(column)) => format!("{name}:{line}:{column}"),
+        (Some(line), None) => format!("{name}:{line}"),
+        _ => name.to_owned(),
+    }
 }
 
 fn located(name: &str, position: Position, message: &str) -> String {
-    match (position.line(), position.position()) {
-        (Some(line), Some(column)) => format!("{name}:{line}:{column}: {message}"),
-        (Some(line), None) => format!("{name}:{line}: {message}"),
-        _ => format!("{name}: {message}"),
-    }
+    format!("{}: {message}", located_at(name, position))
 }
 
 #[cfg(test)]
@@ -153,8 +212,9 @@ mod tests {
 throw #{kind: "NotFound", message: "Instance not found"};"#,
             )
             .expect_err("thrown");
+        let index = Engine::new();
         assert_eq!(
-            describe_error(&err, "t.rhai"),
+            describe_error(&err, "t.rhai", &Hints::of_engine(&index)),
             "t.rhai:2:1: NotFound: Instance not found"
         );
     }

@@ -37,9 +37,11 @@ impl ModuleResolver for StdlibResolver {
         if let Some(module) = compiled.get(name) {
             return Ok(module.clone());
         }
-        let ast = engine
+        let mut ast = engine
             .compile(*source)
             .map_err(|e| EvalAltResult::ErrorInModule(path.to_owned(), e.into(), pos))?;
+        // Errors inside the module then name its own file, not the importing script.
+        ast.set_source(format!("stdlib/{name}.rhai"));
         let module: Shared<Module> = Module::eval_ast_as_new(Scope::new(), &ast, engine)
             .map_err(|e| EvalAltResult::ErrorInModule(path.to_owned(), e, pos))?
             .into();
