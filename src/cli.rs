@@ -15,7 +15,10 @@ use crate::lxd::exec::ExecOptions;
 use crate::lxd::files::remove_abandoned_pushes;
 use crate::lxd::local::remove_partial_files;
 use crate::lxd::transport::TransportOptions;
-use crate::repl;
+use crate::repl::{
+    self,
+    display::{self, Palette},
+};
 use crate::script::client::ConnectDefaults;
 use crate::script::explain::Hints;
 use crate::script::options::{MAX_SECONDS, seconds_to_duration};
@@ -78,7 +81,7 @@ struct GlobalOptions {
 enum Command {
     /// Run a script file; ARGS are the script's `ARGS`
     Run {
-        /// The script (.rhai)
+        /// The script (.rhai); `-` reads it from standard input
         script: PathBuf,
         /// Arguments for the script
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -187,17 +190,24 @@ pub fn main(args: Vec<String>) -> i32 {
         })
     };
     let code = match cli.command {
+        Some(Command::Run { script, args }) if script == Path::new("-") => match read_stdin() {
+            Ok(source) => run_source(&context(args, None), "<stdin>", &source, LastValue::Drop),
+            Err(code) => code,
+        },
         Some(Command::Run { script, args }) => match std::fs::read_to_string(&script) {
             Ok(source) => {
                 let dir = script.parent().map(Path::to_path_buf);
-                run_source(&context(args, dir), &script.display().to_string(), &source)
+                let name = script.display().to_string();
+                run_source(&context(args, dir), &name, &source, LastValue::Drop)
             }
             Err(e) => {
                 eprintln!("lxd-script: cannot read {}: {e}", script.display());
                 2
             }
         },
-        Some(Command::Eval { code, args }) => run_source(&context(args, None), "<eval>", &code),
+        Some(Command::Eval { code, args }) => {
+            run_source(&context(args, None), "<eval>", &code, LastValue::Print)
+        }
         Some(Command::Check { scripts }) => check(&context(Vec::new(), None), &scripts),
         Some(Command::Repl) => repl::run(&context(Vec::new(), None)),
         Some(Command::Api { definitions }) => {
@@ -207,21 +217,32 @@ pub fn main(args: Vec<String>) -> i32 {
             shell(&context(Vec::new(), None), &target, command)
         }
         None if std::io::stdin().is_terminal() => repl::run(&context(Vec::new(), None)),
-        None => {
-            let mut source = String::new();
-            match std::io::stdin().read_to_string(&mut source) {
-                Ok(_) => run_source(&context(Vec::new(), None), "<stdin>", &source),
-                Err(e) => {
-                    eprintln!("lxd-script: cannot read the script from stdin: {e}");
-                    2
-                }
-            }
-        }
+        None => match read_stdin() {
+            Ok(source) => run_source(
+                &context(Vec::new(), None),
+                "<stdin>",
+                &source,
+                LastValue::Drop,
+            ),
+            Err(code) => code,
+        },
     };
     // Do not wait for in-flight requests that Ctrl-C abandoned, but leave none of their files.
     runtime.block_on(remove_abandoned_files());
     runtime.shutdown_background();
     code
+}
+
+/// The script on standard input, or the exit status of a failed read (said on stderr).
+fn read_stdin() -> Result<String, i32> {
+    let mut source = String::new();
+    match std::io::stdin().read_to_string(&mut source) {
+        Ok(_) => Ok(source),
+        Err(e) => {
+            eprintln!("lxd-script: cannot read the script from stdin: {e}");
+            Err(2)
+        }
+    }
 }
 
 /// Lets the main thread's stack, where scripts run, grow to [`SCRIPT_STACK_BYTES`]: scripts
@@ -264,12 +285,32 @@ async fn forward_ctrl_c(mut sigint: Signal, interrupt: Interrupt) {
     }
 }
 
+/// What `run_source` does with the value of the script's last expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LastValue {
+    /// Drops it (scripts print what they mean to).
+    Drop,
+    /// Prints it, as the REPL shows values, when it is not `()` (`eval '40 + 2'` prints 42).
+    Print,
+}
+
 /// Compiles and runs one script, printing an uncaught error, and returns the exit status.
-fn run_source(context: &Arc<RunContext>, name: &str, source: &str) -> i32 {
+fn run_source(context: &Arc<RunContext>, name: &str, source: &str, last: LastValue) -> i32 {
     let engine = build_engine(context, Purpose::Scripts);
     let mut scope = new_scope(context);
     let outcome = match run::compile(&engine, &scope, name, source) {
-        Ok(ast) => run::run(&engine, &mut scope, &ast, name, &Hints::of_context(context)),
+        Ok(ast) => match run::run(&engine, &mut scope, &ast, name, &Hints::of_context(context)) {
+            Ok(value) => {
+                if last == LastValue::Print && !value.is_unit() {
+                    println!(
+                        "{}",
+                        display::render(&engine, &value, Palette::for_stdout())
+                    );
+                }
+                Outcome::Finished
+            }
+            Err(outcome) => outcome,
+        },
         Err(message) => Outcome::Invalid(message),
     };
     match &outcome {

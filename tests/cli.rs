@@ -174,3 +174,35 @@ fn stdin_is_a_script_when_not_a_terminal() {
     let out = child.wait_with_output().expect("wait");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n");
 }
+
+/// `eval` prints the value of its last expression, as the REPL shows it, unless it is `()`.
+#[test]
+fn eval_prints_the_value_of_its_last_expression() {
+    let value = |code: &str| lxd_script(&["eval", code]).stdout;
+    assert_eq!(value("40 + 2"), "42\n");
+    assert_eq!(value("let x = 40 + 2;"), "");
+    assert_eq!(value(r#"print("printed")"#), "printed\n");
+    assert_eq!(value("#{a: 1, b: [1, 2]}"), "a: 1\nb: [1, 2]\n");
+}
+
+/// `run -` reads the script from standard input, with its arguments; its last value is not
+/// printed (a script prints what it means to).
+#[test]
+fn run_dash_reads_the_script_from_stdin() {
+    use std::io::Write;
+    let mut child = binary()
+        .args(["run", "-", "one", "two"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"print(ARGS); 7")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[\"one\", \"two\"]\n");
+}

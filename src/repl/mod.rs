@@ -7,7 +7,7 @@
 //! an empty prompt, Ctrl-D or `:quit` leaves. History is kept in the XDG state directory.
 
 mod complete;
-mod display;
+pub(crate) mod display;
 mod helper;
 mod names;
 

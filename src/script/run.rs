@@ -1,6 +1,6 @@
 //! Compiling and running scripts, and reporting how they ended as an exit status.
 
-use rhai::{AST, Engine, EvalAltResult, Map, ParseError, Position, Scope};
+use rhai::{AST, Dynamic, Engine, EvalAltResult, Map, ParseError, Position, Scope};
 
 use super::errors::{ExitRequest, INTERRUPTED};
 use super::explain::{self, Hints};
@@ -62,12 +62,17 @@ pub fn describe_parse_error(name: &str, source: &str, err: &ParseError) -> Strin
     located(name, err.position(), &message)
 }
 
-/// Runs a compiled script in `scope`.
-pub fn run(engine: &Engine, scope: &mut Scope, ast: &AST, name: &str, hints: &Hints) -> Outcome {
-    match engine.run_ast_with_scope(scope, ast) {
-        Ok(()) => Outcome::Finished,
-        Err(err) => outcome_of(&err, name, hints),
-    }
+/// Runs a compiled script in `scope`; its value is that of its last expression.
+pub fn run(
+    engine: &Engine,
+    scope: &mut Scope,
+    ast: &AST,
+    name: &str,
+    hints: &Hints,
+) -> Result<Dynamic, Outcome> {
+    engine
+        .eval_ast_with_scope::<Dynamic>(scope, ast)
+        .map_err(|err| outcome_of(&err, name, hints))
 }
 
 /// Classifies a failed evaluation.
