@@ -58,7 +58,7 @@ struct GlobalOptions {
     /// Connect Client() to this https:// URL or unix socket path
     #[arg(long, global = true, value_name = "URL|SOCKET")]
     endpoint: Option<String>,
-    /// Make every call in this LXD project
+    /// Make every call in this LXD project (checked when Client() connects: a missing one is an error naming those there are)
     #[arg(long, global = true, value_name = "NAME")]
     project: Option<String>,
     /// Fail an ordinary LXD request that takes longer than this many seconds, and a transfer

@@ -113,3 +113,35 @@ fn errors_in_modules_and_functions_show_the_call_chain() {
         "{run:?}"
     );
 }
+
+/// A project that does not exist is refused when the client connects (LXD would answer every
+/// listing in it with nothing), with the projects there are; `with_project` alike.
+#[test]
+fn a_missing_project_is_refused_on_connect() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let run = lxd_script(&["--project", "nosuch", "eval", "Client().instances.all()"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with("<eval>:1:1: NotFound: project 'nosuch' does not exist on unix:"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains("; it has: ") && run.stderr.contains("default"),
+        "{run:?}"
+    );
+    let run = lxd_script(&["eval", r#"Client().with_project("nosuch")"#]);
+    assert!(
+        run.stderr
+            .contains("NotFound: project 'nosuch' does not exist"),
+        "{run:?}"
+    );
+    let fine = lxd_script(&["--project", "default", "eval", "Client().project"]);
+    assert_eq!(
+        (fine.code, fine.stdout.as_str()),
+        (0, "\"default\"\n"),
+        "{fine:?}"
+    );
+}

@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 
 use super::body::{Body, Response, Upgraded};
 use super::config::Target;
-use super::error::{Error, Result};
+use super::error::{Error, ErrorKind, Result};
+use super::object;
 use super::request::{Request, segment};
 use super::response::{Answer, Loaded, Operation};
 use super::transport::{Endpoint, Transport, TransportOptions};
@@ -168,6 +169,33 @@ impl Client {
     /// `api_extensions`, `environment` with its `project`, ...).
     pub async fn server(&self) -> Result<Value> {
         Ok(self.call(&Request::get("/1.0")).await?.into_metadata())
+    }
+
+    /// Fails with `NotFound`, naming the projects there are, when this client's project does
+    /// not exist: LXD answers calls in a missing project with empty lists, not an error.
+    pub async fn check_project(&self) -> Result<()> {
+        let Some(project) = &self.project else {
+            return Ok(());
+        };
+        let default = self.with_project("default");
+        let path = format!("{}/{}", object::PROJECTS, segment(project));
+        match default.get(&path).await {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                let existing = match default.get(object::PROJECTS).await {
+                    Ok(urls) => object::keys_of(&urls).join(", "),
+                    Err(_) => "(the list is not readable with this certificate)".to_owned(),
+                };
+                Err(Error::Api {
+                    status: 404,
+                    message: format!(
+                        "project '{project}' does not exist on {}; it has: {existing}",
+                        self.endpoint()
+                    ),
+                    operation: None,
+                })
+            }
+            checked => checked.map(|_| ()),
+        }
     }
 
     /// GETs one object, with the ETag that protects a later save.

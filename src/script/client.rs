@@ -45,7 +45,10 @@ impl Client {
             verbose: context.defaults.verbose,
         };
         let connected = lxd::Client::connect(&target, options).map_err(super::errors::lxd_error)?;
-        let host_info = context.bridge.block_on(connected.server())?;
+        let host_info = context.bridge.block_on(async {
+            let (host_info, project) = tokio::join!(connected.server(), connected.check_project());
+            project.and(host_info)
+        })?;
         Ok(Client {
             lxd: connected,
             bridge: context.bridge.clone(),
@@ -304,6 +307,7 @@ pub fn register(api: &mut Api, context: &Arc<RunContext>) {
                 lxd: c.lxd.with_project(project),
                 ..c.clone()
             };
+            other.bridge.block_on(other.lxd.check_project())?;
             other.reload_host_info()?;
             Ok(other)
         });
