@@ -145,3 +145,31 @@ fn a_missing_project_is_refused_on_connect() {
         "{fine:?}"
     );
 }
+
+/// A NotFound names what was missing, in which project, of which remote (LXD says only
+/// "Instance not found").
+#[test]
+fn not_found_names_what_was_missing_and_where() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let out = common::script_ok(
+        r#"let c = Client();
+           for call in [|| c.instances.get("nope"), || c.profiles.get("nope"),
+                        || c.images.get_by_alias("nope"), || c.containers.get("nope")] {
+               let e = error_of(call);
+               check_eq(e.kind, "NotFound", e.message);
+               print(e.message);
+           }"#,
+    );
+    let place = "not found in project 'default' of remote '";
+    let lines: Vec<&str> = out.lines().collect();
+    for (line, what) in lines.iter().zip([
+        "Instance 'nope'",
+        "Profile 'nope'",
+        "Image alias 'nope'",
+        "Instance 'nope'",
+    ]) {
+        assert!(line.starts_with(&format!("{what} {place}")), "{out}");
+    }
+}

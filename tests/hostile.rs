@@ -297,7 +297,8 @@ fn deep_values_meet_one_json_depth_limit() {
 }
 
 /// Messages that misled: a refused event type gives LXD's reason (it was "websocket handshake
-/// failed: 500"), and a missing file names its path and instance (it was "Not Found").
+/// failed: 500"), and a missing file names its path, instance, project and remote (it was "Not
+/// Found"); a write into a missing directory names the directory.
 #[test]
 fn refusals_say_what_was_refused() {
     if common::testbed_for(Needs::EitherServer).is_none() {
@@ -319,12 +320,16 @@ fn refusals_say_what_was_refused() {
     ));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], r#""bogus" isn't a supported event type"#, "{out}");
-    for line in &lines[1..] {
-        assert!(
-            line.starts_with(&format!("/nowhere/x in {name}: ")),
-            "{out}"
-        );
+    let place = "(project 'default' of ";
+    for line in &lines[1..3] {
+        let read = format!("/nowhere/x not found in instance '{name}' {place}");
+        assert!(line.starts_with(&read), "{out}");
     }
+    let write = format!(
+        "/nowhere/x cannot be written: its directory /nowhere is not found in instance '{name}' {place}"
+    );
+    assert!(lines[3].starts_with(&write), "{out}");
+    assert!(lines[3].ends_with("): create it first"), "{out}");
 }
 
 /// Ctrl-C during `files.pull` or `recursive_get`, early or half-way, leaves nothing under the

@@ -18,6 +18,7 @@ use super::response::Operation;
 /// Backups, keyed by their short name (the server lists them as `instance/name`). A backup is
 /// renamed, not edited.
 pub const BACKUP: Kind = Kind {
+    noun: "Backup",
     key: "name",
     writable: &[],
     read_only: &[

@@ -18,6 +18,7 @@ use super::transport::{Endpoint, Transport, TransportOptions};
 pub struct Client {
     transport: Arc<Transport>,
     project: Option<String>,
+    remote: Option<Arc<str>>,
 }
 
 /// Which daemon answered and its version, from `GET /1.0`: `environment.server` is `lxd` or
@@ -94,6 +95,7 @@ impl Client {
         Ok(Client {
             transport: Arc::new(transport),
             project: target.project.clone(),
+            remote: target.remote.as_deref().map(Arc::from),
         })
     }
 
@@ -103,6 +105,7 @@ impl Client {
         Client {
             transport: Arc::new(transport),
             project: None,
+            remote: None,
         }
     }
 
@@ -111,6 +114,27 @@ impl Client {
         Client {
             transport: self.transport.clone(),
             project: (project != "default").then(|| project.to_owned()),
+            remote: self.remote.clone(),
+        }
+    }
+
+    /// The name of the `lxc`/`incus` remote this client was reached through, if it was one.
+    pub fn remote(&self) -> Option<&str> {
+        self.remote.as_deref()
+    }
+
+    /// What a lookup did not find, and where it looked: `Instance 'web' not found in project
+    /// 'default' of remote 'second'` (LXD's own text, "Instance not found", says neither).
+    pub fn missing(&self, what: &str, name: &str) -> String {
+        format!("{what} '{name}' not found in {}", self.place())
+    }
+
+    /// Where this client's calls go: `project 'default' of remote 'second'` (or of the
+    /// endpoint, when it was not reached through a remote).
+    pub fn place(&self) -> String {
+        match &self.remote {
+            Some(remote) => format!("project '{}' of remote '{remote}'", self.project()),
+            None => format!("project '{}' of {}", self.project(), self.endpoint()),
         }
     }
 

@@ -176,6 +176,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// A `NotFound` that LXD answered, said again as `missing` says (with what was looked for
+    /// and where); any other error unchanged.
+    pub fn naming_missing(self, missing: impl FnOnce() -> String) -> Error {
+        match self {
+            Error::Api {
+                status: 404,
+                operation,
+                ..
+            } => Error::Api {
+                status: 404,
+                message: missing(),
+                operation,
+            },
+            other => other,
+        }
+    }
+
     /// The stable category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {

@@ -204,6 +204,52 @@ impl Files {
     fn naming(&self, path: &str, err: Error) -> Error {
         match err {
             Error::Api {
+                status: 404,
+                operation,
+                ..
+            } => Error::Api {
+                status: 404,
+                message: format!(
+                    "{path} not found in instance '{}' ({})",
+                    self.instance,
+                    self.client.place()
+                ),
+                operation,
+            },
+            other => self.naming_other(path, other),
+        }
+    }
+
+    /// A write's errors: a missing file there means its directory is missing.
+    fn naming_write(&self, path: &str, err: Error) -> Error {
+        match err {
+            Error::Api {
+                status: 404,
+                operation,
+                ..
+            } => {
+                let parent = path.rsplit_once('/').map_or("/", |(dir, _)| match dir {
+                    "" => "/",
+                    dir => dir,
+                });
+                Error::Api {
+                    status: 404,
+                    message: format!(
+                        "{path} cannot be written: its directory {parent} is not found in instance '{}' ({}): create it first",
+                        self.instance,
+                        self.client.place()
+                    ),
+                    operation,
+                }
+            }
+            other => self.naming_other(path, other),
+        }
+    }
+
+    /// Any other answer about `path`: named, LXD's words kept.
+    fn naming_other(&self, path: &str, err: Error) -> Error {
+        match err {
+            Error::Api {
                 status,
                 message,
                 operation,
@@ -276,7 +322,7 @@ impl Files {
             .call_with_body(&req, body)
             .await
             .map(|_| ())
-            .map_err(|e| self.naming(path, e))
+            .map_err(|e| self.naming_write(path, e))
     }
 
     /// Creates a directory (and, with `parents`, its missing parents).

@@ -197,7 +197,8 @@ impl Images {
         let meta = self
             .client
             .get(&format!("/1.0/images/aliases/{}", segment(alias)))
-            .await?;
+            .await
+            .map_err(|e| e.naming_missing(|| self.client.missing("Image alias", alias)))?;
         meta.get("target")
             .and_then(Value::as_str)
             .map(str::to_owned)

@@ -349,7 +349,11 @@ impl Instances {
 
     /// Loads one instance; `NotFound` when it is missing or of another type.
     pub async fn get(&self, name: &str) -> Result<Loaded> {
-        let loaded = self.client.object(&requests::get(name)).await?;
+        let loaded = self
+            .client
+            .object(&requests::get(name))
+            .await
+            .map_err(|e| e.naming_missing(|| self.client.missing("Instance", name)))?;
         if let Some(kind) = self.kind {
             let actual = loaded
                 .fields

@@ -12,6 +12,8 @@ use super::response::{Loaded, Operation};
 /// What differs between the kinds of object.
 #[derive(Debug)]
 pub struct Kind {
+    /// What LXD calls one such object, for messages (`Profile`, `Storage volume`).
+    pub noun: &'static str,
     /// The field that holds the key (`name`, `fingerprint`, `server_name`).
     pub key: &'static str,
     /// The fields `save` writes back.
@@ -24,6 +26,7 @@ pub struct Kind {
 
 /// Profiles.
 pub const PROFILE: Kind = Kind {
+    noun: "Profile",
     key: "name",
     writable: &["config", "devices", "description"],
     read_only: &["name", "used_by"],
@@ -32,6 +35,7 @@ pub const PROFILE: Kind = Kind {
 
 /// Networks.
 pub const NETWORK: Kind = Kind {
+    noun: "Network",
     key: "name",
     writable: &["config", "description"],
     read_only: &["name", "type", "managed", "status", "used_by", "locations"],
@@ -40,6 +44,7 @@ pub const NETWORK: Kind = Kind {
 
 /// Storage pools.
 pub const STORAGE_POOL: Kind = Kind {
+    noun: "Storage pool",
     key: "name",
     writable: &["config", "description"],
     read_only: &["name", "driver", "status", "used_by", "locations"],
@@ -48,6 +53,7 @@ pub const STORAGE_POOL: Kind = Kind {
 
 /// Storage volumes (keyed by name within a pool and type).
 pub const STORAGE_VOLUME: Kind = Kind {
+    noun: "Storage volume",
     key: "name",
     writable: &["config", "description"],
     read_only: &[
@@ -63,6 +69,7 @@ pub const STORAGE_VOLUME: Kind = Kind {
 
 /// Snapshots of a storage volume (`<volume>/snapshots`), keyed by their short name.
 pub const STORAGE_VOLUME_SNAPSHOT: Kind = Kind {
+    noun: "Storage volume snapshot",
     key: "name",
     writable: &["description", "expires_at"],
     read_only: &["name", "created_at", "content_type", "config"],
@@ -107,6 +114,7 @@ pub fn restore_volume(volume_path: &str, snapshot: &str) -> Request {
 
 /// Projects.
 pub const PROJECT: Kind = Kind {
+    noun: "Project",
     key: "name",
     writable: &["config", "description"],
     read_only: &["name", "used_by"],
@@ -115,6 +123,7 @@ pub const PROJECT: Kind = Kind {
 
 /// Trusted certificates.
 pub const CERTIFICATE: Kind = Kind {
+    noun: "Certificate",
     key: "fingerprint",
     writable: &["name", "restricted", "projects", "type"],
     read_only: &["fingerprint", "certificate"],
@@ -123,6 +132,7 @@ pub const CERTIFICATE: Kind = Kind {
 
 /// Cluster members.
 pub const CLUSTER_MEMBER: Kind = Kind {
+    noun: "Cluster member",
     key: "server_name",
     writable: &["description", "failure_domain", "roles", "config", "groups"],
     read_only: &[
@@ -138,6 +148,7 @@ pub const CLUSTER_MEMBER: Kind = Kind {
 
 /// Images.
 pub const IMAGE: Kind = Kind {
+    noun: "Image",
     key: "fingerprint",
     writable: &[
         "properties",
@@ -288,7 +299,10 @@ impl ObjectApi for Collection {
     }
 
     async fn get(&self, key: &str) -> Result<Loaded> {
-        self.client.object(&Request::get(self.path(key))).await
+        self.client
+            .object(&Request::get(self.path(key)))
+            .await
+            .map_err(|e| e.naming_missing(|| self.client.missing(self.kind.noun, key)))
     }
 
     async fn save(

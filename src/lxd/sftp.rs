@@ -40,6 +40,8 @@ pub struct Session {
     sftp: SftpSession,
     instance: String,
     endpoint: String,
+    /// Where its calls go, for messages (`project 'default' of remote 'main'`).
+    place: String,
 }
 
 /// A local directory to create in the instance.
@@ -158,6 +160,7 @@ impl Session {
             sftp,
             instance: instance.to_owned(),
             endpoint,
+            place: client.place(),
         })
     }
 
@@ -171,9 +174,16 @@ impl Session {
                     StatusCode::PermissionDenied => 403,
                     _ => 400,
                 };
+                let message = match status {
+                    404 => format!(
+                        "{path} not found in instance '{}' ({})",
+                        self.instance, self.place
+                    ),
+                    _ => format!("{path} in {}: {}", self.instance, s.error_message),
+                };
                 Error::Api {
                     status,
-                    message: format!("{path} in {}: {}", self.instance, s.error_message),
+                    message,
                     operation: None,
                 }
             }

@@ -113,6 +113,12 @@ impl ObjectApi for Snapshots {
         self.client
             .object(&requests::get(&self.instance, name))
             .await
+            .map_err(|e| {
+                e.naming_missing(|| {
+                    let snapshot = format!("{}/{name}", self.instance);
+                    self.client.missing("Snapshot", &snapshot)
+                })
+            })
     }
 
     async fn save(

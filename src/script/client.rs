@@ -28,7 +28,6 @@ pub struct Client {
     pub(crate) bridge: Bridge,
     host_info: Arc<Value>,
     progress: bool,
-    remote: Option<Arc<str>>,
 }
 
 impl Client {
@@ -54,7 +53,6 @@ impl Client {
             bridge: context.bridge.clone(),
             host_info: Arc::new(host_info),
             progress: context.progress,
-            remote: target.remote.as_deref().map(Arc::from),
         })
     }
 
@@ -67,7 +65,6 @@ impl Client {
             bridge,
             host_info: Arc::new(Value::Null),
             progress: false,
-            remote: None,
         }
     }
 
@@ -99,7 +96,7 @@ impl Client {
 
     /// The name of the lxc remote this client was reached through, if it was one.
     pub fn remote(&self) -> Option<&str> {
-        self.remote.as_deref()
+        self.lxd.remote()
     }
 
     /// The names in a collection such as `/1.0/instances` (the last segment of each URL).
