@@ -173,3 +173,26 @@ fn not_found_names_what_was_missing_and_where() {
         assert!(line.starts_with(&format!("{what} {place}")), "{out}");
     }
 }
+
+/// A Parallel error's message lists each failure readably, `item: Kind: message`, at most ten
+/// of them; all are in `e.errors`.
+#[test]
+fn a_parallel_error_lists_its_failures() {
+    let run = lxd_script(&[
+        "eval",
+        r#"parallel(["a", "b"], |n| throw #{kind: "NotFound", message: `no ${n}`})"#,
+    ]);
+    assert_eq!(
+        run.stderr.trim_end(),
+        "<eval>:1:1: Parallel: 2 of 2 calls failed:\n  a: NotFound: no a\n  b: NotFound: no b"
+    );
+    let run = lxd_script(&[
+        "eval",
+        "try { parallel(range(0, 12), |n| throw `bad ${n}`) } catch (e) { print(e.message); print(e.errors.len()) }",
+    ]);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines[0], "12 of 12 calls failed:", "{run:?}");
+    assert_eq!(lines[1], "  0: bad 0", "{run:?}");
+    assert_eq!(lines[11], "  ... and 2 more (in e.errors)", "{run:?}");
+    assert_eq!(lines[12], "12", "{run:?}");
+}

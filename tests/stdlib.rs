@@ -52,7 +52,7 @@ fn wait_until_returns_or_times_out() {
 }
 
 /// wait::running, wait::file, wait::ipv4/ipv6 (on an address set by hand: no traffic), and
-/// their Timeout.
+/// their Timeout, which says what did not happen.
 #[test]
 fn wait_module() {
     if common::testbed_for(Needs::EitherServer).is_none() {
@@ -71,10 +71,14 @@ fn wait_module() {
         i.start();
         let r = wait::running(i, 30);
         check_eq(r.status, "Running", "running");
-        check_eq(error_of(|| wait::file(i, "/tmp/flag", 0.5)).kind, "Timeout", "no file yet");
+        let e = error_of(|| wait::file(i, "/tmp/flag", 0.5));
+        check_eq(e.kind, "Timeout", "no file yet");
+        check_eq(e.message, "/tmp/flag did not appear in NAME after 0.5 s", "what did not happen");
         i.execute(["touch", "/tmp/flag"]);
         check(wait::file(i, "/tmp/flag", 5), "file");
-        check_eq(error_of(|| wait::ipv4(i, 0.5)).kind, "Timeout", "no address yet");
+        let e = error_of(|| wait::ipv4(i, 0.5));
+        check_eq(e.kind, "Timeout", "no address yet");
+        check_eq(e.message, "NAME had no global IPv4 address after 0.5 s", "what did not happen");
         i.execute(["ip", "addr", "add", "192.0.2.10/24", "dev", "eth0"]);
         i.execute(["ip", "-6", "addr", "add", "2001:db8::10/64", "dev", "eth0"]);
         check_eq(wait::ipv4(i, 10), "192.0.2.10", "ipv4");

@@ -98,18 +98,24 @@ fn parallel(ctx: &NativeCallContext, items: Array, max: usize, f: &FnPtr) -> Rha
     if failures.is_empty() {
         return Ok(values);
     }
-    let first = failures[0]
-        .read_lock::<Map>()
-        .map(|m| m["error"].to_string())
-        .unwrap_or_default();
     let count = failures.len();
+    let shown: Vec<String> = failures
+        .iter()
+        .take(FAILURES_SHOWN)
+        .filter_map(|f| f.read_lock::<Map>().map(|m| failure_line(ctx, &m)))
+        .collect();
+    let more = match count.saturating_sub(FAILURES_SHOWN) {
+        0 => String::new(),
+        n => format!("\n  ... and {n} more (in e.errors)"),
+    };
     let mut details = Map::new();
     details.insert("results".into(), values.into());
     let err = script_error(
         ScriptErrorKind::Parallel,
         format!(
-            "{count} of {} calls failed; the first: {first}",
-            items.len()
+            "{count} of {} calls failed:\n  {}{more}",
+            items.len(),
+            shown.join("\n  ")
         ),
         None,
         None,
@@ -124,6 +130,27 @@ fn parallel(ctx: &NativeCallContext, items: Array, max: usize, f: &FnPtr) -> Rha
         }
         other => other.into(),
     })
+}
+
+/// How many failures the message of a Parallel error lists (all are in its `errors`).
+const FAILURES_SHOWN: usize = 10;
+
+/// One failure of `parallel`, for its message: `item: Kind: message`, the item as the script
+/// would print it.
+fn failure_line(ctx: &NativeCallContext, failure: &Map) -> String {
+    let item = failure.get("item").cloned().unwrap_or_default();
+    let shown = ctx
+        .call_native_fn::<rhai::ImmutableString>("to_string", (item.clone(),))
+        .map_or_else(|_| item.to_string(), |s| s.to_string());
+    let error = failure.get("error").cloned().unwrap_or_default();
+    let said = match error.read_lock::<Map>() {
+        Some(map) if map.contains_key("kind") => {
+            let field = |k: &str| map.get(k).map(|v| v.to_string()).unwrap_or_default();
+            format!("{}: {}", field("kind"), field("message"))
+        }
+        _ => error.to_string(),
+    };
+    format!("{shown}: {said}")
 }
 
 /// What a failed call threw: our error maps as they are, anything else as its message.

@@ -37,13 +37,14 @@ impl ModuleResolver for StdlibResolver {
         if let Some(module) = compiled.get(name) {
             return Ok(module.clone());
         }
+        // Errors inside the module name its own file, not the importing script.
+        let file = format!("stdlib/{name}.rhai");
         let mut ast = engine
             .compile(*source)
-            .map_err(|e| EvalAltResult::ErrorInModule(path.to_owned(), e.into(), pos))?;
-        // Errors inside the module then name its own file, not the importing script.
-        ast.set_source(format!("stdlib/{name}.rhai"));
+            .map_err(|e| EvalAltResult::ErrorInModule(file.clone(), e.into(), pos))?;
+        ast.set_source(file.as_str());
         let module: Shared<Module> = Module::eval_ast_as_new(Scope::new(), &ast, engine)
-            .map_err(|e| EvalAltResult::ErrorInModule(path.to_owned(), e, pos))?
+            .map_err(|e| EvalAltResult::ErrorInModule(file, e, pos))?
             .into();
         compiled.insert(name, module.clone());
         Ok(module)
