@@ -188,7 +188,7 @@ fn a_parallel_error_lists_its_failures() {
     );
     let run = lxd_script(&[
         "eval",
-        "try { parallel(range(0, 12), |n| throw `bad ${n}`) } catch (e) { print(e.message); print(e.errors.len()) }",
+        "let items = []; for n in 0..12 { items.push(n) } try { parallel(items, |n| throw `bad ${n}`) } catch (e) { print(e.message); print(e.errors.len()) }",
     ]);
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines[0], "12 of 12 calls failed:", "{run:?}");
