@@ -271,7 +271,10 @@ const CLEANUP_TIMEOUT: Duration = Duration::from_secs(3);
 /// of pushes in their instances (within [`CLEANUP_TIMEOUT`]).
 async fn remove_abandoned_files() {
     remove_partial_files();
-    let _ = tokio::time::timeout(CLEANUP_TIMEOUT, remove_abandoned_pushes()).await;
+    let cleanup = async {
+        tokio::join!(remove_abandoned_pushes(), run::say_abandoned_operations());
+    };
+    let _ = tokio::time::timeout(CLEANUP_TIMEOUT, cleanup).await;
 }
 
 /// The first Ctrl-C interrupts the script (blocked calls return at once); a second one exits.

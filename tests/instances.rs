@@ -597,3 +597,46 @@ fn listings_with_state() {
     ));
     assert_eq!(out.trim(), "ok");
 }
+
+/// Ctrl-C during a waited server operation stops the wait and says what became of the
+/// operation: LXD does not let a publish be cancelled, so it is said to go on, with its id,
+/// and it does (its image appears). (The operation went on silently.)
+#[test]
+fn ctrl_c_says_what_becomes_of_the_operation() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let name = unique("ctrlc");
+    let _cleanup = Cleanup::new("main", &[name.as_str()]);
+    script_ok(&format!(
+        r#"let c = Client();
+           let i = c.instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
+           i.start(true);
+           i.execute(["sh", "-c", "dd if=/dev/urandom of=/big bs=1M count=120 2>/dev/null"]);
+           i.stop(true);"#
+    ));
+    let publishing = || {
+        script_ok(
+            r#"print(Client().operations.all().filter(|o| o.status == "Running" && o.class == "task").len());"#,
+        )
+        .trim()
+            != "0"
+    };
+    let publish = format!(
+        r#"Client().instances.get("{name}").publish(#{{wait: true, aliases: ["{name}"], compression_algorithm: "gzip"}})"#
+    );
+    let (run, _) = common::interrupt(&["eval", &publish], publishing);
+    assert_eq!(run.code, 130, "{run:?}");
+    let said = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("cannot be cancelled and goes on in project 'default'"))
+        .unwrap_or_else(|| panic!("no word of the operation: {run:?}"));
+    assert!(said.starts_with("lxd-script: operation "), "{said}");
+    // It goes on: its image appears under the alias.
+    script_ok(&format!(
+        r#"let c = Client();
+           wait_until(60, || c.images.all().some(|i| i.aliases.some(|a| a.name == "{name}")));
+           c.images.get_by_alias("{name}").delete(true);"#
+    ));
+}

@@ -293,7 +293,27 @@ impl Client {
 
     /// Waits like [`Client::wait_operation`], passing the operation's progress text (such as
     /// "Unpack: 45% (210MB/s)") to `progress` about once a second: the long polls are then 1 s.
+    ///
+    /// A wait dropped before the operation ended (Ctrl-C) leaves it to
+    /// [`settle_abandoned_waits`], which cancels it where LXD allows.
     pub async fn wait_operation_reporting(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+        progress: Option<OperationProgress>,
+    ) -> Result<Operation> {
+        let mut watch = WaitWatch {
+            client: self,
+            id,
+            ended: false,
+        };
+        let waited = self.wait_until_final(id, timeout, progress).await;
+        watch.ended = true;
+        waited
+    }
+
+    /// The long polls of [`Client::wait_operation_reporting`].
+    async fn wait_until_final(
         &self,
         id: &str,
         timeout: Option<Duration>,
@@ -376,6 +396,94 @@ impl Client {
             .await
             .map(|_| ())
     }
+}
+
+/// Notes an operation whose wait is dropped before it ended (Ctrl-C stops a wait by dropping
+/// it), for [`settle_abandoned_waits`].
+struct WaitWatch<'a> {
+    client: &'a Client,
+    id: &'a str,
+    ended: bool,
+}
+
+impl Drop for WaitWatch<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            abandoned_waits().push((self.client.clone(), self.id.to_owned()));
+        }
+    }
+}
+
+/// The operations whose waits were abandoned, and the clients they were started through.
+static ABANDONED_WAITS: std::sync::Mutex<Vec<(Client, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn abandoned_waits() -> std::sync::MutexGuard<'static, Vec<(Client, String)>> {
+    ABANDONED_WAITS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What became of an operation whose wait was abandoned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AbandonedOutcome {
+    /// LXD allowed it to be cancelled, and it was.
+    Cancelled,
+    /// LXD does not allow cancelling it (or refused): it goes on on the server.
+    GoesOn,
+    /// It had ended by the time it was looked at.
+    Ended,
+}
+
+/// An operation whose wait Ctrl-C abandoned, and what became of it.
+#[derive(Debug, Clone)]
+pub struct AbandonedOperation {
+    /// The operation's id.
+    pub id: String,
+    /// LXD's description of it ("Creating instance", "Publishing image").
+    pub description: String,
+    /// Where it runs: `project 'default' of remote 'main'`.
+    pub place: String,
+    /// What became of it.
+    pub outcome: AbandonedOutcome,
+}
+
+/// Cancels, where LXD allows (`may_cancel`), the operations whose waits were abandoned since
+/// the last call, and says what became of each: a Ctrl-C then stops the server's work too, or
+/// says that it goes on and which operation it is.
+pub async fn settle_abandoned_waits() -> Vec<AbandonedOperation> {
+    let abandoned = std::mem::take(&mut *abandoned_waits());
+    let settle = abandoned.iter().map(|(client, id)| async move {
+        let path = format!("/1.0/operations/{}", segment(id));
+        let (description, may_cancel, ended) = match client.get(&path).await {
+            Ok(value) => match Operation::from_value(value) {
+                Ok(op) => (
+                    op.field("description")
+                        .and_then(|d| d.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    op.field("may_cancel").and_then(|c| c.as_bool()) == Some(true),
+                    op.is_final(),
+                ),
+                Err(_) => (String::new(), false, false),
+            },
+            // Gone: it ended, and LXD forgot it.
+            Err(e) if e.kind() == ErrorKind::NotFound => (String::new(), false, true),
+            Err(_) => (String::new(), false, false),
+        };
+        let outcome = if ended {
+            AbandonedOutcome::Ended
+        } else if may_cancel && client.cancel_operation(id).await.is_ok() {
+            AbandonedOutcome::Cancelled
+        } else {
+            AbandonedOutcome::GoesOn
+        };
+        AbandonedOperation {
+            id: id.clone(),
+            description,
+            place: client.place(),
+            outcome,
+        }
+    });
+    futures_util::future::join_all(settle).await
 }
 
 #[cfg(test)]
@@ -490,5 +598,60 @@ mod tests {
             .expect_err("timed out");
         assert_eq!(err.kind(), crate::lxd::ErrorKind::Timeout);
         assert_eq!(err.operation(), Some("op1"));
+    }
+
+    /// A wait dropped before its operation ended (what Ctrl-C does) leaves the operation to
+    /// `settle_abandoned_waits`: one LXD may cancel is cancelled, one it may not goes on, one
+    /// that has ended is left alone.
+    #[tokio::test]
+    async fn abandoned_waits_are_cancelled_where_lxd_allows() {
+        let state = |id: &str, may_cancel: bool, code: u16| {
+            let mut op = operation(id, code, json!({}), "");
+            op["may_cancel"] = may_cancel.into();
+            op["description"] = "Doing things".into();
+            FakeAnswer::sync(op)
+        };
+        let lxd = FakeLxd::new(move |req| {
+            let id = req.path.trim_start_matches("/1.0/operations/");
+            let id = id.split(['/', '?']).next().unwrap_or_default();
+            match (req.method.as_str(), id) {
+                ("DELETE", _) => FakeAnswer::sync(json!({})),
+                (_, "abandon-cancellable") => state(id, true, 103),
+                (_, "abandon-ended") if !req.path.contains("/wait") => state(id, true, 200),
+                _ => state(id, false, 103),
+            }
+        });
+        let client = lxd.client(TransportOptions::default());
+        for id in ["abandon-cancellable", "abandon-kept", "abandon-ended"] {
+            let wait = client.wait_operation(id, None);
+            let dropped = tokio::time::timeout(Duration::from_millis(30), wait).await;
+            assert!(dropped.is_err(), "{id}: the wait was still going");
+        }
+        let settled = settle_abandoned_waits().await;
+        let outcome = |id: &str| {
+            settled
+                .iter()
+                .find(|op| op.id == id)
+                .map(|op| (op.outcome.clone(), op.description.clone()))
+        };
+        let doing = "Doing things".to_owned();
+        assert_eq!(
+            outcome("abandon-cancellable"),
+            Some((AbandonedOutcome::Cancelled, doing.clone()))
+        );
+        assert_eq!(
+            outcome("abandon-kept"),
+            Some((AbandonedOutcome::GoesOn, doing.clone()))
+        );
+        assert_eq!(
+            outcome("abandon-ended"),
+            Some((AbandonedOutcome::Ended, doing))
+        );
+        let deletes: Vec<String> = lxd
+            .seen()
+            .into_iter()
+            .filter(|r| r.starts_with("DELETE"))
+            .collect();
+        assert_eq!(deletes, ["DELETE /1.0/operations/abandon-cancellable"]);
     }
 }

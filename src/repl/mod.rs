@@ -222,7 +222,10 @@ impl Repl {
             Ok(value) => println!("{}", display::render(&self.engine, &value, self.palette)),
             Err(Outcome::Exit(code)) => return Next::Exit(code),
             Err(Outcome::Failed(m) | Outcome::Invalid(m)) => eprintln!("{m}"),
-            Err(Outcome::Interrupted) => eprintln!("interrupted"),
+            Err(Outcome::Interrupted) => {
+                eprintln!("interrupted");
+                self.context.bridge.wait(run::say_abandoned_operations());
+            }
             Err(Outcome::Finished) => {}
         }
         Next::Continue

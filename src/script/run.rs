@@ -4,6 +4,8 @@ use rhai::{AST, Dynamic, Engine, EvalAltResult, Map, ParseError, Position, Scope
 
 use super::errors::{ExitRequest, INTERRUPTED};
 use super::explain::{self, Hints};
+use crate::lxd;
+use crate::lxd::client::AbandonedOutcome;
 
 /// How a script ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,6 +178,27 @@ fn located_at(name: &str, position: Position) -> String {
 
 fn located(name: &str, position: Position, message: &str) -> String {
     format!("{}: {message}", located_at(name, position))
+}
+
+/// Cancels the server operations whose waits Ctrl-C stopped, where LXD allows, and says on
+/// stderr what became of each: cancelled, or going on (with its id, to follow it).
+pub async fn say_abandoned_operations() {
+    for op in lxd::client::settle_abandoned_waits().await {
+        let what = match op.description.as_str() {
+            "" => op.id.clone(),
+            description => format!("{} ({description})", op.id),
+        };
+        match op.outcome {
+            AbandonedOutcome::Cancelled => {
+                eprintln!("lxd-script: cancelled operation {what} in {}", op.place)
+            }
+            AbandonedOutcome::GoesOn => eprintln!(
+                "lxd-script: operation {what} cannot be cancelled and goes on in {}",
+                op.place
+            ),
+            AbandonedOutcome::Ended => {}
+        }
+    }
 }
 
 #[cfg(test)]
