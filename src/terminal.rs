@@ -22,6 +22,9 @@ pub const LOGIN_SHELL: [&str; 2] = ["su", "-l"];
 /// in `instance`: raw mode while it runs, the terminal's size, resizes on SIGWINCH, the
 /// caller's `TERM`. Returns the command's exit code; the terminal is restored on every path.
 /// `cancel` (Ctrl-C) interrupts the command as `exec::run` does.
+///
+/// When stdin or stdout is not a terminal (a pipe, a file), there is no PTY, as with `lxc
+/// exec`: stdin goes to the command whole, its stdout and stderr come out apart, unchanged.
 pub async fn attach(
     client: &Client,
     instance: &str,
@@ -33,18 +36,20 @@ pub async fn attach(
     if opts.command.is_empty() {
         opts.command = LOGIN_SHELL.iter().map(|s| (*s).to_owned()).collect();
     }
+    if !(io::stdin().is_terminal() && io::stdout().is_terminal()) {
+        return attach_streams(client, instance, opts, cancel).await;
+    }
     // LXD sets no TERM; pass the caller's, as lxc does.
     opts.environment
         .entry("TERM".to_owned())
         .or_insert_with(|| std::env::var("TERM").unwrap_or_else(|_| "xterm".to_owned()));
     opts.interactive = true;
     opts.size = Some(size().unwrap_or((80, 24)));
-    let tty = io::stdin().is_terminal();
     // Restored when dropped: at the end below, or on any early exit.
-    let raw = if tty { RawMode::enable() } else { None };
-    let input = match tty.then(TerminalInput::new) {
-        Some(Ok(reader)) => Input::Reader(Box::new(reader)),
-        _ => Input::Reader(Box::new(tokio::io::stdin())),
+    let raw = RawMode::enable();
+    let input = match TerminalInput::new() {
+        Ok(reader) => Input::Reader(Box::new(reader)),
+        Err(_) => Input::Reader(Box::new(tokio::io::stdin())),
     };
     let (output, mut received) = mpsc::channel(64);
     let (resize, control) = mpsc::channel(4);
@@ -76,6 +81,38 @@ pub async fn attach(
     let (code, ()) = tokio::join!(session, shown);
     resizes.abort();
     drop(raw);
+    code
+}
+
+/// `attach` without a terminal: no PTY; stdin is the command's, its stdout and stderr ours.
+async fn attach_streams(
+    client: &Client,
+    instance: &str,
+    mut opts: ExecOptions,
+    cancel: CancellationToken,
+) -> lxd::Result<i64> {
+    opts.interactive = false;
+    opts.size = None;
+    let (output, mut received) = mpsc::channel(64);
+    let (_control, controls) = mpsc::channel(1);
+    let limits = Limits {
+        timeout: None,
+        cancel: Some(cancel),
+    };
+    let input = Input::Reader(Box::new(tokio::io::stdin()));
+    let session = exec::run(client, instance, &opts, input, output, controls, limits);
+    let shown = async {
+        let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
+        while let Some(chunk) = received.recv().await {
+            let _ = match chunk {
+                Output::Stdout(bytes) => stdout.write_all(&bytes).await,
+                Output::Stderr(bytes) => stderr.write_all(&bytes).await,
+            };
+        }
+        let _ = stdout.flush().await;
+        let _ = stderr.flush().await;
+    };
+    let (code, ()) = tokio::join!(session, shown);
     code
 }
 

@@ -165,3 +165,44 @@ fn operation_progress_on_terminals() {
     let screen = tmux.wait_for("DONE=0");
     assert!(!screen.contains("copy: "), "cleared when done:\n{screen}");
 }
+
+/// Without a terminal (pipes, files) `shell` has no PTY, as `lxc exec`: stdout and stderr
+/// apart and unchanged (no `\r\n`), the exit status passed through, piped input whole.
+#[test]
+fn shell_without_a_terminal_keeps_the_streams_apart() {
+    use std::io::Write;
+    use std::process::Stdio;
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let name = unique("pipes");
+    let _cleanup = Cleanup::new("main", &[name.as_str()]);
+    script_ok(&format!(
+        r#"let i = Client().instances.create(#{{name: "{name}", source: #{{type: "image", alias: "busybox"}}}}, true);
+           i.start(true);"#
+    ));
+    let run = common::lxd_script(&[
+        "shell",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (3, "out\n", "err\n")
+    );
+    let input: String = (1..=20_000).map(|n| format!("{n}\n")).collect();
+    let mut child = common::binary()
+        .args(["shell", &name, "--", "wc", "-l"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().expect("wait");
+    writer.join().expect("writer").expect("write");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "20000");
+}
