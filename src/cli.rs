@@ -117,9 +117,26 @@ enum Command {
         #[arg(last = true)]
         command: Vec<String>,
     },
+    /// Print the completion script of a shell (see the README for where it goes)
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff; `lxd-script man | man -l -` shows it)
+    Man,
 }
 
-const SUBCOMMANDS: [&str; 7] = ["run", "eval", "check", "repl", "shell", "api", "help"];
+const SUBCOMMANDS: [&str; 9] = [
+    "run",
+    "eval",
+    "check",
+    "repl",
+    "shell",
+    "api",
+    "completions",
+    "man",
+    "help",
+];
 
 /// `lxd-script FILE ...` (as a `#!` interpreter) means `lxd-script run FILE ...`.
 fn with_implicit_run(mut args: Vec<String>) -> Vec<String> {
@@ -216,6 +233,8 @@ pub fn main(args: Vec<String>) -> i32 {
         Some(Command::Shell { target, command }) => {
             shell(&context(Vec::new(), None), &target, command)
         }
+        Some(Command::Completions { shell }) => completions(shell),
+        Some(Command::Man) => man_page(),
         None if std::io::stdin().is_terminal() => repl::run(&context(Vec::new(), None)),
         None => match read_stdin() {
             Ok(source) => run_source(
@@ -372,6 +391,42 @@ fn shell(context: &Arc<RunContext>, target: &str, command: Vec<String>) -> i32 {
         Err(lxd::Error::Cancelled) => 130,
         Err(err) => {
             eprintln!("lxd-script shell: {}: {err}", err.kind());
+            1
+        }
+    }
+}
+
+/// `lxd-script completions SHELL`: the shell's completion script, from the command line's
+/// own definition, on stdout.
+fn completions(shell: clap_complete::Shell) -> i32 {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "lxd-script", &mut script);
+    write_stdout("completions", &script)
+}
+
+/// `lxd-script man`: the man page, from the command line's own definition, on stdout.
+fn man_page() -> i32 {
+    use clap::CommandFactory;
+    let mut page = Vec::new();
+    match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+        Ok(()) => write_stdout("man", &page),
+        Err(e) => {
+            eprintln!("lxd-script man: {e}");
+            1
+        }
+    }
+}
+
+/// Writes a generated text to stdout; a reader that went away (`| head`) is not an error.
+fn write_stdout(command: &str, text: &[u8]) -> i32 {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text).and_then(|()| stdout.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("lxd-script {command}: {e}");
             1
         }
     }

@@ -206,3 +206,35 @@ fn run_dash_reads_the_script_from_stdin() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "[\"one\", \"two\"]\n");
 }
+
+/// `completions SHELL` prints a script the shell loads, completing the subcommands; `man`
+/// prints the man page.
+#[test]
+fn completions_and_man_page() {
+    let bash = lxd_script(&["completions", "bash"]);
+    assert_eq!(bash.code, 0, "{bash:?}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("lxd-script.bash");
+    std::fs::write(&script, &bash.stdout).expect("write");
+    let completed = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {}; COMP_WORDS=(lxd-script co); COMP_CWORD=1; _lxd__script lxd-script co lxd-script; echo \"${{COMPREPLY[@]}}\"",
+            script.display()
+        ))
+        .output()
+        .expect("bash");
+    let words = String::from_utf8_lossy(&completed.stdout);
+    assert!(words.contains("completions"), "{words} {completed:?}");
+    for shell in ["zsh", "fish"] {
+        let out = lxd_script(&["completions", shell]);
+        assert!(
+            out.code == 0 && out.stdout.contains("lxd-script"),
+            "{shell}: {out:?}"
+        );
+    }
+    let man = lxd_script(&["man"]);
+    assert_eq!(man.code, 0, "{man:?}");
+    assert!(man.stdout.contains(".TH lxd-script 1"), "{}", man.stdout);
+    assert!(man.stdout.contains("completions"), "{}", man.stdout);
+}
