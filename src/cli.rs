@@ -432,6 +432,14 @@ fn write_stdout(command: &str, text: &[u8]) -> i32 {
     }
 }
 
+/// Writes Rhai's own definition files (the operators, the built-in syntax) and ours, for every
+/// function in the script's types, as `__static__.d.rhai` (Rhai's has Rust's types there).
+fn write_definitions(engine: &rhai::Engine, dir: &Path) -> std::io::Result<()> {
+    engine.definitions().write_to_dir(dir)?;
+    let ours = crate::script::reference::definitions(engine);
+    std::fs::write(dir.join("__static__.d.rhai"), ours)
+}
+
 /// Prints the API reference, or writes `.d.rhai` definitions for editors.
 fn api(context: &Arc<RunContext>, definitions: Option<&Path>) -> i32 {
     let engine = build_engine(context, Purpose::Exploring);
@@ -440,7 +448,7 @@ fn api(context: &Arc<RunContext>, definitions: Option<&Path>) -> i32 {
             print!("{}", crate::script::reference::reference(&engine));
             0
         }
-        Some(dir) => match engine.definitions().write_to_dir(dir) {
+        Some(dir) => match write_definitions(&engine, dir) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!(

@@ -65,14 +65,17 @@ pub fn script_type(engine: &Engine, raw: &str) -> String {
     let raw = raw.trim();
     let inner = raw
         .strip_prefix("core::result::Result<")
+        .or_else(|| raw.strip_prefix("Result<"))
+        .or_else(|| raw.strip_prefix("RhaiResultOf<"))
         .map(|rest| {
-            // The first generic argument, up to the comma at depth 0.
+            // The first generic argument: up to the comma, or the closing `>`, at depth 0.
             let mut depth = 0;
             let end = rest
                 .char_indices()
                 .find(|(_, c)| {
                     match c {
                         '<' => depth += 1,
+                        '>' if depth == 0 => return true,
                         '>' => depth -= 1,
                         ',' if depth == 0 => return true,
                         _ => {}
@@ -271,6 +274,81 @@ impl ApiIndex {
 /// The reference as text.
 pub fn reference(engine: &Engine) -> String {
     ApiIndex::of(engine).render()
+}
+
+/// A script type as Rhai's definition files write it (`String`, `Array`, `?` for any).
+fn definition_type(script: &str) -> &str {
+    match script {
+        "string" => "String",
+        "array" => "Array",
+        "map" => "Map",
+        "blob" => "Blob",
+        "any" | "" => "?",
+        "Fn" => "FnPtr",
+        other => other,
+    }
+}
+
+/// Every function of the engine, standard packages included, as a Rhai definition file
+/// (`module static;`, then `fn name(_: Type, ...) -> Type;` with its doc comments) in the
+/// script's types, for editors and the Rhai language server.
+pub fn definitions(engine: &Engine) -> String {
+    let json = engine.gen_fn_metadata_to_json(true).unwrap_or_default();
+    let meta: Value = serde_json::from_str(&json).unwrap_or(Value::Null);
+    let mut functions: Vec<String> = Vec::new();
+    for f in meta["functions"].as_array().into_iter().flatten() {
+        let name = f["name"].as_str().unwrap_or_default();
+        let declared = if let Some(property) = name.strip_prefix("get$") {
+            format!("get {property}")
+        } else if let Some(property) = name.strip_prefix("set$") {
+            format!("set {property}")
+        } else {
+            name.to_owned()
+        };
+        let params: Vec<String> = f["params"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                let param = p["name"].as_str().unwrap_or("_");
+                let ty = script_type(engine, p["type"].as_str().unwrap_or_default());
+                format!("{param}: {}", definition_type(&ty))
+            })
+            .collect();
+        let returns = script_type(engine, f["returnType"].as_str().unwrap_or("()"));
+        // Operators (`+`, `>>`) are declared with `op` and parameter types only.
+        let operator = !name.starts_with(|c: char| c.is_alphabetic() || c == '_');
+        let params: Vec<String> = match operator {
+            true => f["params"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    let ty = script_type(engine, p["type"].as_str().unwrap_or_default());
+                    definition_type(&ty).to_owned()
+                })
+                .collect(),
+            false => params,
+        };
+        let keyword = if operator { "op" } else { "fn" };
+        let mut text: String = f["docComments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let _ = write!(text, "{keyword} {declared}({})", params.join(", "));
+        if returns != "()" {
+            let _ = write!(text, " -> {}", definition_type(&returns));
+        }
+        text.push(';');
+        functions.push(text);
+    }
+    // The metadata's order is not stable between runs.
+    functions.sort();
+    functions.dedup();
+    format!("module static;\n\n{}\n", functions.join("\n\n"))
 }
 
 #[cfg(test)]
