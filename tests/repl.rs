@@ -242,3 +242,52 @@ fn a_long_pasted_line_is_linear() {
         started.elapsed()
     );
 }
+
+/// The one-line banner, the continuation prompt of an incomplete entry, a loop variable
+/// completed as what it holds, and `:show` of an object as the tree of its fields.
+#[test]
+fn banner_continuation_loops_and_show() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let profile = common::unique("show");
+    script_ok(&format!(
+        r#"Client().profiles.create("{profile}", #{{description: "shown", config: #{{"user.a": "1"}}}});"#
+    ));
+    let state = tempfile::tempdir().expect("tempdir");
+    let tmux = repl(state.path());
+    let screen = tmux.wait_for(":help for help");
+    let banner = screen.lines().next().unwrap_or_default();
+    assert!(banner.starts_with("lxd-script "), "{screen}");
+    assert!(
+        banner.contains(" at ") && banner.contains("project default."),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("is LXD ") || banner.contains("is Incus "),
+        "{banner}"
+    );
+    tmux.keys("fn thrice(x) {");
+    tmux.keys("  x * 3");
+    let screen = tmux.wait_for("...   x * 3");
+    assert!(screen.contains(":default> fn thrice(x) {"), "{screen}");
+    tmux.keys("}");
+    tmux.keys("thrice(1400)");
+    tmux.wait_for("4200");
+    tmux.type_text("for x in client.profiles.all() { x.descr");
+    tmux.press(&["Tab"]);
+    tmux.wait_for("x.description");
+    tmux.press(&["C-c"]);
+    tmux.keys(&format!(r#":show client.profiles.get("{profile}")"#));
+    let screen = tmux.wait_for("user.a: \"1\"");
+    assert!(
+        screen.contains(&format!("\nProfile {profile}\n")),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("\ndescription: \"shown\""),
+        "the fields as a tree:\n{screen}"
+    );
+    assert!(screen.contains("\nconfig:\n  user.a: \"1\""), "{screen}");
+    script_ok(&format!(r#"Client().profiles.get("{profile}").delete();"#));
+}

@@ -215,6 +215,62 @@ pub fn chain_before(text: &str) -> Option<Vec<Link>> {
     Some(links)
 }
 
+/// How a name was bound earlier in the text being typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// `let NAME = CHAIN`: the chain's value.
+    Value(Vec<Link>),
+    /// `for NAME in CHAIN`: an element of the chain's array.
+    Element(Vec<Link>),
+}
+
+/// The names bound in `text` by `let NAME = CHAIN` (or `const`) and `for NAME in CHAIN`, each
+/// with the offset where its binding starts, in order: a later one shadows an earlier one.
+/// Only bindings to a receiver chain count (`let n = 1 + 2` tells nothing).
+pub fn local_bindings(text: &str) -> Vec<(String, usize, Binding)> {
+    let mut found = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < text.len() {
+        let at_word = i == 0 || !is_ident(char::from(bytes[i - 1]));
+        let keyword = ["let ", "const ", "for "]
+            .into_iter()
+            .find(|k| at_word && text[i..].starts_with(k));
+        let Some(keyword) = keyword else {
+            i += text[i..].chars().next().map_or(1, char::len_utf8);
+            continue;
+        };
+        let rest = &text[i + keyword.len()..];
+        let name_len = rest
+            .trim_start()
+            .chars()
+            .take_while(|&c| is_ident(c))
+            .map(char::len_utf8)
+            .sum::<usize>();
+        let skipped = rest.len() - rest.trim_start().len();
+        let name = &rest[skipped..skipped + name_len];
+        let after = rest[skipped + name_len..].trim_start();
+        let (value, end) = if keyword == "for " {
+            (after.strip_prefix("in "), '{')
+        } else {
+            (after.strip_prefix('='), ';')
+        };
+        if let (false, Some(value)) = (name.is_empty(), value) {
+            let expr = value.split([end, '\n']).next().unwrap_or_default().trim();
+            if let Some(chain) = chain_before(expr).filter(|c| !c.is_empty()) {
+                let binding = if keyword == "for " {
+                    Binding::Element(chain)
+                } else {
+                    Binding::Value(chain)
+                };
+                found.push((name.to_owned(), i, binding));
+            }
+        }
+        i += keyword.len();
+    }
+    found
+}
+
 /// The offset of the `(` matching the `)` at `close`, skipping nested brackets and strings.
 fn matching_open(text: &str, close: usize) -> Option<usize> {
     let mut depth = 0usize;
@@ -325,5 +381,31 @@ mod tests {
         assert_eq!(open_call("f(#{a: [1, 2]}, g(1), "), Some(1));
         assert_eq!(open_call("f(1)"), None);
         assert_eq!(open_call(r#"f(")""#), Some(1));
+    }
+
+    #[test]
+    fn lets_and_loops_bind_names_to_chains() {
+        let text = r#"let p = client.profiles.get("x"); let n = 1 + 2; for i in client.instances.all() { i."#;
+        let found = local_bindings(text);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].0, "p");
+        assert_eq!(
+            found[0].2,
+            Binding::Value(vec![
+                link("client", false),
+                link("profiles", false),
+                link("get", true)
+            ])
+        );
+        assert_eq!(found[1].0, "i");
+        assert_eq!(
+            found[1].2,
+            Binding::Element(vec![
+                link("client", false),
+                link("instances", false),
+                link("all", true)
+            ])
+        );
+        assert!(local_bindings("letter.x; forest.y").is_empty());
     }
 }

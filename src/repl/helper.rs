@@ -14,7 +14,7 @@ use rustyline::hint::{Hinter, HistoryHinter};
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Helper};
 
-use super::complete::{Link, Slot, open_call, word_at};
+use super::complete::{Binding, Link, Slot, local_bindings, open_call, word_at};
 use super::display::Palette;
 use super::names::NameCache;
 use crate::lxd::{instance, object};
@@ -22,7 +22,7 @@ use crate::script::client::remote_names;
 use crate::script::reference::ApiIndex;
 
 /// The REPL's commands, with what each does (for completion and `:help`).
-pub const COMMANDS: [(&str, &str); 8] = [
+pub const COMMANDS: [(&str, &str); 9] = [
     (
         "help",
         "`:help` this list; `:help NAME` a type, method or property",
@@ -32,6 +32,10 @@ pub const COMMANDS: [(&str, &str); 8] = [
         "`:load FILE` runs a script here; its functions and variables stay",
     ),
     ("vars", "the variables, their types and values"),
+    (
+        "show",
+        "`:show EXPR` an object as the tree of its fields (any other value as it is)",
+    ),
     (
         "remote",
         "`:remote NAME` points `client` at another remote of the lxc config",
@@ -98,19 +102,43 @@ impl ReplHelper {
         self.index.get_or_init(|| ApiIndex::of(&self.engine))
     }
 
-    /// The script type a chain evaluates to, when it can be told without running anything.
-    fn type_of(&self, chain: &[Link]) -> Option<String> {
+    /// The script type a chain evaluates to, when it can be told without running anything:
+    /// from the variables in scope, or from a `let` or `for` earlier in `text` (the text being
+    /// typed, before the chain).
+    fn type_of(&self, chain: &[Link], text: &str) -> Option<String> {
         let (head, rest) = chain.split_first()?;
         let index = self.index();
+        let local = || {
+            let bindings = local_bindings(text);
+            let (_, at, binding) = bindings.into_iter().rev().find(|(n, ..)| *n == head.name)?;
+            let before = &text[..at];
+            match binding {
+                Binding::Value(chain) => self.type_of(&chain, before),
+                Binding::Element(chain) => self.element_type(&chain, before),
+            }
+        };
         let mut ty = if head.called {
             index.member_type("", &head.name, true)?.to_owned()
         } else {
-            self.vars.get(&head.name)?.clone()
+            local().or_else(|| self.vars.get(&head.name).cloned())?
         };
         for link in rest {
             ty = index.member_type(&ty, &link.name, link.called)?.to_owned();
         }
         Some(ty)
+    }
+
+    /// The type of an element of what `chain` gives: a manager's `all()` lists what its
+    /// `get` returns (`client.instances.all()` lists `Instance`s).
+    fn element_type(&self, chain: &[Link], text: &str) -> Option<String> {
+        let (last, receiver) = chain.split_last()?;
+        if last.name != "all" || !last.called {
+            return None;
+        }
+        let manager = self.type_of(receiver, text)?;
+        self.index()
+            .member_type(&manager, "get", true)
+            .map(str::to_owned)
     }
 
     /// Members of a type: properties as they are, methods with their `(`.
@@ -203,7 +231,7 @@ impl ReplHelper {
         let ty = if receiver.is_empty() {
             String::new()
         } else {
-            self.type_of(receiver)?
+            self.type_of(receiver, text)?
         };
         let api = self.index().types.get(&ty)?;
         let signatures: Vec<String> = api
@@ -247,7 +275,7 @@ impl Completer for ReplHelper {
             }
             Slot::CommandArg(command) => self.command_argument(command, &word.partial),
             Slot::Global => self.globals(&word.partial),
-            Slot::Member(chain) => match self.type_of(chain) {
+            Slot::Member(chain) => match self.type_of(chain, &line[..word.start]) {
                 Some(ty) => self.members(&ty, &word.partial),
                 None => Vec::new(),
             },
@@ -255,7 +283,7 @@ impl Completer for ReplHelper {
                 let ty = if chain.is_empty() {
                     None
                 } else {
-                    self.type_of(chain)
+                    self.type_of(chain, &line[..word.start])
                 };
                 if !chain.is_empty() && ty.is_none() {
                     Vec::new()
@@ -409,9 +437,16 @@ pub fn highlight(line: &str, palette: Palette) -> String {
 }
 
 impl Validator for ReplHelper {
-    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
-        Ok(validate(&self.engine, ctx.input()))
+    /// Every line is submitted: the REPL gathers an incomplete entry's lines itself, each after
+    /// a continuation prompt. A paste of several lines is one line of the editor.
+    fn validate(&self, _ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
+        Ok(ValidationResult::Valid(None))
     }
+}
+
+/// Whether `input` needs more lines (an open block, call, string, or a statement cut short).
+pub fn is_incomplete(engine: &Engine, input: &str) -> bool {
+    matches!(validate(engine, input), ValidationResult::Incomplete)
 }
 
 /// Whether `input` is ready to run: incomplete code (an open block, call, string, or a
@@ -505,5 +540,45 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Completions of `line` (the cursor at its end) with `client` in scope.
+    fn completed(line: &str) -> Vec<String> {
+        use crate::script::client::ConnectDefaults;
+        use crate::script::runtime::{Bridge, Interrupt};
+        use crate::script::{Purpose, RunContext, build_engine};
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let context = Arc::new(RunContext {
+            bridge: Bridge::new(runtime.handle().clone(), Interrupt::default()),
+            defaults: ConnectDefaults::default(),
+            args: Vec::new(),
+            script_dir: None,
+            max_operations: 0,
+            progress: false,
+        });
+        let engine = Arc::new(build_engine(&context, Purpose::Exploring));
+        let mut helper = ReplHelper::new(engine, NameCache::default(), Palette { color: false });
+        helper.vars.insert("client".into(), "Client".into());
+        let history = rustyline::history::DefaultHistory::new();
+        let ctx = Context::new(&history);
+        let (_, pairs) = helper.complete(line, line.len(), &ctx).expect("complete");
+        pairs.into_iter().map(|p| p.display).collect()
+    }
+
+    /// A loop variable and a `let` earlier on the line complete as what they hold.
+    #[test]
+    fn loop_variables_and_earlier_lets_complete() {
+        assert_eq!(
+            completed("for x in client.instances.all() { x.sna"),
+            ["snapshots"]
+        );
+        assert_eq!(
+            completed(r#"let p = client.profiles.get("default"); p.desc"#),
+            ["description"]
+        );
+        assert_eq!(
+            completed(r#"let s = client.instances.get("a").snapshots; for t in s.all() { t.resto"#),
+            ["restore"]
+        );
     }
 }

@@ -23,6 +23,7 @@ use rustyline::{CompletionType, Editor};
 use self::display::Palette;
 use self::helper::{COMMANDS, ReplHelper};
 use self::names::NameCache;
+use crate::lxd::client::ServerIdentity;
 use crate::lxd::{instance, object};
 use crate::script::client::Client;
 use crate::script::explain::Hints;
@@ -62,6 +63,31 @@ pub fn run(context: &Arc<RunContext>) -> i32 {
     };
     repl.connect_default();
     repl.run()
+}
+
+/// The one line the REPL starts with: which server, where, which project, and where help is.
+fn banner(client: &Client) -> String {
+    let server = ServerIdentity::of(client.host_info());
+    let name = match server.name.as_str() {
+        "incus" => "Incus",
+        "lxd" => "LXD",
+        other => other,
+    };
+    let place = client
+        .remote()
+        .map_or_else(|| client.endpoint(), |remote| format!("remote {remote}"));
+    format!(
+        "lxd-script {}: `client` is {name} {} at {place}, project {}. :help for help, Tab completes.",
+        env!("CARGO_PKG_VERSION"),
+        server.version,
+        client.project()
+    )
+}
+
+/// The prompt of an entry's further lines: `...` under the end of the first prompt.
+fn continuation_prompt(prompt: &str) -> String {
+    let width = prompt.chars().count().saturating_sub(1);
+    format!("{:>width$} ", "...")
 }
 
 /// `$XDG_STATE_HOME/lxd-script/history`, else `~/.local/state/lxd-script/history`.
@@ -120,7 +146,12 @@ impl Repl {
     /// Binds `client` to the default client; says why when it cannot.
     fn connect_default(&mut self) {
         match self.evaluate("<connect>", "Client()") {
-            Ok(client) => self.bind_client(client),
+            Ok(client) => {
+                self.bind_client(client);
+                if let Some(client) = self.client() {
+                    println!("{}", banner(&client));
+                }
+            }
             Err(Outcome::Failed(m) | Outcome::Invalid(m)) => {
                 eprintln!("{m}\n(no `client` yet: `:remote NAME` or `let client = Client(...)`)");
             }
@@ -160,8 +191,13 @@ impl Repl {
     fn run(&mut self) -> i32 {
         let mut interrupted_at_prompt = false;
         let mut resumed: Option<String> = None;
+        // The lines of an entry still incomplete (an open block, call or string).
+        let mut pending = String::new();
         loop {
-            let prompt = self.prompt();
+            let prompt = match pending.is_empty() {
+                true => self.prompt(),
+                false => continuation_prompt(&self.prompt()),
+            };
             let read = match resumed.take() {
                 Some(text) => self.editor.readline_with_initial(&prompt, (&text, "")),
                 None => self.editor.readline(&prompt),
@@ -173,6 +209,11 @@ impl Repl {
                 Err(ReadlineError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
                     resumed = self.editor.helper().and_then(ReplHelper::take_editing);
                     eprintln!("(ignored input that is not UTF-8 text)");
+                    continue;
+                }
+                Err(ReadlineError::Interrupted) if !pending.is_empty() => {
+                    pending.clear();
+                    eprintln!("(entry dropped)");
                     continue;
                 }
                 Err(ReadlineError::Interrupted) => {
@@ -190,7 +231,21 @@ impl Repl {
                 }
             };
             interrupted_at_prompt = false;
-            if line.trim().is_empty() {
+            if pending.is_empty() && line.trim().is_empty() {
+                continue;
+            }
+            // An empty line runs an incomplete entry anyway (and shows why it is incomplete).
+            let run_anyway = !pending.is_empty() && line.trim().is_empty();
+            let line = match pending.is_empty() {
+                true => line,
+                false if run_anyway => std::mem::take(&mut pending),
+                false => format!("{}\n{line}", std::mem::take(&mut pending)),
+            };
+            if !run_anyway
+                && !line.trim_start().starts_with(':')
+                && helper::is_incomplete(&self.engine, &line)
+            {
+                pending = line;
                 continue;
             }
             self.remember(&line);
@@ -284,6 +339,7 @@ impl Repl {
                 Err(e) => eprintln!(":load: cannot read {arg}: {e}"),
             },
             "vars" => self.vars(),
+            "show" if !arg.is_empty() => self.show(arg),
             "remote" if !arg.is_empty() => self.switch_client("Client(__arg)", arg),
             "project" if !arg.is_empty() => {
                 match self.client().map(|c| c.names(object::PROJECTS)) {
@@ -315,7 +371,7 @@ impl Repl {
                 let _ = self.editor.clear_screen();
             }
             "quit" | "q" | "exit" => return Next::Exit(0),
-            "load" | "remote" | "project" => {
+            "load" | "remote" | "project" | "show" => {
                 eprintln!(":{name} needs an argument; see :help");
             }
             other => eprintln!(
@@ -356,6 +412,41 @@ impl Repl {
         } else {
             print!("{text}");
         }
+    }
+
+    /// `:show EXPR`: the value, an object as the tree of its fields (its `to_map()`).
+    fn show(&mut self, expr: &str) {
+        let value = match self.evaluate(":show", expr) {
+            Ok(value) => value,
+            Err(Outcome::Failed(m) | Outcome::Invalid(m)) => return eprintln!("{m}"),
+            Err(Outcome::Interrupted) => return eprintln!("interrupted"),
+            Err(_) => return,
+        };
+        let ty = script_type(&self.engine, value.type_name());
+        let has_fields = self.editor.helper().is_some_and(|h| {
+            h.index()
+                .types
+                .get(&ty)
+                .is_some_and(|api| api.methods.iter().any(|m| m.name == "to_map"))
+        });
+        let shown = if has_fields {
+            let title = display::one_line(&self.engine, &value);
+            let mark = self.scope.len();
+            self.scope.push("__shown", value);
+            let fields = self.evaluate(":show", "__shown.to_map()");
+            self.scope.rewind(mark);
+            match fields {
+                Ok(fields) => {
+                    println!("{}", self.palette.paint("1", &title));
+                    fields
+                }
+                Err(Outcome::Failed(m) | Outcome::Invalid(m)) => return eprintln!("{m}"),
+                Err(_) => return,
+            }
+        } else {
+            value
+        };
+        println!("{}", display::render(&self.engine, &shown, self.palette));
     }
 
     fn vars(&self) {
