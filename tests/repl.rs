@@ -290,4 +290,16 @@ fn banner_continuation_loops_and_show() {
     );
     assert!(screen.contains("\nconfig:\n  user.a: \"1\""), "{screen}");
     script_ok(&format!(r#"Client().profiles.get("{profile}").delete();"#));
+    // :clear leaves only the prompt on the screen.
+    tmux.keys(":clear");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let screen = tmux.screen();
+        let shown: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
+        if shown.len() == 1 && shown[0].ends_with(":default>") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not cleared:\n{screen}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
