@@ -24,6 +24,7 @@ use crate::script::explain::Hints;
 use crate::script::options::{MAX_SECONDS, seconds_to_duration};
 use crate::script::run::{self, Outcome};
 use crate::script::runtime::{Bridge, Interrupt};
+use crate::script::site::ScriptPlan;
 use crate::script::{Purpose, RunContext, SCRIPT_STACK_BYTES, build_engine, new_scope};
 use crate::terminal;
 
@@ -117,6 +118,37 @@ enum Command {
         #[arg(last = true)]
         command: Vec<String>,
     },
+    /// Show what `apply FILE` would change; FILE's last expression is the site map. Exit
+    /// status 0 when the server is as the site says, 3 when there are changes
+    Plan {
+        /// The script whose last expression is the site (#{networks, profiles, volumes, instances})
+        file: PathBuf,
+        /// Arguments for the script (`ARGS`)
+        args: Vec<String>,
+        /// Also plan deleting what apply created and the site no longer names
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Make the server as FILE's site says: prints the plan, asks on a terminal (unless --yes),
+    /// and carries it out
+    Apply {
+        /// The script whose last expression is the site
+        file: PathBuf,
+        /// Arguments for the script (`ARGS`)
+        args: Vec<String>,
+        /// Delete what apply created and the site no longer names
+        #[arg(long)]
+        prune: bool,
+        /// Allow deleting and remaking what cannot change in place (an instance's image)
+        #[arg(long)]
+        replace: bool,
+        /// How many changes run at once
+        #[arg(long, value_name = "N", default_value_t = 8)]
+        parallel: u32,
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
     /// Print the completion script of a shell (see the README for where it goes)
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -126,8 +158,10 @@ enum Command {
     Man,
 }
 
-const SUBCOMMANDS: [&str; 9] = [
+const SUBCOMMANDS: [&str; 11] = [
     "run",
+    "plan",
+    "apply",
     "eval",
     "check",
     "repl",
@@ -232,6 +266,32 @@ pub fn main(args: Vec<String>) -> i32 {
         }
         Some(Command::Shell { target, command }) => {
             shell(&context(Vec::new(), None), &target, command)
+        }
+        Some(Command::Plan { file, args, prune }) => {
+            let dir = file.parent().map(Path::to_path_buf);
+            let site = SiteRun {
+                file,
+                prune,
+                apply: None,
+            };
+            site.run(&context(args, dir))
+        }
+        Some(Command::Apply {
+            file,
+            args,
+            prune,
+            replace,
+            parallel,
+            yes,
+        }) => {
+            let dir = file.parent().map(Path::to_path_buf);
+            let apply = Some(ApplyFlags {
+                replace,
+                parallel,
+                yes,
+            });
+            let site = SiteRun { file, prune, apply };
+            site.run(&context(args, dir))
         }
         Some(Command::Completions { shell }) => completions(shell),
         Some(Command::Man) => man_page(),
@@ -394,6 +454,110 @@ fn shell(context: &Arc<RunContext>, target: &str, command: Vec<String>) -> i32 {
             1
         }
     }
+}
+
+/// `apply`'s own flags.
+struct ApplyFlags {
+    replace: bool,
+    parallel: u32,
+    yes: bool,
+}
+
+/// `lxd-script plan FILE` or `apply FILE`: FILE's last expression is the site.
+struct SiteRun {
+    file: PathBuf,
+    prune: bool,
+    apply: Option<ApplyFlags>,
+}
+
+/// `plan`'s exit status when the server differs from the site.
+const PLAN_HAS_CHANGES: i32 = 3;
+
+impl SiteRun {
+    fn run(&self, context: &Arc<RunContext>) -> i32 {
+        let name = self.file.display().to_string();
+        let source = match std::fs::read_to_string(&self.file) {
+            Ok(source) => source,
+            Err(e) => {
+                eprintln!("lxd-script: cannot read {name}: {e}");
+                return 2;
+            }
+        };
+        let engine = build_engine(context, Purpose::Scripts);
+        let mut scope = new_scope(context);
+        let hints = Hints::of_context(context);
+        let run = |scope: &mut rhai::Scope<'static>, label: &str, code: &str| {
+            run::compile(&engine, scope, label, code)
+                .map_err(Outcome::Invalid)
+                .and_then(|ast| run::run(&engine, scope, &ast, label, &hints))
+        };
+        let outcome = (|| {
+            let site = run(&mut scope, &name, &source)?;
+            if !site.is_map() {
+                return Err(Outcome::Failed(format!(
+                    "{name}: its last expression is the site map (#{{profiles, networks, volumes, instances}}), not {}",
+                    site.type_name()
+                )));
+            }
+            scope.push("__site", site);
+            scope.push("__prune", self.prune);
+            let plan = run(
+                &mut scope,
+                "<plan>",
+                "Client().plan(__site, #{prune: __prune})",
+            )?;
+            let Some(plan) = plan.try_cast::<ScriptPlan>() else {
+                return Err(Outcome::Failed("<plan>: no plan".into()));
+            };
+            let color = Palette::for_stdout().color;
+            print!("{}", plan.0.render(color));
+            let Some(flags) = &self.apply else {
+                return Ok(if plan.0.is_empty() {
+                    0
+                } else {
+                    PLAN_HAS_CHANGES
+                });
+            };
+            if plan.0.is_empty() {
+                return Ok(0);
+            }
+            if !flags.yes && std::io::stdin().is_terminal() && !confirmed() {
+                eprintln!("lxd-script apply: nothing was changed");
+                return Ok(1);
+            }
+            scope.push("__replace", flags.replace);
+            scope.push("__parallel", i64::from(flags.parallel));
+            let _carried_out = run(
+                &mut scope,
+                "<apply>",
+                "Client().apply(__site, #{prune: __prune, replace: __replace, parallel: __parallel})",
+            )?;
+            println!("Applied: the server is as the site says.");
+            Ok(0)
+        })();
+        drop(scope);
+        std::mem::forget(engine);
+        match outcome {
+            Ok(code) => code,
+            Err(outcome) => {
+                match &outcome {
+                    Outcome::Failed(m) | Outcome::Invalid(m) => eprintln!("{m}"),
+                    Outcome::Interrupted => eprintln!("{name}: interrupted"),
+                    Outcome::Finished | Outcome::Exit(_) => {}
+                }
+                outcome.exit_code()
+            }
+        }
+    }
+}
+
+/// Asks on the terminal whether to go on; only `yes` goes on.
+fn confirmed() -> bool {
+    use std::io::Write;
+    print!("Apply these changes? Only 'yes' goes on: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == "yes"
 }
 
 /// `lxd-script completions SHELL`: the shell's completion script, from the command line's

@@ -33,15 +33,19 @@ fn client_properties() {
         check_eq(c.server.version, c.host_info.environment.server_version, "server.version");
         check_eq(`${c.server}`, `SERVER ${c.server.version}`, "server as text");
         check_eq(c.project, "default", "project");
-        let p = c.with_project("other");
-        check_eq(p.project, "other", "with_project");
-        check_eq(p.host_info.environment.project, "other", "host_info is read in the project");
+        c.projects.create("PROJECT");
+        let p = c.with_project("PROJECT");
+        check_eq(p.project, "PROJECT", "with_project");
+        check_eq(p.host_info.environment.project, "PROJECT", "host_info is read in the project");
         check_eq(c.host_info.environment.project, "default", "and the original's in its own");
         check_eq(c.project, "default", "the original keeps its project");
+        c.projects.get("PROJECT").delete();
+        check_eq(error_of(|| c.with_project("PROJECT")).kind, "NotFound", "a missing project");
         print(c.endpoint);
         "#
         .replace("SERVER", common::server().name())
-        .replace("VERSION", common::server().version_prefix()),
+        .replace("VERSION", common::server().version_prefix())
+        .replace("PROJECT", &common::unique("proj")),
     );
     assert_eq!(out.trim(), format!("unix:{}", tb.socket().display()));
 }

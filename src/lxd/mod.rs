@@ -35,6 +35,7 @@ pub(crate) mod object;
 pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod sftp;
+pub(crate) mod site;
 pub(crate) mod snapshot;
 pub(crate) mod tls;
 pub(crate) mod transport;

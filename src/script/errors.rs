@@ -20,6 +20,8 @@ pub enum ScriptErrorKind {
     ReadOnly,
     /// One or more calls of a script's `parallel` failed.
     Parallel,
+    /// Some changes of an `apply` failed (`e.done`, `e.failed`, `e.skipped` say which).
+    Apply,
 }
 
 impl ScriptErrorKind {
@@ -29,6 +31,7 @@ impl ScriptErrorKind {
             ScriptErrorKind::Client(kind) => kind.as_str(),
             ScriptErrorKind::ReadOnly => "ReadOnly",
             ScriptErrorKind::Parallel => "Parallel",
+            ScriptErrorKind::Apply => "Apply",
         }
     }
 }

@@ -33,6 +33,7 @@ pub(crate) mod progress;
 pub(crate) mod reference;
 pub(crate) mod run;
 pub(crate) mod runtime;
+pub(crate) mod site;
 pub(crate) mod snapshot;
 pub(crate) mod stdlib;
 pub(crate) mod summary;
@@ -94,6 +95,7 @@ pub fn build_engine(context: &Arc<RunContext>, purpose: Purpose) -> Engine {
     client::register(&mut api, context);
     instance::register(&mut api);
     snapshot::register(&mut api);
+    site::register(&mut api);
     backups::register(&mut api);
     exec::register(&mut api);
     files::register(&mut api);

@@ -1,0 +1,227 @@
+//! Desired state: `client.plan(site)`, `client.apply(site)` and `lxd-script plan|apply FILE`,
+//! on the real servers.
+
+mod common;
+
+use common::{Cleanup, Needs, lxd_script, script, script_ok};
+
+/// The `lxc` command on this pass's server (Incus through its HTTPS remote).
+fn lxc(args: &[&str]) -> String {
+    let out = std::process::Command::new("lxc")
+        .args(args)
+        .output()
+        .expect("lxc");
+    assert!(out.status.success(), "lxc {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A site of its own for one test: a profile, a network, a volume and an instance that uses
+/// all three, runs, and has a file.
+fn site(tag: &str, role: &str) -> String {
+    format!(
+        r#"#{{
+            profiles: #{{ "{tag}-p": #{{ description: "web tier", config: #{{ "limits.memory": "256MB" }} }} }},
+            networks: #{{ "{tag}n": #{{ type: "bridge", config: #{{ "ipv4.address": "none", "ipv6.address": "none" }} }} }},
+            volumes: #{{ "default/{tag}-v": #{{ config: #{{ size: "16MB" }} }} }},
+            instances: #{{
+                "{tag}-i": #{{
+                    source: #{{ type: "image", alias: "busybox" }},
+                    profiles: ["default", "{tag}-p"],
+                    config: #{{ "user.role": "{role}" }},
+                    devices: #{{
+                        eth1: #{{ type: "nic", network: "{tag}n", name: "eth1" }},
+                        data: #{{ type: "disk", pool: "default", source: "{tag}-v", path: "/data" }},
+                    }},
+                    status: "Running",
+                    files: #{{ "/etc/motd": #{{ content: "hello {role}\n", mode: "0640", uid: 0, gid: 0 }} }},
+                }},
+            }},
+        }}"#
+    )
+}
+
+/// Removes what a site test made, whatever happened.
+struct SiteCleanup(String);
+
+impl Drop for SiteCleanup {
+    fn drop(&mut self) {
+        let tag = &self.0;
+        let _ = script(&format!(
+            r#"let c = Client();
+               for i in c.instances.all() {{ if i.name.starts_with("{tag}") {{ i.delete(#{{wait: true, force: true}}); }} }}
+               for p in c.profiles.all() {{ if p.name.starts_with("{tag}") {{ p.delete(); }} }}
+               let pool = c.storage_pools.get("default");
+               for v in pool.volumes.all() {{ if v.name.starts_with("{tag}") {{ v.delete(); }} }}
+               for n in c.networks.all() {{ if n.name.starts_with("{tag}") {{ n.delete(); }} }}"#
+        ));
+    }
+}
+
+/// Held by each test while it applies: a prune deletes every marked object of the kinds its
+/// site names, those of the other tests included.
+static ONE_SITE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_site_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_SITE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A tag short enough for a network name (15 characters at most).
+fn tag() -> String {
+    format!("s{}", std::process::id() % 100_000)
+}
+
+/// From nothing, `apply` makes everything, marked; a second `apply` sends no change at all;
+/// drift made with `lxc` shows in `plan` and `apply` repairs it.
+#[test]
+fn apply_creates_then_changes_nothing_then_repairs_drift() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let _one = one_site_at_a_time();
+    let tag = format!("{}a", tag());
+    let _cleanup = SiteCleanup(tag.clone());
+    let site = site(&tag, "web");
+    let out = script_ok(&format!(
+        r#"let c = Client();
+           let site = {site};
+           let plan = c.plan(site);
+           print(plan.changes.map(|ch| `${{ch.action}} ${{ch.kind}} ${{ch.name}}`));
+           c.apply(site);
+           let i = c.instances.get("{tag}-i");
+           check_eq(i.status, "Running", "running");
+           check_eq(i.config["user.lxd-script.managed"], "true", "marked");
+           check_eq(i.files.get("/etc/motd").as_string(), "hello web\n", "the file");
+           check_eq(c.profiles.get("{tag}-p").config["user.lxd-script.managed"], "true", "marked");
+           check(c.plan(site).is_empty(), "nothing left to do");"#
+    ));
+    assert_eq!(
+        out.trim(),
+        format!(
+            "[\"create network {tag}n\", \"create profile {tag}-p\", \"create volume default/{tag}-v\", \"create instance {tag}-i\"]"
+        )
+    );
+    // A second apply: only reads.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("site.rhai");
+    std::fs::write(&file, &site).expect("write");
+    let run = lxd_script(&["-v", "apply", "--yes", file.to_str().expect("path")]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.starts_with("No changes"), "{run:?}");
+    let requests: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("lxd: "))
+        .collect();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.contains(" GET ") || r.contains(" HEAD ")),
+        "a no-op apply only reads: {requests:#?}"
+    );
+    assert!(requests.len() <= 10, "one listing per kind: {requests:#?}");
+    // Drift: changed with lxc, shown by plan (exit 3), repaired by apply.
+    let remote = common::server().remote();
+    lxc(&[
+        "config",
+        "set",
+        &format!("{remote}:{tag}-i"),
+        "user.role",
+        "db",
+    ]);
+    let planned = lxd_script(&["plan", file.to_str().expect("path")]);
+    assert_eq!(planned.code, 3, "{planned:?}");
+    assert!(
+        planned.stdout.contains(&format!(
+            "~ update instance {tag}-i\n    config.user.role: \"db\" -> \"web\"\n"
+        )),
+        "{planned:?}"
+    );
+    let applied = lxd_script(&["apply", "--yes", file.to_str().expect("path")]);
+    assert_eq!(applied.code, 0, "{applied:?}");
+    let fixed = lxc(&["config", "get", &format!("{remote}:{tag}-i"), "user.role"]);
+    assert_eq!(fixed.trim(), "web");
+    assert_eq!(lxd_script(&["plan", file.to_str().expect("path")]).code, 0);
+}
+
+/// `prune` deletes what apply made and the site no longer names, never what it did not make;
+/// a change LXD cannot make in place is `-/+ replace`, refused (with the plan, before any
+/// change) unless `replace: true`.
+#[test]
+fn prune_only_marked_and_replace_only_when_allowed() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let _one = one_site_at_a_time();
+    let tag = format!("{}b", tag());
+    let _cleanup = SiteCleanup(tag.clone());
+    let unmarked = format!("{tag}-hand");
+    let _instance = Cleanup::new("main", &[&format!("{tag}-i")]);
+    let out = script_ok(&format!(
+        r#"let c = Client();
+           c.profiles.create("{unmarked}");
+           c.apply(#{{ profiles: #{{ "{tag}-old": #{{}}, "{tag}-keep": #{{}} }},
+                      instances: #{{ "{tag}-i": #{{ source: #{{ type: "image", alias: "busybox" }} }} }} }});
+           let plan = c.plan(#{{ profiles: #{{ "{tag}-keep": #{{}} }} }}, #{{prune: true}});
+           print(plan);
+           c.apply(#{{ profiles: #{{ "{tag}-keep": #{{}} }} }}, #{{prune: true}});
+           check(!c.profiles.exists("{tag}-old"), "the marked profile is pruned");
+           check(c.profiles.exists("{unmarked}"), "the unmarked one stays");
+           check(c.instances.exists("{tag}-i"), "instances were not named: not pruned");
+           let vm = #{{ instances: #{{ "{tag}-i": #{{ source: #{{ type: "image", alias: "busybox" }}, type: "virtual-machine" }} }} }};
+           print(c.plan(vm));
+           let e = error_of(|| c.apply(vm));
+           check_eq(e.kind, "InvalidArgument", e.message);
+           check(e.message.contains("replace: true"), e.message);
+           check_eq(c.instances.get("{tag}-i").type, "container", "nothing changed");"#
+    ));
+    assert!(
+        out.contains(&format!("- delete profile {tag}-old\n")),
+        "{out}"
+    );
+    assert!(!out.contains(&format!("{unmarked}")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "-/+ replace instance {tag}-i\n    type: \"container\" -> \"virtual-machine\"\n"
+        )),
+        "{out}"
+    );
+    script_ok(&format!(r#"Client().profiles.get("{unmarked}").delete();"#));
+}
+
+/// A failure mid-apply stops what depends on it, the rest is made, and the error says what
+/// was done, what failed and what was skipped; applying a fixed site goes on from there.
+#[test]
+fn a_failure_reports_done_failed_skipped_and_a_rerun_converges() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let _one = one_site_at_a_time();
+    let tag = format!("{}c", tag());
+    let _cleanup = SiteCleanup(tag.clone());
+    let broken = |memory: &str| {
+        format!(
+            r#"#{{ profiles: #{{ "{tag}-ok": #{{}}, "{tag}-bad": #{{ config: #{{ "limits.memory": "{memory}" }} }} }},
+                  instances: #{{ "{tag}-i": #{{ source: #{{ type: "image", alias: "busybox" }}, profiles: ["default", "{tag}-bad"] }} }} }}"#
+        )
+    };
+    let out = script_ok(&format!(
+        r#"let c = Client();
+           let e = error_of(|| c.apply({}));
+           check_eq(e.kind, "Apply", e.message);
+           print(e.done); print(e.failed.map(|f| f.change)); print(e.skipped);
+           print(e.message);
+           c.apply({});
+           check(c.instances.exists("{tag}-i"), "made on the rerun");
+           check(c.plan({}).is_empty(), "converged");"#,
+        broken("lots"),
+        broken("64MB"),
+        broken("64MB")
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], format!("[\"create profile {tag}-ok\"]"), "{out}");
+    assert_eq!(lines[1], format!("[\"create profile {tag}-bad\"]"), "{out}");
+    assert_eq!(lines[2], format!("[\"create instance {tag}-i\"]"), "{out}");
+    assert!(lines[3].starts_with("1 of 3 changes failed:"), "{out}");
+}
