@@ -180,7 +180,7 @@ fn prune_only_marked_and_replace_only_when_allowed() {
         out.contains(&format!("- delete profile {tag}-old\n")),
         "{out}"
     );
-    assert!(!out.contains(&format!("{unmarked}")), "{out}");
+    assert!(!out.contains(&unmarked), "{out}");
     assert!(
         out.contains(&format!(
             "-/+ replace instance {tag}-i\n    type: \"container\" -> \"virtual-machine\"\n"
