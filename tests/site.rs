@@ -225,3 +225,39 @@ fn a_failure_reports_done_failed_skipped_and_a_rerun_converges() {
     assert_eq!(lines[2], format!("[\"create instance {tag}-i\"]"), "{out}");
     assert!(lines[3].starts_with("1 of 3 changes failed:"), "{out}");
 }
+
+/// A site applied to a cluster places its instances on the members their `target` names, and
+/// a changed `target` moves the instance there (it comes back running).
+#[test]
+fn a_cluster_site_places_and_moves_by_target() {
+    if common::testbed_for(Needs::Lxd("it needs LXD's cluster")).is_none() {
+        return;
+    }
+    let _one = one_site_at_a_time();
+    let name = common::unique("placed");
+    let _cleanup = Cleanup::new("cluster", &[&name]);
+    let site = |member: &str| {
+        format!(
+            r#"#{{ instances: #{{ "{name}": #{{ source: #{{ type: "image", alias: "busybox" }}, status: "Running", target: "{member}" }} }} }}"#
+        )
+    };
+    let out = script_ok(&format!(
+        r#"let c = Client("cluster");
+           c.apply({});
+           check_eq(c.instances.get("{name}").location, "m2", "placed on m2");
+           print(c.plan({}));
+           c.apply({});
+           let i = c.instances.get("{name}");
+           check_eq(i.location, "m1", "moved to m1");
+           check_eq(i.status, "Running", "running again");
+           check(c.plan({}).is_empty(), "converged");"#,
+        site("m2"),
+        site("m1"),
+        site("m1"),
+        site("m1")
+    ));
+    assert!(
+        out.contains(&format!("~ update instance {name}\n    target: \"m2\" -> \"m1\"\n")),
+        "{out}"
+    );
+}
