@@ -257,7 +257,9 @@ fn a_cluster_site_places_and_moves_by_target() {
         site("m1")
     ));
     assert!(
-        out.contains(&format!("~ update instance {name}\n    target: \"m2\" -> \"m1\"\n")),
+        out.contains(&format!(
+            "~ update instance {name}\n    target: \"m2\" -> \"m1\"\n"
+        )),
         "{out}"
     );
 }
