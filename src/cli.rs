@@ -121,7 +121,7 @@ enum Command {
     /// Show what `apply FILE` would change; FILE's last expression is the site map. Exit
     /// status 0 when the server is as the site says, 3 when there are changes
     Plan {
-        /// The script whose last expression is the site (#{networks, profiles, volumes, instances})
+        /// The script whose last expression is the site (#{projects, networks, profiles, volumes, instances})
         file: PathBuf,
         /// Arguments for the script (`ARGS`)
         args: Vec<String>,

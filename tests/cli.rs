@@ -156,11 +156,11 @@ fn version_and_help() {
     assert!(h.stdout.contains("Examples:") && h.stdout.contains("--endpoint"));
 }
 
-/// Without a terminal, bare `lxd-script` runs its standard input.
-#[test]
-fn stdin_is_a_script_when_not_a_terminal() {
+/// `lxd-script ARGS...` with `input` on its standard input.
+fn with_stdin(args: &[&str], input: &[u8]) -> std::process::Output {
     use std::io::Write;
     let mut child = binary()
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -169,9 +169,15 @@ fn stdin_is_a_script_when_not_a_terminal() {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(b"print(6 * 7);")
+        .write_all(input)
         .expect("write");
-    let out = child.wait_with_output().expect("wait");
+    child.wait_with_output().expect("wait")
+}
+
+/// Without a terminal, bare `lxd-script` runs its standard input.
+#[test]
+fn stdin_is_a_script_when_not_a_terminal() {
+    let out = with_stdin(&[], b"print(6 * 7);");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n");
 }
 
@@ -189,20 +195,7 @@ fn eval_prints_the_value_of_its_last_expression() {
 /// printed (a script prints what it means to).
 #[test]
 fn run_dash_reads_the_script_from_stdin() {
-    use std::io::Write;
-    let mut child = binary()
-        .args(["run", "-", "one", "two"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"print(ARGS); 7")
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
+    let out = with_stdin(&["run", "-", "one", "two"], b"print(ARGS); 7");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "[\"one\", \"two\"]\n");
 }

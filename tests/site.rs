@@ -263,3 +263,28 @@ fn a_cluster_site_places_and_moves_by_target() {
         "{out}"
     );
 }
+
+/// Projects are made first (marked, with their config) and pruned last.
+#[test]
+fn projects_are_made_first_and_pruned_last() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let _one = one_site_at_a_time();
+    let tag = format!("{}d", tag());
+    let out = script_ok(&format!(
+        r#"let c = Client();
+           let site = #{{ projects: #{{ "{tag}-proj": #{{ description: "a site's own", config: #{{ "features.images": "false" }} }} }},
+                         profiles: #{{ "{tag}-p": #{{}} }} }};
+           print(c.plan(site).changes.map(|ch| ch.kind));
+           c.apply(site);
+           let p = c.projects.get("{tag}-proj");
+           check_eq(p.description, "a site's own", "made");
+           check_eq(p.config["user.lxd-script.managed"], "true", "marked");
+           check(c.plan(site).is_empty(), "nothing left to do");
+           c.apply(#{{ projects: #{{}}, profiles: #{{}} }}, #{{prune: true}});
+           check(!c.projects.exists("{tag}-proj"), "pruned");
+           check(!c.profiles.exists("{tag}-p"), "pruned");"#
+    ));
+    assert_eq!(out.trim(), "[\"project\", \"profile\"]");
+}

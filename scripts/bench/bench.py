@@ -150,6 +150,8 @@ def workloads(quick):
     def n(full):
         return small or full
 
+    site_size = 5 if quick else 50
+
     def fleet_line(width):
         one = ("lxc launch busybox bfl-lxc-$i -q && lxc exec bfl-lxc-$i -- true && "
                "lxc delete -f bfl-lxc-$i")
@@ -240,6 +242,17 @@ def workloads(quick):
                  fleet_line(1), 1, 1),
         Workload("fleet10", "fleet of 10, 10 at a time", "fleet", ["bfp-{who}-{rep}", "10", "10"],
                  fleet_line(10), n(5), 1),
+        # Desired state, lxd-script alone (no other contender has it): plan and a no-op apply
+        # of a standing 50-instance site, and a site made and started from nothing beside the
+        # same work done by fleet::launch (both 8 at a time).
+        Workload("siteplan", "plan of a 50-instance site (no change)", "site-plan",
+                 ["bench-site", "50"], None, n(3), n(5), only=["lxd-script"]),
+        Workload("sitenoop", "apply of a 50-instance site (no change)", "site-noop",
+                 ["bench-site", "50"], None, n(3), n(5), only=["lxd-script"]),
+        Workload("siteapply", f"apply of a {site_size}-instance site from nothing", "site-apply",
+                 ["default", str(site_size), "bsa-{rep}"], None, 1, 1, only=["lxd-script"]),
+        Workload("fleetlaunch", f"fleet::launch of the same {site_size} instances", "fleet-launch",
+                 ["default", str(site_size), "bfa-{rep}"], None, 1, 1, only=["lxd-script"]),
     ]
     return rows
 

@@ -1,5 +1,5 @@
-//! Desired state. A site names the networks, profiles, storage volumes and instances it wants,
-//! with only the fields it cares about; [`plan`] compares it with what the server has (one
+//! Desired state. A site names the projects, networks, profiles, storage volumes and instances
+//! it wants, with only the fields it cares about; [`plan`] compares it with what the server has (one
 //! recursive listing per kind, plus the files an instance declares) and [`apply`] carries the
 //! plan out, level by level, the independent changes of a level at once. The server is the
 //! state: what `apply` creates is marked with [`MANAGED_KEY`], and only marked objects are ever
@@ -24,6 +24,8 @@ pub const MANAGED_KEY: &str = "user.lxd-script.managed";
 /// The kinds of object a site manages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SiteKind {
+    /// A project.
+    Project,
     /// A network.
     Network,
     /// A profile.
@@ -35,7 +37,8 @@ pub enum SiteKind {
 }
 
 impl SiteKind {
-    const ALL: [SiteKind; 4] = [
+    const ALL: [SiteKind; 5] = [
+        SiteKind::Project,
         SiteKind::Network,
         SiteKind::Profile,
         SiteKind::Volume,
@@ -45,6 +48,7 @@ impl SiteKind {
     /// The word plans use (`profile`).
     pub fn as_str(self) -> &'static str {
         match self {
+            SiteKind::Project => "project",
             SiteKind::Network => "network",
             SiteKind::Profile => "profile",
             SiteKind::Volume => "volume",
@@ -55,6 +59,7 @@ impl SiteKind {
     /// Its key in a site (`profiles`).
     fn site_key(self) -> &'static str {
         match self {
+            SiteKind::Project => "projects",
             SiteKind::Network => "networks",
             SiteKind::Profile => "profiles",
             SiteKind::Volume => "volumes",
@@ -65,6 +70,7 @@ impl SiteKind {
     /// The fields a site may give an object of this kind.
     fn fields(self) -> &'static [&'static str] {
         match self {
+            SiteKind::Project => &["description", "config"],
             SiteKind::Network => &["type", "description", "config"],
             SiteKind::Profile => &["description", "config", "devices"],
             SiteKind::Volume => &["description", "config"],
@@ -86,7 +92,7 @@ impl SiteKind {
     /// by a PATCH.
     fn patchable(self) -> &'static [&'static str] {
         match self {
-            SiteKind::Network | SiteKind::Volume => &["description", "config"],
+            SiteKind::Project | SiteKind::Network | SiteKind::Volume => &["description", "config"],
             SiteKind::Profile => &["description", "config", "devices"],
             SiteKind::Instance => &["description", "profiles", "config", "devices"],
         }
@@ -134,11 +140,12 @@ fn refused(message: String) -> Error {
 }
 
 impl Site {
-    /// Reads a site: `#{networks, profiles, volumes, instances}`, each a map of name to fields.
+    /// Reads a site: `#{projects, networks, profiles, volumes, instances}`, each a map of name
+    /// to fields.
     pub fn from_value(site: &Value) -> Result<Site> {
         let Value::Object(top) = site else {
             return Err(refused(format!(
-                "a site is a map of kinds (networks, profiles, volumes, instances), not {}",
+                "a site is a map of kinds (projects, networks, profiles, volumes, instances), not {}",
                 kind_of(site)
             )));
         };
@@ -526,6 +533,11 @@ async fn current(client: &Client, kind: SiteKind, site: &Site) -> Result<Current
         (name, fields)
     };
     Ok(match kind {
+        SiteKind::Project => list(object::PROJECTS.to_owned())
+            .await?
+            .into_iter()
+            .map(named)
+            .collect(),
         SiteKind::Network => list(object::NETWORKS.to_owned())
             .await?
             .into_iter()
@@ -560,21 +572,54 @@ async fn current(client: &Client, kind: SiteKind, site: &Site) -> Result<Current
     })
 }
 
+/// How many objects' extra reads (their files) a plan makes at once.
+const PLAN_READS_AT_ONCE: usize = 16;
+
 /// Compares the site with the server: what `apply` would do.
 pub async fn plan(client: &Client, site: &Site, opts: PlanOptions) -> Result<Plan> {
     let kinds: Vec<SiteKind> = site.kinds.iter().copied().collect();
     let listed =
         futures_util::future::try_join_all(kinds.iter().map(|k| current(client, *k, site))).await?;
     let have: BTreeMap<SiteKind, Current> = kinds.into_iter().zip(listed).collect();
+    let existing = |wanted: &Desired| have.get(&wanted.kind).and_then(|c| c.get(&wanted.name));
+    // Each image alias the existing instances' sources name, resolved once.
+    let aliases: BTreeSet<&str> = site
+        .objects
+        .iter()
+        .filter(|wanted| existing(wanted).is_some())
+        .filter_map(|wanted| wanted.spec.get("source"))
+        .filter(|source| source.get("server").is_none())
+        .filter_map(|source| source.get("alias").and_then(Value::as_str))
+        .collect();
+    let targets = futures_util::future::try_join_all(aliases.iter().map(|alias| async move {
+        let meta = client
+            .get(&format!("{}/{}", object::IMAGE_ALIASES, segment(alias)))
+            .await
+            .map_err(|e| e.naming_missing(|| client.missing("Image alias", alias)))?;
+        let target = meta
+            .get("target")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        Ok::<_, Error>(((*alias).to_owned(), target.to_owned()))
+    }))
+    .await?;
+    let images: BTreeMap<String, String> = targets.into_iter().collect();
     let mut changes = Vec::new();
-    for wanted in &site.objects {
-        let Some(current) = have.get(&wanted.kind).and_then(|c| c.get(&wanted.name)) else {
-            changes.push(creation(wanted));
-            continue;
-        };
-        if let Some(change) = update(client, wanted, current).await? {
-            changes.push(change);
-        }
+    let pairs: Vec<(&Desired, &Map<String, Value>)> = site
+        .objects
+        .iter()
+        .filter_map(|wanted| existing(wanted).map(|current| (wanted, current)))
+        .collect();
+    let updates = stream::iter(pairs)
+        .map(|(wanted, current)| update(client, wanted, current, &images))
+        .buffered(PLAN_READS_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await;
+    for change in updates {
+        changes.extend(change?);
+    }
+    for wanted in site.objects.iter().filter(|w| existing(w).is_none()) {
+        changes.push(creation(wanted));
     }
     if opts.prune {
         for (kind, objects) in &have {
@@ -611,15 +656,21 @@ pub async fn plan(client: &Client, site: &Site, opts: PlanOptions) -> Result<Pla
     Ok(Plan { changes })
 }
 
-/// The order changes are shown and made in.
+/// The order changes are shown and made in: instances to prune, projects, the objects
+/// instances use, instances, then the other deletions, projects last.
 fn order(change: &Change) -> u8 {
     match (change.action, change.kind) {
         (Action::Delete, SiteKind::Instance) => 0,
-        (Action::Delete, _) => 3,
-        (_, SiteKind::Instance) => 2,
-        _ => 1,
+        (Action::Delete, SiteKind::Project) => 5,
+        (Action::Delete, _) => 4,
+        (_, SiteKind::Project) => 1,
+        (_, SiteKind::Instance) => 3,
+        _ => 2,
     }
 }
+
+/// The last level of [`order`].
+const LAST_LEVEL: u8 = 5;
 
 fn creation(wanted: &Desired) -> Change {
     let mut diff = Vec::new();
@@ -666,6 +717,7 @@ async fn update(
     client: &Client,
     wanted: &Desired,
     current: &Map<String, Value>,
+    images: &BTreeMap<String, String>,
 ) -> Result<Option<Change>> {
     let mut diff = Vec::new();
     let mut patch = Map::new();
@@ -734,7 +786,7 @@ async fn update(
             });
         }
         if let Some(source) = wanted.spec.get("source")
-            && let Some(changed) = source_change(client, source, current).await?
+            && let Some(changed) = source_change(source, current, images)
         {
             replace.push(changed);
         }
@@ -806,49 +858,36 @@ async fn update(
 
 /// The replace an instance's source calls for: the image it was made from
 /// (`volatile.base_image`) is not the one the source names now. Unknown stays unchanged.
-async fn source_change(
-    client: &Client,
+/// The first 12 characters of a fingerprint, as `lxc` shows it.
+fn short(fingerprint: &str) -> String {
+    fingerprint.chars().take(12).collect()
+}
+
+fn source_change(
     source: &Value,
     current: &Map<String, Value>,
-) -> Result<Option<FieldChange>> {
-    let Some(base) = current
+    images: &BTreeMap<String, String>,
+) -> Option<FieldChange> {
+    let base = current
         .get("config")
         .and_then(|c| c.get("volatile.base_image"))
-        .and_then(Value::as_str)
-    else {
-        return Ok(None);
-    };
-    let wanted = if let Some(fingerprint) = source.get("fingerprint").and_then(Value::as_str) {
-        fingerprint.to_owned()
-    } else if let (Some(alias), None) = (
+        .and_then(Value::as_str)?;
+    let wanted = match (
+        source.get("fingerprint").and_then(Value::as_str),
         source.get("alias").and_then(Value::as_str),
-        source.get("server"),
     ) {
-        let meta = client
-            .get(&format!("{}/{}", object::IMAGE_ALIASES, segment(alias)))
-            .await
-            .map_err(|e| e.naming_missing(|| client.missing("Image alias", alias)))?;
-        meta.get("target")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    } else {
-        return Ok(None);
+        (Some(fingerprint), _) => fingerprint.to_owned(),
+        (None, Some(alias)) => images.get(alias)?.clone(),
+        (None, None) => return None,
     };
     if wanted.is_empty() || base.starts_with(&wanted) || wanted.starts_with(base) {
-        return Ok(None);
+        return None;
     }
-    Ok(Some(FieldChange {
+    Some(FieldChange {
         field: "source".into(),
-        old: Some(Value::String(format!(
-            "image {}",
-            &base[..12.min(base.len())]
-        ))),
-        new: Some(Value::String(format!(
-            "image {}",
-            &wanted[..12.min(wanted.len())]
-        ))),
-    }))
+        old: Some(Value::String(format!("image {}", short(base)))),
+        new: Some(Value::String(format!("image {}", short(&wanted)))),
+    })
 }
 
 /// Why the file in the instance is not as `spec` says (`None` when it is).
@@ -899,9 +938,10 @@ pub struct ApplyReport {
     pub skipped: Vec<String>,
 }
 
-/// Carries `plan` out, level by level: instances to prune, then networks, profiles and
-/// volumes, then instances (each made, patched, its files written, its status reached), then
-/// the other objects to prune. A change whose dependency failed is skipped; the others go on.
+/// Carries `plan` out, level by level: instances to prune, then projects, then networks,
+/// profiles and volumes, then instances (each made, patched, its files written, its status
+/// reached), then the other objects to prune, projects last. A change whose dependency failed
+/// is skipped; the others go on.
 /// A plan with a replace is refused whole unless `opts.replace`.
 pub async fn apply(client: &Client, plan: &Plan, opts: ApplyOptions) -> Result<ApplyReport> {
     if !opts.replace && plan.changes.iter().any(|c| c.action == Action::Replace) {
@@ -912,7 +952,7 @@ pub async fn apply(client: &Client, plan: &Plan, opts: ApplyOptions) -> Result<A
     }
     let mut report = ApplyReport::default();
     let mut failed: BTreeSet<(SiteKind, String)> = BTreeSet::new();
-    for level in 0..=3 {
+    for level in 0..=LAST_LEVEL {
         let steps: Vec<&Change> = plan.changes.iter().filter(|c| order(c) == level).collect();
         let mut runnable = Vec::new();
         for change in steps {
@@ -985,6 +1025,7 @@ fn dependencies(change: &Change) -> Vec<(SiteKind, String)> {
 /// The path of an object of the site.
 fn object_path(kind: SiteKind, name: &str) -> String {
     match kind {
+        SiteKind::Project => format!("{}/{}", object::PROJECTS, segment(name)),
         SiteKind::Network => format!("{}/{}", object::NETWORKS, segment(name)),
         SiteKind::Profile => format!("{}/{}", object::PROFILES, segment(name)),
         SiteKind::Instance => instance::path(name),
@@ -1012,6 +1053,7 @@ fn create_request(wanted: &Desired) -> Request {
         config.insert(MANAGED_KEY.into(), Value::String("true".into()));
     }
     let (path, name) = match wanted.kind {
+        SiteKind::Project => (object::PROJECTS.to_owned(), wanted.name.clone()),
         SiteKind::Network => (object::NETWORKS.to_owned(), wanted.name.clone()),
         SiteKind::Profile => (object::PROFILES.to_owned(), wanted.name.clone()),
         SiteKind::Instance => (instance::COLLECTION.to_owned(), wanted.name.clone()),

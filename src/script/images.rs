@@ -192,7 +192,7 @@ pub fn register(api: &mut Api) {
         .with_comments(["/// Streams the image to a local file (a split image also writes FILE.root); returns the paths written."])
         .register_into(api, |i: &mut Object<ImageKind>, local: &str| -> RhaiResultOf<rhai::Array> {
             let size = i.field("size")?.as_int().ok().and_then(|s| u64::try_from(s).ok());
-            let progress = byte_progress(&i.client, format!("export {}", &i.name[..12.min(i.name.len())]), size);
+            let progress = byte_progress(&i.client, format!("export {}", i.name.chars().take(12).collect::<String>()), size);
             let written = i.client.bridge.block_on(images_api(&i.client).export(&i.name, Path::new(local), progress))?;
             Ok(written.iter().map(|p| Dynamic::from(p.display().to_string())).collect())
         });

@@ -141,7 +141,7 @@ fn changes(plan: &Plan) -> Array {
 pub fn register(api: &mut Api) {
     api.register_type_with_name::<ScriptPlan>("Plan");
     rhai::FuncRegistration::new("plan")
-        .with_comments(["/// What apply(site) would do, changing nothing: a Plan (print it, or read plan.changes). The site is #{networks, profiles, volumes, instances}, each a map of name to the fields that matter; only what it names is compared."])
+        .with_comments(["/// What apply(site) would do, changing nothing: a Plan (print it, or read plan.changes). The site is #{projects, networks, profiles, volumes, instances}, each a map of name to the fields that matter; only what it names is compared."])
         .register_into(api, |c: &mut Client, site: Map| -> RhaiResultOf<ScriptPlan> {
             Ok(ScriptPlan(plan(c, &site_of("plan", &site)?, false)?))
         });
