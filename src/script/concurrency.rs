@@ -16,7 +16,9 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext}
 use super::api::{Api, RegisterInto};
 use super::client::duration_arg;
 use super::context::RunContext;
-use super::errors::{RhaiResultOf, ScriptErrorKind, invalid_argument, script_error};
+use super::errors::{
+    RhaiResultOf, ScriptErrorKind, invalid_argument, kind_and_message, script_error,
+};
 use super::runtime::Bridge;
 use crate::lxd::ErrorKind;
 
@@ -143,13 +145,7 @@ fn failure_line(ctx: &NativeCallContext, failure: &Map) -> String {
         .call_native_fn::<rhai::ImmutableString>("to_string", (item.clone(),))
         .map_or_else(|_| item.to_string(), |s| s.to_string());
     let error = failure.get("error").cloned().unwrap_or_default();
-    let said = match error.read_lock::<Map>() {
-        Some(map) if map.contains_key("kind") => {
-            let field = |k: &str| map.get(k).map(|v| v.to_string()).unwrap_or_default();
-            format!("{}: {}", field("kind"), field("message"))
-        }
-        _ => error.to_string(),
-    };
+    let said = kind_and_message(&error).unwrap_or_else(|| error.to_string());
     format!("{shown}: {said}")
 }
 

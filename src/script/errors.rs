@@ -65,6 +65,16 @@ pub fn script_error(
     EvalAltResult::ErrorRuntime(map.into(), Position::NONE).into()
 }
 
+/// `Kind: message` of a thrown error map (one with a `kind`), `None` for any other value.
+pub fn kind_and_message(thrown: &Dynamic) -> Option<String> {
+    let map = thrown.read_lock::<Map>()?;
+    if !map.contains_key("kind") {
+        return None;
+    }
+    let field = |k: &str| map.get(k).map(|v| v.to_string()).unwrap_or_default();
+    Some(format!("{}: {}", field("kind"), field("message")))
+}
+
 /// Converts a client error; a cancellation becomes an uncatchable termination.
 pub fn lxd_error(err: lxd::Error) -> Box<EvalAltResult> {
     if let lxd::Error::Cancelled = err {

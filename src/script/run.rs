@@ -1,8 +1,8 @@
 //! Compiling and running scripts, and reporting how they ended as an exit status.
 
-use rhai::{AST, Dynamic, Engine, EvalAltResult, Map, ParseError, Position, Scope};
+use rhai::{AST, Dynamic, Engine, EvalAltResult, ParseError, Position, Scope};
 
-use super::errors::{ExitRequest, INTERRUPTED};
+use super::errors::{ExitRequest, INTERRUPTED, kind_and_message};
 use super::explain::{self, Hints};
 use crate::lxd;
 use crate::lxd::client::AbandonedOutcome;
@@ -126,13 +126,9 @@ pub fn describe_error(err: &EvalAltResult, name: &str, hints: &Hints) -> String 
 /// An error's own message (without its position), in the script's terms.
 fn error_message(err: &EvalAltResult, hints: &Hints) -> String {
     match err {
-        EvalAltResult::ErrorRuntime(value, _) => match value.read_lock::<Map>() {
-            Some(map) if map.contains_key("kind") => {
-                let field = |k: &str| map.get(k).map(|v| v.to_string()).unwrap_or_default();
-                format!("{}: {}", field("kind"), field("message"))
-            }
-            _ => format!("uncaught exception: {value}"),
-        },
+        EvalAltResult::ErrorRuntime(value, _) => {
+            kind_and_message(value).unwrap_or_else(|| format!("uncaught exception: {value}"))
+        }
         EvalAltResult::ErrorStackOverflow(_) => format!(
             "Stack overflow: more than {} nested function calls (is a recursion missing its end?)",
             super::MAX_CALL_LEVELS
