@@ -619,15 +619,22 @@ fn ctrl_c_says_what_becomes_of_the_operation() {
            i.execute(["sh", "-c", "dd if=/dev/urandom of=/big bs=1M count=120 2>/dev/null"]);
            i.stop(true);"#
     ));
+    // Ready once the script is about to publish, and a moment later (the request is made at
+    // once; the publish itself takes seconds): other tests' operations run on this server too.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("publishing");
+    let seen: std::cell::Cell<Option<std::time::Instant>> = std::cell::Cell::new(None);
     let publishing = || {
-        script_ok(
-            r#"print(Client().operations.all().filter(|o| o.status == "Running" && o.class == "task").len());"#,
-        )
-        .trim()
-            != "0"
+        if seen.get().is_none() && marker.exists() {
+            seen.set(Some(std::time::Instant::now()));
+        }
+        seen.get()
+            .is_some_and(|at| at.elapsed() > std::time::Duration::from_millis(500))
     };
     let publish = format!(
-        r#"Client().instances.get("{name}").publish(#{{wait: true, aliases: ["{name}"], compression_algorithm: "gzip"}})"#
+        r#"write_file("{}", "");
+           Client().instances.get("{name}").publish(#{{wait: true, aliases: ["{name}"], compression_algorithm: "gzip"}})"#,
+        marker.display()
     );
     let (run, _) = common::interrupt(&["eval", &publish], publishing);
     assert_eq!(run.code, 130, "{run:?}");
