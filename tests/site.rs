@@ -288,3 +288,39 @@ fn projects_are_made_first_and_pruned_last() {
     ));
     assert_eq!(out.trim(), "[\"project\", \"profile\"]");
 }
+
+/// On a terminal `apply` shows the plan, in colour, and asks; anything but `yes` changes
+/// nothing.
+#[test]
+fn apply_on_a_terminal_asks_first() {
+    let Some(tb) = common::testbed_for(Needs::EitherServer) else {
+        return;
+    };
+    let _one = one_site_at_a_time();
+    let tag = format!("{}e", tag());
+    let _cleanup = SiteCleanup(tag.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("site.rhai");
+    std::fs::write(&file, format!(r#"#{{ profiles: #{{ "{tag}-p": #{{}} }} }}"#)).expect("write");
+    let tmux = common::Tmux::start(
+        &format!(
+            "env {} {} apply {}; echo EXIT=$?; sleep 60",
+            tb.env_words(),
+            env!("CARGO_BIN_EXE_lxd-script"),
+            file.display()
+        ),
+        100,
+        20,
+    );
+    let screen = tmux.wait_for("Apply these changes?");
+    assert!(screen.contains(&format!("+ create profile {tag}-p")), "{screen}");
+    tmux.keys("no");
+    tmux.wait_for("nothing was changed");
+    tmux.wait_for("EXIT=1");
+    let colours = tmux.run(&["capture-pane", "-t", "t", "-p", "-e"]);
+    assert!(colours.contains("\u{1b}[32m+ create profile"), "green on a terminal: {colours:?}");
+    assert_eq!(
+        script_ok(&format!(r#"print(Client().profiles.exists("{tag}-p"));"#)).trim(),
+        "false"
+    );
+}

@@ -246,7 +246,15 @@ fn desired(kind: SiteKind, name: &str, spec: &Value) -> Result<Desired> {
         }
         let field = format!("{what}.{key}");
         let normal = match key.as_str() {
-            "config" => Value::Object(string_map(&field, value)?),
+            "config" => {
+                let config = string_map(&field, value)?;
+                if let Some(volatile) = config.keys().find(|k| k.starts_with("volatile.")) {
+                    return Err(refused(format!(
+                        "{field}.{volatile}: volatile keys are the server's own; a site never sets them"
+                    )));
+                }
+                Value::Object(config)
+            }
             "devices" => {
                 let Value::Object(devices) = value else {
                     return Err(refused(format!(
