@@ -107,8 +107,11 @@ enum Command {
     /// Print the API reference (every type, property and method, from the engine itself)
     Api {
         /// Write `.d.rhai` definition files for editors into DIR instead
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "markdown")]
         definitions: Option<PathBuf>,
+        /// Print the reference as Markdown (`docs/api.md`)
+        #[arg(long)]
+        markdown: bool,
     },
     /// Open a login shell (or run CMD) in an instance, attached to this terminal
     Shell {
@@ -261,9 +264,10 @@ pub fn main(args: Vec<String>) -> i32 {
         }
         Some(Command::Check { scripts }) => check(&context(Vec::new(), None), &scripts),
         Some(Command::Repl) => repl::run(&context(Vec::new(), None)),
-        Some(Command::Api { definitions }) => {
-            api(&context(Vec::new(), None), definitions.as_deref())
-        }
+        Some(Command::Api {
+            definitions,
+            markdown,
+        }) => api(&context(Vec::new(), None), definitions.as_deref(), markdown),
         Some(Command::Shell { target, command }) => {
             shell(&context(Vec::new(), None), &target, command)
         }
@@ -604,10 +608,14 @@ fn write_definitions(engine: &rhai::Engine, dir: &Path) -> std::io::Result<()> {
     std::fs::write(dir.join("__static__.d.rhai"), ours)
 }
 
-/// Prints the API reference, or writes `.d.rhai` definitions for editors.
-fn api(context: &Arc<RunContext>, definitions: Option<&Path>) -> i32 {
+/// Prints the API reference (as text or Markdown), or writes `.d.rhai` definitions for editors.
+fn api(context: &Arc<RunContext>, definitions: Option<&Path>, markdown: bool) -> i32 {
     let engine = build_engine(context, Purpose::Exploring);
     match definitions {
+        None if markdown => {
+            let index = crate::script::reference::ApiIndex::of(&engine);
+            write_stdout("api", index.render_markdown().as_bytes())
+        }
         None => {
             print!("{}", crate::script::reference::reference(&engine));
             0

@@ -68,3 +68,24 @@ fn definitions_are_written_for_editors() {
         }
     }
 }
+
+/// `docs/api.md` is what `lxd-script api --markdown` prints: the Markdown reference can never
+/// drift from the engine.
+#[test]
+fn the_markdown_reference_is_current() {
+    let out = Command::new(env!("CARGO_BIN_EXE_lxd-script"))
+        .args(["api", "--markdown"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).expect("utf-8");
+    let checked_in = std::fs::read_to_string("docs/api.md").expect("docs/api.md");
+    assert!(
+        generated == checked_in,
+        "docs/api.md differs from `lxd-script api --markdown`: run \
+         `target/debug/lxd-script api --markdown > docs/api.md` and commit it with the change"
+    );
+    for section in ["\n## Globals\n", "\n## Instance\n", "\n## Plan\n"] {
+        assert!(generated.contains(section), "no {section:?}");
+    }
+}

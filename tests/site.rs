@@ -301,7 +301,11 @@ fn apply_on_a_terminal_asks_first() {
     let _cleanup = SiteCleanup(tag.clone());
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("site.rhai");
-    std::fs::write(&file, format!(r#"#{{ profiles: #{{ "{tag}-p": #{{}} }} }}"#)).expect("write");
+    std::fs::write(
+        &file,
+        format!(r#"#{{ profiles: #{{ "{tag}-p": #{{}} }} }}"#),
+    )
+    .expect("write");
     let tmux = common::Tmux::start(
         &format!(
             "env {} {} apply {}; echo EXIT=$?; sleep 60",
@@ -313,12 +317,18 @@ fn apply_on_a_terminal_asks_first() {
         20,
     );
     let screen = tmux.wait_for("Apply these changes?");
-    assert!(screen.contains(&format!("+ create profile {tag}-p")), "{screen}");
+    assert!(
+        screen.contains(&format!("+ create profile {tag}-p")),
+        "{screen}"
+    );
     tmux.keys("no");
     tmux.wait_for("nothing was changed");
     tmux.wait_for("EXIT=1");
     let colours = tmux.run(&["capture-pane", "-t", "t", "-p", "-e"]);
-    assert!(colours.contains("\u{1b}[32m+ create profile"), "green on a terminal: {colours:?}");
+    assert!(
+        colours.contains("\u{1b}[32m+ create profile"),
+        "green on a terminal: {colours:?}"
+    );
     assert_eq!(
         script_ok(&format!(r#"print(Client().profiles.exists("{tag}-p"));"#)).trim(),
         "false"

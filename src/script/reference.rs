@@ -256,6 +256,57 @@ impl ApiIndex {
         out
     }
 
+    /// The whole reference as Markdown: one section per type, its properties as a table, its
+    /// methods as a list, each with its doc comment (`docs/api.md`).
+    pub fn render_markdown(&self) -> String {
+        let mut out = String::from(
+            "# lxd-script API reference\n\nGenerated from the engine by `lxd-script api --markdown` (a test \
+             keeps this file equal to its output). Types are the script's: `string`, `int`, `map`, \
+             `array`, `any`, and lxd-script's own.\n\n",
+        );
+        let names: Vec<&String> = self.types.keys().filter(|t| !t.is_empty()).collect();
+        out.push_str("[Globals](#globals)");
+        for ty in &names {
+            let _ = write!(out, " · [{ty}](#{})", ty.to_lowercase());
+        }
+        out.push_str("\n");
+        for ty in std::iter::once(&String::new()).chain(names.iter().copied()) {
+            let Some(api) = self.types.get(ty) else {
+                continue;
+            };
+            let title = if ty.is_empty() {
+                "Globals"
+            } else {
+                ty.as_str()
+            };
+            let _ = write!(out, "\n## {title}\n");
+            if !api.properties.is_empty() {
+                out.push_str("\n| property | type | access | what |\n|---|---|---|---|\n");
+                for (name, p) in &api.properties {
+                    let access = if p.writable {
+                        "read/write"
+                    } else {
+                        "read-only"
+                    };
+                    let _ = writeln!(
+                        out,
+                        "| `{name}` | {} | {access} | {} |",
+                        p.ty,
+                        p.doc.replace('|', "\\|")
+                    );
+                }
+            }
+            if !api.methods.is_empty() {
+                out.push('\n');
+                let prefix = if ty.is_empty() { "" } else { "." };
+                for m in &api.methods {
+                    let _ = writeln!(out, "- `{prefix}{}` — {}", m.signature(), m.doc);
+                }
+            }
+        }
+        out
+    }
+
     /// The whole reference as text.
     pub fn render(&self) -> String {
         let mut out = String::from(
