@@ -269,7 +269,7 @@ impl ApiIndex {
         for ty in &names {
             let _ = write!(out, " · [{ty}](#{})", ty.to_lowercase());
         }
-        out.push_str("\n");
+        out.push('\n');
         for ty in std::iter::once(&String::new()).chain(names.iter().copied()) {
             let Some(api) = self.types.get(ty) else {
                 continue;
