@@ -153,23 +153,31 @@ fn not_found_names_what_was_missing_and_where() {
     if common::testbed_for(Needs::EitherServer).is_none() {
         return;
     }
-    let out = common::script_ok(
+    let name = common::unique("missing");
+    let _cleanup = common::Cleanup::new("main", &[&name]);
+    let out = common::script_ok(&format!(
         r#"let c = Client();
+           let i = c.instances.create(#{{name: "{name}", source: #{{type: "none"}}}}, true);
            for call in [|| c.instances.get("nope"), || c.profiles.get("nope"),
-                        || c.images.get_by_alias("nope"), || c.containers.get("nope")] {
+                        || c.images.get_by_alias("nope"), || c.containers.get("nope"),
+                        || i.snapshots.get("nope")] {{
                let e = error_of(call);
                check_eq(e.kind, "NotFound", e.message);
                print(e.message);
-           }"#,
-    );
+           }}"#
+    ));
     let place = "not found in project 'default' of remote '";
     let lines: Vec<&str> = out.lines().collect();
-    for (line, what) in lines.iter().zip([
+    let snapshot = format!("Snapshot '{name}/nope'");
+    let expected = [
         "Instance 'nope'",
         "Profile 'nope'",
         "Image alias 'nope'",
         "Instance 'nope'",
-    ]) {
+        snapshot.as_str(),
+    ];
+    assert_eq!(lines.len(), expected.len(), "{out}");
+    for (line, what) in lines.iter().zip(expected) {
         assert!(line.starts_with(&format!("{what} {place}")), "{out}");
     }
 }

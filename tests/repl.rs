@@ -80,7 +80,9 @@ fn multi_line_input_tables_and_results() {
     tmux.keys("twice(2100) + 1");
     tmux.wait_for("4201");
     tmux.keys("client.instances.all()");
-    let screen = tmux.wait_for("STATUS");
+    // The row of the test's own container, not just the header: the table may be read while
+    // it is still being drawn.
+    let screen = tmux.wait_for(name);
     let header = screen
         .lines()
         .find(|l| l.starts_with("NAME"))
