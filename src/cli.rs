@@ -399,17 +399,13 @@ fn run_source(context: &Arc<RunContext>, name: &str, source: &str, last: LastVal
         },
         Err(message) => Outcome::Invalid(message),
     };
-    match &outcome {
-        Outcome::Failed(message) | Outcome::Invalid(message) => eprintln!("{message}"),
-        Outcome::Interrupted => eprintln!("{name}: interrupted"),
-        Outcome::Finished | Outcome::Exit(_) => {}
-    }
+    let code = outcome.report(name);
     // The process exits next. The script's variables are dropped (closing what they hold),
     // but not the engine: freeing its two thousand functions one by one would cost a sixth of
     // `lxd-script eval 1`.
     drop(scope);
     std::mem::forget(engine);
-    outcome.exit_code()
+    code
 }
 
 /// `lxd-script shell [REMOTE:]INSTANCE [-- CMD...]`: the command's exit status, 1 on an error.
@@ -543,14 +539,7 @@ impl SiteRun {
         std::mem::forget(engine);
         match outcome {
             Ok(code) => code,
-            Err(outcome) => {
-                match &outcome {
-                    Outcome::Failed(m) | Outcome::Invalid(m) => eprintln!("{m}"),
-                    Outcome::Interrupted => eprintln!("{name}: interrupted"),
-                    Outcome::Finished | Outcome::Exit(_) => {}
-                }
-                outcome.exit_code()
-            }
+            Err(outcome) => outcome.report(&name),
         }
     }
 }

@@ -18,6 +18,7 @@ use super::client::duration_arg;
 use super::context::RunContext;
 use super::errors::{
     RhaiResultOf, ScriptErrorKind, invalid_argument, kind_and_message, script_error,
+    script_error_with,
 };
 use super::runtime::Bridge;
 use crate::lxd::ErrorKind;
@@ -112,26 +113,17 @@ fn parallel(ctx: &NativeCallContext, items: Array, max: usize, f: &FnPtr) -> Rha
     };
     let mut details = Map::new();
     details.insert("results".into(), values.into());
-    let err = script_error(
+    // The failures go in `errors`, beside `kind` and `message` (see `lxd-script api`).
+    Err(script_error_with(
         ScriptErrorKind::Parallel,
         format!(
             "{count} of {} calls failed:\n  {}{more}",
             items.len(),
             shown.join("\n  ")
         ),
-        None,
-        None,
         details.into(),
-    );
-    // The failures go in `errors`, beside `kind` and `message` (see `lxd-script api`).
-    Err(match *err {
-        EvalAltResult::ErrorRuntime(value, pos) => {
-            let mut map = value.cast::<Map>();
-            map.insert("errors".into(), failures.into());
-            EvalAltResult::ErrorRuntime(map.into(), pos).into()
-        }
-        other => other.into(),
-    })
+        [("errors", failures.into())],
+    ))
 }
 
 /// How many failures the message of a Parallel error lists (all are in its `errors`).

@@ -65,6 +65,26 @@ pub fn script_error(
     EvalAltResult::ErrorRuntime(map.into(), Position::NONE).into()
 }
 
+/// A script error with fields of its own beside `kind` and `message`: `Parallel`'s `errors`,
+/// `Apply`'s `done`, `failed` and `skipped`.
+pub fn script_error_with(
+    kind: ScriptErrorKind,
+    message: impl Into<String>,
+    details: Dynamic,
+    fields: impl IntoIterator<Item = (&'static str, Dynamic)>,
+) -> Box<EvalAltResult> {
+    match *script_error(kind, message, None, None, details) {
+        EvalAltResult::ErrorRuntime(value, pos) => {
+            let mut map = value.cast::<Map>();
+            for (name, value) in fields {
+                map.insert(name.into(), value);
+            }
+            EvalAltResult::ErrorRuntime(map.into(), pos).into()
+        }
+        other => other.into(),
+    }
+}
+
 /// `Kind: message` of a thrown error map (one with a `kind`), `None` for any other value.
 pub fn kind_and_message(thrown: &Dynamic) -> Option<String> {
     let map = thrown.read_lock::<Map>()?;

@@ -23,6 +23,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Says on stderr how a run of `name` ended, when it did not end well, and returns the exit
+    /// status.
+    pub fn report(&self, name: &str) -> i32 {
+        match self {
+            Outcome::Failed(message) | Outcome::Invalid(message) => eprintln!("{message}"),
+            Outcome::Interrupted => eprintln!("{name}: interrupted"),
+            Outcome::Finished | Outcome::Exit(_) => {}
+        }
+        self.exit_code()
+    }
+
     /// The process exit status: 0, `exit(n)`, 1 for an error, 2 for a compile error, 130 for Ctrl-C.
     pub fn exit_code(&self) -> i32 {
         match self {

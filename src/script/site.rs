@@ -5,7 +5,7 @@ use rhai::{Array, Dynamic, Map};
 use super::api::{Api, RegisterInto};
 use super::client::Client;
 use super::convert::{dynamic_to_json, json_to_dynamic};
-use super::errors::{RhaiResultOf, ScriptErrorKind, invalid_argument, script_error};
+use super::errors::{RhaiResultOf, ScriptErrorKind, invalid_argument, script_error_with};
 use super::options::Options;
 use crate::lxd::site::{self, ApplyOptions, Plan, PlanOptions, Site};
 
@@ -92,17 +92,16 @@ pub fn apply(client: &Client, site: &Site, args: &ApplyArgs) -> RhaiResultOf<Pla
         report.done.len(),
         report.skipped.len()
     );
-    let err = script_error(ScriptErrorKind::Apply, message, None, None, Dynamic::UNIT);
-    Err(match *err {
-        rhai::EvalAltResult::ErrorRuntime(value, pos) => {
-            let mut map = value.cast::<Map>();
-            map.insert("done".into(), strings(&report.done).into());
-            map.insert("failed".into(), failed.into());
-            map.insert("skipped".into(), strings(&report.skipped).into());
-            rhai::EvalAltResult::ErrorRuntime(map.into(), pos).into()
-        }
-        other => other.into(),
-    })
+    Err(script_error_with(
+        ScriptErrorKind::Apply,
+        message,
+        Dynamic::UNIT,
+        [
+            ("done", strings(&report.done).into()),
+            ("failed", failed.into()),
+            ("skipped", strings(&report.skipped).into()),
+        ],
+    ))
 }
 
 /// A plan's changes as script maps: `#{action, kind, name, diff}`, each diff `#{field, old, new}`.
