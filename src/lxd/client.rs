@@ -195,6 +195,13 @@ impl Client {
         Ok(self.call(&Request::get("/1.0")).await?.into_metadata())
     }
 
+    /// `GET /1.0` of a client just made, its project checked at the same time
+    /// ([`Client::check_project`]).
+    pub async fn server_in_checked_project(&self) -> Result<Value> {
+        let (host_info, project) = tokio::join!(self.server(), self.check_project());
+        project.and(host_info)
+    }
+
     /// Fails with `NotFound`, naming the projects there are, when this client's project does
     /// not exist: LXD answers calls in a missing project with empty lists, not an error.
     pub async fn check_project(&self) -> Result<()> {

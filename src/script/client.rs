@@ -44,10 +44,9 @@ impl Client {
             verbose: context.defaults.verbose,
         };
         let connected = lxd::Client::connect(&target, options).map_err(super::errors::lxd_error)?;
-        let host_info = context.bridge.block_on(async {
-            let (host_info, project) = tokio::join!(connected.server(), connected.check_project());
-            project.and(host_info)
-        })?;
+        let host_info = context
+            .bridge
+            .block_on(connected.server_in_checked_project())?;
         Ok(Client {
             lxd: connected,
             bridge: context.bridge.clone(),
@@ -304,8 +303,10 @@ pub fn register(api: &mut Api, context: &Arc<RunContext>) {
                 lxd: c.lxd.with_project(project),
                 ..c.clone()
             };
-            other.bridge.block_on(other.lxd.check_project())?;
-            other.reload_host_info()?;
+            let host_info = other
+                .bridge
+                .block_on(other.lxd.server_in_checked_project())?;
+            other.host_info = Arc::new(host_info);
             Ok(other)
         });
     rhai::FuncRegistration::new_getter("instances")
