@@ -298,13 +298,15 @@ fn deep_values_meet_one_json_depth_limit() {
 
 /// Messages that misled: a refused event type gives LXD's reason (it was "websocket handshake
 /// failed: 500"), and a missing file names its path, instance, project and remote (it was "Not
-/// Found"); a write into a missing directory names the directory.
+/// Found"); a write or a tree pushed into a missing directory names the directory.
 #[test]
 fn refusals_say_what_was_refused() {
     if common::testbed_for(Needs::EitherServer).is_none() {
         return;
     }
     let (name, _cleanup) = running_container("refuse", "");
+    let tree = tempfile::tempdir().expect("tempdir");
+    let tree = tree.path().display();
     let out = script_ok(&format!(
         r#"let c = Client();
            let e = error_of(|| c.events(["bogus"]));
@@ -312,7 +314,7 @@ fn refusals_say_what_was_refused() {
            print(e.message);
            let i = c.instances.get("{name}");
            for call in [|| i.files.pull("/nowhere/x", "/tmp/never"), || i.files.get("/nowhere/x"),
-                        || i.files.put("/nowhere/x", "data")] {{
+                        || i.files.put("/nowhere/x", "data"), || i.files.recursive_put("{tree}", "/nowhere/x")] {{
                let e = error_of(call);
                check_eq(e.kind, "NotFound", e.message);
                print(e.message);
@@ -330,6 +332,10 @@ fn refusals_say_what_was_refused() {
     );
     assert!(lines[3].starts_with(&write), "{out}");
     assert!(lines[3].ends_with("): create it first"), "{out}");
+    let tree = format!(
+        "/nowhere/x cannot be made: its directory /nowhere is not found in instance '{name}' {place}"
+    );
+    assert!(lines[4].starts_with(&tree), "{out}");
 }
 
 /// Ctrl-C during `files.pull` or `recursive_get`, early or half-way, leaves nothing under the

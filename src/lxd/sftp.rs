@@ -236,6 +236,24 @@ impl Session {
             }
             Err(e) => match self.sftp.symlink_metadata(dir.remote.as_str()).await {
                 Ok(existing) if existing.is_dir() => Ok(()),
+                // Only the top's parent can be missing: every deeper parent was made here.
+                Err(_)
+                    if dir.depth == 0
+                        && matches!(&e, SftpError::Status(s) if matches!(s.status_code, StatusCode::NoSuchFile)) =>
+                {
+                    let parent = dir.remote.rsplit_once('/').map_or("/", |(p, _)| match p {
+                        "" => "/",
+                        p => p,
+                    });
+                    Err(Error::Api {
+                        status: 404,
+                        message: format!(
+                            "{} cannot be made: its directory {parent} is not found in instance '{}' ({}): create it first",
+                            dir.remote, self.instance, self.place
+                        ),
+                        operation: None,
+                    })
+                }
                 _ => Err(self.error(&dir.remote, e)),
             },
         }

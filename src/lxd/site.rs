@@ -1143,9 +1143,18 @@ async fn write_files(client: &Client, change: &Change) -> Result<()> {
             gid: spec.gid,
             append: false,
         };
-        files
-            .put(path, Body::from(spec.content.clone()), &attrs)
-            .await?;
+        let body = || Body::from(spec.content.clone());
+        match files.put(path, body(), &attrs).await {
+            // A file's directory is part of it: missing ones are made (root's, LXD's mode).
+            Err(e) if e.is_not_found() => {
+                let directory = path.rsplit_once('/').map_or("/", |(dir, _)| dir);
+                files
+                    .mk_dir(directory, &WriteAttrs::default(), true)
+                    .await?;
+                files.put(path, body(), &attrs).await?;
+            }
+            written => written?,
+        }
     }
     Ok(())
 }
