@@ -76,6 +76,39 @@ fn networks_round_trip() {
     );
 }
 
+/// Network forwards (pylxd's `network.forwards`): created with a port, listed, an in-place
+/// edit of `ports` saved, a missing one named, deleted.
+#[test]
+fn network_forwards_round_trip() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let name = format!("tf{}", std::process::id() % 100_000);
+    let subnet = format!("10.211.{}", std::process::id() % 250);
+    script_ok(
+        &r#"
+        let c = Client();
+        let n = c.networks.create("NAME", #{config: #{"ipv4.address": "SUBNET.1/24", "ipv4.nat": "false", "ipv6.address": "none"}});
+        let f = n.forwards.create(#{listen_address: "192.0.2.11", description: "web",
+            ports: [#{protocol: "tcp", listen_port: "80", target_address: "SUBNET.5", target_port: "8080"}]});
+        check_eq([f.listen_address, f.description, f.ports[0].target_port], ["192.0.2.11", "web", "8080"], "created");
+        check_eq(n.forwards.all().map(|f| f.listen_address), ["192.0.2.11"], "listed");
+        f.ports.push(#{protocol: "udp", listen_port: "53", target_address: "SUBNET.6"});
+        f.save();
+        check_eq(n.forwards.get("192.0.2.11").ports.len(), 2, "in-place edit saved");
+        let e = error_of(|| n.forwards.get("192.0.2.99"));
+        check_eq(e.kind, "NotFound", e.message);
+        check(e.message.contains("192.0.2.99"), e.message);
+        check_eq(error_of(|| n.forwards.create(#{ports: []})).kind, "InvalidArgument", "no address");
+        f.delete();
+        check(!n.forwards.exists("192.0.2.11"), "deleted");
+        n.delete();
+        "#
+        .replace("NAME", &name)
+        .replace("SUBNET", &subnet),
+    );
+}
+
 /// Storage pools and volumes: a second dir pool, resources, volume CRUD.
 #[test]
 fn storage_pools_and_volumes() {

@@ -1,6 +1,6 @@
 //! The LXD objects that share one shape: a collection of keyed objects with writable fields,
-//! saved with PATCH or PUT and `If-Match` (profiles, networks, storage pools and volumes,
-//! projects, certificates, cluster members).
+//! saved with PATCH or PUT and `If-Match` (profiles, networks and their forwards, storage pools
+//! and volumes, projects, certificates, cluster members).
 
 use serde_json::{Map, Value, json};
 
@@ -75,6 +75,20 @@ pub const STORAGE_VOLUME_SNAPSHOT: Kind = Kind {
     read_only: &["name", "created_at", "content_type", "config"],
     renamable: true,
 };
+
+/// A network's forwards (`<network>/forwards`), keyed by their listen address.
+pub const NETWORK_FORWARD: Kind = Kind {
+    noun: "Network forward",
+    key: "listen_address",
+    writable: &["config", "description", "ports"],
+    read_only: &["listen_address", "location"],
+    renamable: false,
+};
+
+/// The collection of a network's forwards.
+pub fn forwards_path(network: &str) -> String {
+    format!("{NETWORKS}/{}/forwards", segment(network))
+}
 
 /// The collection of a storage pool's volumes.
 pub fn volumes_path(pool: &str) -> String {

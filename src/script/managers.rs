@@ -10,9 +10,9 @@ use super::client::Client;
 use super::convert::{json_to_dynamic, map_to_object};
 use super::errors::{RhaiResultOf, invalid_argument};
 use super::object::{
-    CertificateKind, ClusterMemberKind, ImageKind, Manager, NetworkKind, Object, ObjectKind,
-    ProfileKind, ProjectKind, StoragePoolKind, StorageVolumeKind, StorageVolumeSnapshotKind,
-    register,
+    CertificateKind, ClusterMemberKind, ImageKind, Manager, NetworkForwardKind, NetworkKind,
+    Object, ObjectKind, ProfileKind, ProjectKind, StoragePoolKind, StorageVolumeKind,
+    StorageVolumeSnapshotKind, register,
 };
 use super::options::Options;
 use super::pending::{After, Settles};
@@ -91,6 +91,7 @@ pub struct Cluster {
 pub fn register_all(api: &mut Api) {
     register::<ProfileKind>(api, "Profiles");
     register::<NetworkKind>(api, "Networks");
+    register::<NetworkForwardKind>(api, "NetworkForwards");
     register::<StoragePoolKind>(api, "StoragePools");
     register::<StorageVolumeKind>(api, "StorageVolumes");
     register::<ProjectKind>(api, "Projects");
@@ -162,6 +163,7 @@ pub fn register_all(api: &mut Api) {
             "/// The network's runtime state: addresses, counters, hwaddr, mtu, state, type.",
         ])
         .register_into(api, |n: &mut Object<NetworkKind>| n.sub_resource("state"));
+    register_network_forwards(api);
     rhai::FuncRegistration::new("resources")
         .with_comments(["/// The pool's space and inode usage."])
         .register_into(api, |p: &mut Object<StoragePoolKind>| {
@@ -234,6 +236,33 @@ fn register_volumes(api: &mut Api) {
         format!("Volumes of pool {}", v.pool)
     });
     register_volume_snapshots(api);
+}
+
+/// `network.forwards` (pylxd's `NetworkForward`s): addresses of the host forwarded to
+/// instances behind the network, keyed by listen address, with `ports` and `config` editable.
+fn register_network_forwards(api: &mut Api) {
+    rhai::FuncRegistration::new_getter("forwards")
+        .with_comments([
+            "/// The network's forwards (pylxd's `Network.forwards`), keyed by listen address.",
+        ])
+        .register_into(api, |n: &mut Object<NetworkKind>| {
+            Manager::<NetworkForwardKind>::new(n.client.clone(), object::forwards_path(&n.name))
+        });
+    rhai::FuncRegistration::new("create")
+        .with_comments(["/// Creates a forward from #{listen_address, description, config, ports (an array of #{protocol, listen_port, target_address, target_port, description})} and returns it."])
+        .register_into(api, |m: &mut Manager<NetworkForwardKind>, definition: Map| {
+            let address = definition
+                .get("listen_address")
+                .and_then(|a| a.clone().into_string().ok())
+                .ok_or_else(|| invalid_argument("forwards.create: give the listen_address (an address of the host to forward from)"))?;
+            let body = create_body(
+                "forwards.create",
+                None,
+                definition,
+                &["listen_address", "description", "config", "ports"],
+            )?;
+            m.create(&address, body)
+        });
 }
 
 /// `volume.snapshots` (pylxd's `StorageVolumeSnapshot`s): create, with a name or the server's

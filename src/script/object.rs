@@ -43,6 +43,7 @@ macro_rules! kinds {
 kinds! {
     ProfileKind => "Profile", object::PROFILE, ["name", "description", "used_by"],
     NetworkKind => "Network", object::NETWORK, ["name", "type", "managed", "status"],
+    NetworkForwardKind => "NetworkForward", object::NETWORK_FORWARD, ["listen_address", "description", "ports"],
     StoragePoolKind => "StoragePool", object::STORAGE_POOL, ["name", "driver", "status"],
     StorageVolumeKind => "StorageVolume", object::STORAGE_VOLUME, ["name", "type", "content_type", "location"],
     ProjectKind => "Project", object::PROJECT, ["name", "description", "used_by"],
