@@ -399,7 +399,19 @@ fn run_source(context: &Arc<RunContext>, name: &str, source: &str, last: LastVal
         },
         Err(message) => Outcome::Invalid(message),
     };
-    let code = outcome.report(name);
+    let mut code = outcome.report(name);
+    // What the script started without waiting is joined now (Ctrl-C stops that too); a failure
+    // among it fails the run.
+    if outcome != Outcome::Interrupted {
+        match context
+            .bridge
+            .block_on(async { Ok(run::say_unjoined_failures().await) })
+        {
+            Ok(true) if code == 0 => code = 1,
+            Ok(_) => {}
+            Err(_) => code = Outcome::Interrupted.report(name),
+        }
+    }
     // The process exits next. The script's variables are dropped (closing what they hold),
     // but not the engine: freeing its two thousand functions one by one would cost a sixth of
     // `lxd-script eval 1`.

@@ -138,6 +138,44 @@ fn pending_operations_are_joined() {
     assert_eq!(script_ok(&source).trim(), "ok");
 }
 
+/// What a script starts without waiting and never joins is joined as the run ends: a stop
+/// left pending has happened when the run returns, and a rename that fails after its call
+/// returned is said on stderr and fails the run.
+#[test]
+fn unjoined_operations_are_joined_at_the_end() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let (name, _cleanup, source) = named(
+        "main",
+        "unjoined",
+        r#"let i = Client().instances.create(#{name: "NAME", source: #{type: "image", alias: "busybox"}}, true);
+           i.start(true);
+           i.stop(#{force: false, wait: false});
+           print("last line");"#,
+    );
+    assert_eq!(script_ok(&source).trim(), "last line");
+    script_ok(&format!(
+        r#"check_eq(Client().instances.get("{name}").status, "Stopped", "stopped before the run ended");
+           let i = Client().instances.get("{name}");
+           i.start(true);"#
+    ));
+    let run = common::script(&format!(
+        r#"let i = Client().instances.get("{name}");
+           i.rename("{name}-renamed");     // LXD renames only a stopped instance: fails later
+           print("last line");"#
+    ));
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.stdout.trim(), "last line");
+    assert!(
+        run.stderr.contains("(Renaming instance)")
+            && run
+                .stderr
+                .contains("started without waiting, failed: OperationFailed: "),
+        "{run:?}"
+    );
+}
+
 /// Attributes: writable ones saved (also by in-place edits), read-only ones refused, unknown
 /// server fields kept, saves send only what changed.
 #[test]

@@ -62,7 +62,15 @@ pub fn run(context: &Arc<RunContext>) -> i32 {
         }
     };
     repl.connect_default();
-    repl.run()
+    let code = repl.run();
+    // Operations started without waiting are joined on the way out; their failures are said.
+    match context
+        .bridge
+        .block_on(async { Ok(run::say_unjoined_failures().await) })
+    {
+        Ok(true) if code == 0 => 1,
+        _ => code,
+    }
 }
 
 /// The one line the REPL starts with: which server, where, which project, and where help is.

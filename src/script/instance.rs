@@ -116,7 +116,12 @@ impl InstanceManager {
             })?;
             instance.reload()?;
         } else {
-            instance.pending = Some(Pending::watched(&op, After::Reload, watched));
+            instance.pending = Some(Pending::watched(
+                &self.client.lxd,
+                &op,
+                After::Reload,
+                watched,
+            ));
         }
         Ok(instance)
     }
@@ -240,9 +245,14 @@ impl Instance {
             .block_on(self.api.change_state(&self.name, &change))?;
         let pending = if action == StateAction::Start {
             let name = self.name.clone();
-            Pending::watched(&op, After::Reload, Watched::Start { name })
+            Pending::watched(
+                &self.client.lxd,
+                &op,
+                After::Reload,
+                Watched::Start { name },
+            )
         } else {
-            Pending::new(&op, After::Reload)
+            Pending::new(&self.client.lxd, &op, After::Reload)
         };
         self.follow_pending(pending, args.wait)
     }
@@ -435,7 +445,7 @@ pub(crate) fn publish(
         .bridge
         .block_on(images.publish(source, &args.options))?;
     if !args.wait {
-        *pending = Some(Pending::new(&op, After::Nothing));
+        *pending = Some(Pending::new(&client.lxd, &op, After::Nothing));
         return Ok(Dynamic::UNIT);
     }
     let done = client.bridge.block_on(client.lxd.wait_operation_reporting(

@@ -134,7 +134,7 @@ impl<K: ObjectKind> Manager<K> {
         let op = self.client.bridge.block_on(self.api.create(body))?;
         if let (Some(op), Some(key), false) = (&op, &key, wait) {
             let mut object = self.object(key, Loaded::default());
-            object.pending = Some(Pending::new(op, After::Reload));
+            object.pending = Some(Pending::new(&self.client.lxd, op, After::Reload));
             return Ok(object);
         }
         self.settle(op)?;

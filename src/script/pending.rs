@@ -32,8 +32,18 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Remembers `op`, to be followed by `after`.
-    pub fn new(op: &Operation, after: After) -> Self {
+    /// Remembers `op`, started through `client`, to be followed by `after`. Until something
+    /// joins it, it is one of the [`unjoined`] operations a run waits for before it ends.
+    pub fn new(client: &lxd::Client, op: &Operation, after: After) -> Self {
+        let description = op
+            .field("description")
+            .and_then(|d| d.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        unjoined().push(Unjoined {
+            client: client.clone(),
+            id: op.id().to_owned(),
+            description,
+        });
         Pending {
             operation: op.id().to_owned(),
             after,
@@ -42,10 +52,10 @@ impl Pending {
     }
 
     /// Remembers an instance operation whose failure is explained alike on LXD and Incus.
-    pub fn watched(op: &Operation, after: After, watched: Watched) -> Self {
+    pub fn watched(client: &lxd::Client, op: &Operation, after: After, watched: Watched) -> Self {
         Pending {
             watched: Some(watched),
-            ..Pending::new(op, after)
+            ..Pending::new(client, op, after)
         }
     }
 
@@ -81,7 +91,11 @@ pub fn join_slot(
     let Some(pending) = slot.take() else {
         return Ok(None);
     };
-    match pending.wait(bridge, client, timeout)? {
+    let waited = pending.wait(bridge, client, timeout)?;
+    if !matches!(&waited, Err(err) if err.kind() == lxd::ErrorKind::Timeout) {
+        unjoined().retain(|u| u.id != pending.operation);
+    }
+    match waited {
         Ok(op) => Ok(Some((op, pending.after))),
         Err(err) => {
             if err.kind() == lxd::ErrorKind::Timeout {
@@ -90,6 +104,61 @@ pub fn join_slot(
             Err(lxd_error(err))
         }
     }
+}
+
+/// An operation an object started without waiting that nothing has joined yet.
+#[derive(Debug)]
+struct Unjoined {
+    client: lxd::Client,
+    id: String,
+    description: String,
+}
+
+/// The operations started without waiting and not joined since (by `wait()` or the object's
+/// next call). A run joins them before it ends, so that none fails unseen.
+static UNJOINED: std::sync::Mutex<Vec<Unjoined>> = std::sync::Mutex::new(Vec::new());
+
+fn unjoined() -> std::sync::MutexGuard<'static, Vec<Unjoined>> {
+    UNJOINED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An operation started without waiting that failed after its script stopped looking.
+#[derive(Debug)]
+pub struct UnseenFailure {
+    /// The operation's id.
+    pub id: String,
+    /// LXD's description of it ("Renaming instance").
+    pub description: String,
+    /// Where it ran: `project 'default' of remote 'main'`.
+    pub place: String,
+    /// How it failed.
+    pub error: lxd::Error,
+}
+
+/// Waits for every operation started without waiting and never joined (all at once), and
+/// returns those that failed. Called as a run ends, after the script's last statement.
+pub async fn join_unjoined() -> Vec<UnseenFailure> {
+    let left = std::mem::take(&mut *unjoined());
+    let waits = left.into_iter().map(|u| async move {
+        match u.client.wait_operation(&u.id, None).await {
+            // Gone: it ended long enough ago for LXD to forget it; nothing to say.
+            Err(e) if e.kind() == lxd::ErrorKind::NotFound => None,
+            Err(error) => Some(UnseenFailure {
+                place: u.client.place(),
+                id: u.id,
+                description: u.description,
+                error,
+            }),
+            Ok(_) => None,
+        }
+    });
+    futures_util::future::join_all(waits)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// An object that can have a pending operation: it gets `join`, `settle` and `follow` from
@@ -129,7 +198,10 @@ pub trait Settles {
     /// pending; a call LXD answered at once settles now.
     fn follow(&mut self, op: Option<Operation>, wait: bool, after: After) -> RhaiResultOf<()> {
         match op {
-            Some(op) => self.follow_pending(Pending::new(&op, after), wait),
+            Some(op) => {
+                let pending = Pending::new(&self.owner().lxd, &op, after);
+                self.follow_pending(pending, wait)
+            }
             None => {
                 *self.pending() = None;
                 self.settle(after)

@@ -208,6 +208,26 @@ pub async fn say_abandoned_operations() {
     }
 }
 
+/// Waits for the operations the script started without waiting and never joined, and says
+/// on stderr which of them failed; true when any did. A script's end does not hide a failure
+/// it never waited for (`i.rename("x")` on a running instance fails after the call returned).
+pub async fn say_unjoined_failures() -> bool {
+    let failures = super::pending::join_unjoined().await;
+    for failure in &failures {
+        let what = match failure.description.as_str() {
+            "" => failure.id.clone(),
+            description => format!("{} ({description})", failure.id),
+        };
+        eprintln!(
+            "lxd-script: operation {what} in {}, started without waiting, failed: {}: {}",
+            failure.place,
+            failure.error.kind(),
+            failure.error
+        );
+    }
+    !failures.is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,7 +68,7 @@ impl SnapshotManager {
             .or_else(|| created_name(op.other.get("resources")))
             .unwrap_or_default();
         let mut snapshot = self.snapshot(&name, Loaded::default());
-        snapshot.pending = Some(Pending::new(&op, After::Reload));
+        snapshot.pending = Some(Pending::new(&self.client.lxd, &op, After::Reload));
         if wait {
             snapshot.join(None)?;
         }
