@@ -1,8 +1,14 @@
-//! The documentation is kept true: every lxd-script call in `docs/from-pylxd.md` exists in the
-//! engine with that number of arguments, and the table has a row for each public pylxd call.
+//! The documentation is kept true: every `rhai` block of `docs/guide.md` runs against the test
+//! bed (a section's blocks in order, as one script), every lxd-script call in
+//! `docs/from-pylxd.md` exists in the engine with that number of arguments, and that table has
+//! a row for each public pylxd call.
+
+mod common;
 
 use std::collections::HashMap;
 use std::process::Command;
+
+use common::Needs;
 
 /// One member of a type in the engine's reference: a method (with its arity) or a property.
 #[derive(Debug)]
@@ -463,4 +469,90 @@ fn the_pylxd_table_covers_pylxd() {
         .copied()
         .collect();
     assert!(missing.is_empty(), "pylxd calls without a row: {missing:?}");
+}
+
+/// The guide's sections (`## ` headings) with their `rhai` blocks joined in order.
+fn guide_sections(markdown: &str) -> Vec<(String, String)> {
+    let mut sections: Vec<(String, String)> = Vec::new();
+    let mut in_block = false;
+    for line in markdown.lines() {
+        if in_block {
+            if line.starts_with("```") {
+                in_block = false;
+            } else if let Some((_, code)) = sections.last_mut() {
+                code.push_str(line);
+                code.push('\n');
+            }
+        } else if let Some(title) = line.strip_prefix("## ") {
+            sections.push((title.to_owned(), String::new()));
+        } else if line == "```rhai" {
+            in_block = true;
+        }
+    }
+    sections.retain(|(_, code)| !code.is_empty());
+    sections
+}
+
+/// Every section of the guide runs as written, in order, in one working directory (the local
+/// files a section writes are there), and the instances it names `guide-*` are gone after the
+/// last section. LXD only: the guide's backups go to the `second` server.
+#[test]
+fn the_guide_runs() {
+    if common::testbed_for(Needs::Lxd("the guide's examples use LXD's `second` server")).is_none() {
+        return;
+    }
+    let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/guide.md"))
+        .expect("read docs/guide.md");
+    let sections = guide_sections(&guide);
+    assert!(
+        sections.len() >= 10,
+        "{} sections with code",
+        sections.len()
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let cleanup = || {
+        for remote in ["main", "second"] {
+            if let Ok(out) = Command::new("lxc")
+                .args([
+                    "list",
+                    &format!("{remote}:"),
+                    "--format",
+                    "csv",
+                    "--columns",
+                    "n",
+                ])
+                .output()
+            {
+                for name in String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter(|n| n.starts_with("guide-"))
+                {
+                    let _ = Command::new("lxc")
+                        .args(["delete", "--force", &format!("{remote}:{name}")])
+                        .output();
+                }
+            }
+        }
+    };
+    cleanup();
+    let mut failures = Vec::new();
+    for (title, code) in &sections {
+        let file = work.path().join("section.rhai");
+        std::fs::write(&file, code).expect("write the section");
+        let run: common::Run = common::binary()
+            .current_dir(work.path())
+            .arg("run")
+            .arg(&file)
+            .output()
+            .expect("run lxd-script")
+            .into();
+        if run.code != 0 {
+            failures.push(format!(
+                "## {title}: exit {}\n{}{}",
+                run.code, run.stdout, run.stderr
+            ));
+        }
+    }
+    cleanup();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
