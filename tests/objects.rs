@@ -516,6 +516,129 @@ fn split_images() {
     );
 }
 
+/// pylxd's `create_from_url` and `create_from_simplestreams`: the server downloads the image
+/// itself, from a loopback image server of the test's own — a URL answering with LXD's (and
+/// Incus's) headers, and a simplestreams tree with a split image; aliases are added, the
+/// fingerprint is the one announced, and an alias the image server lacks is the server's
+/// error, saying what was being downloaded from where.
+#[test]
+fn images_the_server_downloads() {
+    use sha2::{Digest, Sha256};
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let stamp = std::process::id();
+    let tar = |args: &[&str]| {
+        let ok = std::process::Command::new("tar")
+            .current_dir(d)
+            .args(args)
+            .status()
+            .expect("tar");
+        assert!(ok.success());
+    };
+    // A unified image for the URL, and a split one for simplestreams (each its own fingerprint).
+    std::fs::create_dir_all(d.join("files/images")).expect("mkdir");
+    std::fs::create_dir(d.join("rootfs")).expect("rootfs");
+    std::fs::write(d.join("rootfs/hello"), "hi").expect("file");
+    let metadata = |os: &str| {
+        format!("architecture: x86_64\ncreation_date: {stamp}\nproperties:\n  os: {os}\n")
+    };
+    std::fs::write(d.join("metadata.yaml"), metadata("from-url")).expect("metadata");
+    tar(&["czf", "files/unified.tar.gz", "metadata.yaml", "rootfs"]);
+    std::fs::write(d.join("metadata.yaml"), metadata("from-streams")).expect("metadata");
+    tar(&["czf", "files/images/meta.tar.gz", "metadata.yaml"]);
+    tar(&["czf", "files/images/root.tar.gz", "-C", "rootfs", "."]);
+    let read = |name: &str| std::fs::read(d.join("files").join(name)).expect("read");
+    let hex = |bytes: &[u8]| {
+        Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let unified = hex(&read("unified.tar.gz"));
+    let (meta, root) = (read("images/meta.tar.gz"), read("images/root.tar.gz"));
+    let combined = hex(&[meta.as_slice(), root.as_slice()].concat());
+    let product = format!("t-streams-{stamp}:testbed:amd64:default");
+    let alias = format!("t-streams-{stamp}/testbed");
+    let index = serde_json::json!({"format": "index:1.0", "index": {"images": {
+        "datatype": "image-downloads", "format": "products:1.0",
+        "path": "streams/v1/images.json", "products": [product]}}});
+    let images = serde_json::json!({"content_id": "images", "datatype": "image-downloads",
+        "format": "products:1.0", "products": {product.clone(): {
+            "aliases": alias, "arch": "amd64", "os": "t-streams", "release": "testbed",
+            "release_title": "testbed", "versions": {"20261201_00:00": {"items": {
+                // The metadata item under LXD's name and Incus's.
+                "lxd.tar.xz": {"ftype": "lxd.tar.xz", "path": "images/meta.tar.gz",
+                    "size": meta.len(), "sha256": hex(&meta), "combined_sha256": combined,
+                    "combined_rootxz_sha256": combined},
+                "incus.tar.xz": {"ftype": "incus.tar.xz", "path": "images/meta.tar.gz",
+                    "size": meta.len(), "sha256": hex(&meta), "combined_sha256": combined,
+                    "combined_rootxz_sha256": combined},
+                "root.tar.xz": {"ftype": "root.tar.xz", "path": "images/root.tar.gz",
+                    "size": root.len(), "sha256": hex(&root)}}}}}}});
+    std::fs::create_dir_all(d.join("files/streams/v1")).expect("mkdir");
+    std::fs::write(d.join("files/streams/v1/index.json"), index.to_string()).expect("index");
+    std::fs::write(d.join("files/streams/v1/images.json"), images.to_string()).expect("images");
+    let announce = vec![(
+        "/image".to_owned(),
+        ["LXD", "Incus"]
+            .into_iter()
+            .flat_map(|server| {
+                [
+                    (format!("{server}-Image-Hash"), unified.clone()),
+                    (
+                        format!("{server}-Image-URL"),
+                        "{url}/unified.tar.gz".to_owned(),
+                    ),
+                ]
+            })
+            .collect(),
+    )];
+    let server = common::FileServer::start(d.join("files"), announce);
+    let script = r#"
+        let c = Client();
+        for fp in ["UNIFIED", "COMBINED"] { if c.images.exists(fp) { c.images.get(fp).delete(true); } }
+        let img = c.images.create_from_url("URL/image", #{aliases: ["t-url-STAMP"]});
+        check_eq(img.fingerprint, "UNIFIED", "the announced fingerprint");
+        check_eq(img.properties.os, "from-url", "its metadata");
+        check_eq(c.images.get_by_alias("t-url-STAMP").fingerprint, "UNIFIED", "aliased");
+        img.delete(true);
+        let img = c.images.create_from_simplestreams("URL", "ALIAS", #{public: true});
+        check_eq(img.fingerprint, "COMBINED", "the product's fingerprint");
+        check_eq([img.properties.os, img.public], ["t-streams", true], "the product's os, public");
+        img.delete(true);
+        let op = c.images.create_from_simplestreams("URL", "ALIAS", #{wait: false});
+        check_eq(type_of(op), "Operation", "not waited");
+        op.wait();
+        c.images.get("COMBINED").delete(true);
+        let e = error_of(|| c.images.create_from_simplestreams("URL", "no-such/alias"));
+        print(`${e.kind}: ${e.message}`);
+        check_eq(error_of(|| c.images.create_from_url("URL/image", #{colour: 1})).kind, "InvalidArgument", "options");
+    "#
+    .replace("UNIFIED", &unified)
+    .replace("COMBINED", &combined)
+    .replace("STAMP", &stamp.to_string())
+    .replace("ALIAS", &alias)
+    .replace("URL", &server.url);
+    let out = script_ok(&script);
+    assert!(
+        out.contains(&format!(
+            "OperationFailed: downloading 'no-such/alias' from the simplestreams server {}: ",
+            server.url
+        )),
+        "the missing alias is named: {out}"
+    );
+    let seen = server.seen();
+    assert!(
+        seen.iter().any(|r| r == "GET /streams/v1/index.json")
+            && seen.iter().any(|r| r == "GET /images/root.tar.gz")
+            && seen.iter().any(|r| r == "GET /unified.tar.gz"),
+        "{seen:?}"
+    );
+}
+
 /// The legacy trust password (LXD 5.0) works as well as a token.
 #[test]
 fn authenticate_with_the_trust_password() {

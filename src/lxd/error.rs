@@ -176,6 +176,26 @@ pub enum Error {
 }
 
 impl Error {
+    /// A failed operation whose message begins with what it was doing (`downloading
+    /// 'debian/12' from https://images.example`), where LXD's own text does not say; any other
+    /// error unchanged.
+    pub fn doing(self, what: &str) -> Error {
+        match self {
+            Error::OperationFailed {
+                message,
+                operation,
+                status_code,
+                metadata,
+            } => Error::OperationFailed {
+                message: format!("{what}: {message}"),
+                operation,
+                status_code,
+                metadata,
+            },
+            other => other,
+        }
+    }
+
     /// A `NotFound` that LXD answered, said again as `missing` says (with what was looked for
     /// and where); any other error unchanged.
     pub fn naming_missing(self, missing: impl FnOnce() -> String) -> Error {

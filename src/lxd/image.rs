@@ -80,6 +80,50 @@ pub mod requests {
         }
         Request::post("/1.0/images", body)
     }
+
+    /// `POST /1.0/images` that has the server download the image itself.
+    pub fn download(from: &Download, public: bool, auto_update: bool) -> Request {
+        let source = match from {
+            Download::SimpleStreams { server, alias } => json!({
+                "type": "image",
+                "mode": "pull",
+                "protocol": "simplestreams",
+                "server": server,
+                "alias": alias,
+            }),
+            Download::Url(url) => json!({ "type": "url", "url": url }),
+        };
+        let body = json!({ "source": source, "public": public, "auto_update": auto_update });
+        Request::post(super::super::object::IMAGES, body)
+    }
+}
+
+/// Where a server downloads an image from by itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Download {
+    /// An image server speaking simplestreams (`https://images.linuxcontainers.org`), and the
+    /// alias there (`debian/12`).
+    SimpleStreams {
+        /// The server's URL.
+        server: String,
+        /// The image's alias on it.
+        alias: String,
+    },
+    /// A URL whose answer names the image in LXD's `LXD-Image-URL` and `LXD-Image-Hash`
+    /// headers (Incus's: `Incus-Image-*`).
+    Url(String),
+}
+
+impl Download {
+    /// What the server is doing, for its errors: `downloading 'debian/12' from URL`.
+    pub fn describe(&self) -> String {
+        match self {
+            Download::SimpleStreams { server, alias } => {
+                format!("downloading '{alias}' from the simplestreams server {server}")
+            }
+            Download::Url(url) => format!("downloading the image {url} announces"),
+        }
+    }
 }
 
 /// What an image is imported from.
@@ -147,6 +191,19 @@ impl Images {
     pub async fn publish(&self, source: &PublishSource, opts: &Publish) -> Result<Operation> {
         self.client
             .operation(&requests::publish(source, opts))
+            .await
+    }
+
+    /// Starts a download the server makes itself; the finished operation's metadata holds the
+    /// `fingerprint`.
+    pub async fn download(
+        &self,
+        from: &Download,
+        public: bool,
+        auto_update: bool,
+    ) -> Result<Operation> {
+        self.client
+            .operation(&requests::download(from, public, auto_update))
             .await
     }
 
@@ -338,6 +395,31 @@ impl Images {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn downloads_name_their_source() {
+        let streams = Download::SimpleStreams {
+            server: "https://images.example".into(),
+            alias: "debian/12".into(),
+        };
+        let r = requests::download(&streams, true, false);
+        assert_eq!(r.path, "/1.0/images");
+        assert_eq!(
+            r.body,
+            Some(json!({
+                "source": {"type": "image", "mode": "pull", "protocol": "simplestreams",
+                           "server": "https://images.example", "alias": "debian/12"},
+                "public": true, "auto_update": false,
+            }))
+        );
+        let r = requests::download(&Download::Url("http://h/i".into()), false, true);
+        assert_eq!(
+            r.body,
+            Some(
+                json!({"source": {"type": "url", "url": "http://h/i"}, "public": false, "auto_update": true})
+            )
+        );
+    }
 
     #[test]
     fn publish_bodies_name_the_source_and_aliases() {

@@ -1,5 +1,6 @@
 //! `client.images` and `Image`: the common object plus `get_by_alias`, streamed
-//! `create` and `export_to`, aliases, and `copy` to another server.
+//! `create` and `export_to`, downloads the server makes (simplestreams, URL), aliases, and
+//! `copy` to another server.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,7 @@ use super::errors::{RhaiResultOf, invalid_argument};
 use super::object::{ImageKind, Manager, Object};
 use super::options::{Options, strings};
 use super::progress::{byte_progress, operation_progress};
-use crate::lxd::image::{Images, ImportSource};
+use crate::lxd::image::{Download, Images, ImportSource};
 use crate::lxd::object;
 
 /// `client.images`.
@@ -94,26 +95,63 @@ fn create(m: &Manager<ImageKind>, data: &Dynamic, p: Placement) -> RhaiResultOf<
         .client
         .bridge
         .block_on(images_api(&m.client).import(&source, p.public, progress))?;
+    made(m, op, &p, "import", None)
+}
+
+/// What a call that makes an image returns: the Image once `op` ends (with its aliases), or
+/// the Operation when not waiting. `what` names the progress bar.
+fn made(
+    m: &Manager<ImageKind>,
+    op: crate::lxd::response::Operation,
+    p: &Placement,
+    what: &str,
+    doing: Option<String>,
+) -> RhaiResultOf<Dynamic> {
     if !p.wait {
         return Ok(Dynamic::from(super::operations::Operation::new(
             &m.client, op,
         )));
     }
-    let done = m
-        .client
-        .bridge
-        .block_on(m.client.lxd.wait_operation_reporting(
-            op.id(),
-            None,
-            operation_progress(&m.client, "import"),
-        ))?;
+    let done = m.client.bridge.block_on(async {
+        let waited = m
+            .client
+            .lxd
+            .wait_operation_reporting(op.id(), None, operation_progress(&m.client, what))
+            .await;
+        match &doing {
+            Some(doing) => waited.map_err(|e| e.doing(doing)),
+            None => waited,
+        }
+    })?;
     let fingerprint = done
         .metadata()
         .get("fingerprint")
         .and_then(Value::as_str)
-        .ok_or_else(|| invalid_argument("images.create: LXD did not return the fingerprint"))?
+        .ok_or_else(|| invalid_argument(format!("images: the {what} ended without a fingerprint")))?
         .to_owned();
     Ok(Dynamic::from(finish(&m.client, &fingerprint, &p.aliases)?))
+}
+
+/// pylxd's `create_from_simplestreams` and `create_from_url`: the server downloads the image
+/// itself. Options #{public, auto_update, aliases, wait}.
+fn download(
+    m: &Manager<ImageKind>,
+    from: Download,
+    call: &str,
+    options: Map,
+) -> RhaiResultOf<Dynamic> {
+    let o = Options::new(call, options, &["public", "auto_update", "aliases", "wait"])?;
+    let p = Placement {
+        public: o.bool("public")?.unwrap_or(false),
+        aliases: o.strings("aliases")?.unwrap_or_default(),
+        wait: o.bool("wait")?.unwrap_or(true),
+    };
+    let auto_update = o.bool("auto_update")?.unwrap_or(false);
+    let op =
+        m.client
+            .bridge
+            .block_on(images_api(&m.client).download(&from, p.public, auto_update))?;
+    made(m, op, &p, "download", Some(from.describe()))
 }
 
 fn copy(image: &mut Object<ImageKind>, dest: &Client, p: Placement) -> RhaiResultOf<Dynamic> {
@@ -142,6 +180,28 @@ pub fn register(api: &mut Api) {
     rhai::FuncRegistration::new_getter("images")
         .with_comments(["/// The images."])
         .register_into(api, |c: &mut Client| manager(c));
+    rhai::FuncRegistration::new("create_from_simplestreams")
+        .with_comments(["/// Has the server download an image from a simplestreams image server (`https://images.linuxcontainers.org`) by its alias there, and waits; returns the Image."])
+        .register_into(api, |m: &mut Manager<ImageKind>, server: &str, alias: &str| {
+            let from = Download::SimpleStreams { server: server.to_owned(), alias: alias.to_owned() };
+            download(m, from, "images.create_from_simplestreams", Map::new())
+        });
+    rhai::FuncRegistration::new("create_from_simplestreams")
+        .with_comments(["/// create_from_simplestreams with options #{public, auto_update, aliases, wait (default true; false returns the Operation)}."])
+        .register_into(api, |m: &mut Manager<ImageKind>, server: &str, alias: &str, options: Map| {
+            let from = Download::SimpleStreams { server: server.to_owned(), alias: alias.to_owned() };
+            download(m, from, "images.create_from_simplestreams", options)
+        });
+    rhai::FuncRegistration::new("create_from_url")
+        .with_comments(["/// Has the server download an image from a URL that answers with LXD's `LXD-Image-URL` and `LXD-Image-Hash` headers (Incus's `Incus-Image-*`), and waits; returns the Image."])
+        .register_into(api, |m: &mut Manager<ImageKind>, url: &str| {
+            download(m, Download::Url(url.to_owned()), "images.create_from_url", Map::new())
+        });
+    rhai::FuncRegistration::new("create_from_url")
+        .with_comments(["/// create_from_url with options #{public, auto_update, aliases, wait (default true; false returns the Operation)}."])
+        .register_into(api, |m: &mut Manager<ImageKind>, url: &str, options: Map| {
+            download(m, Download::Url(url.to_owned()), "images.create_from_url", options)
+        });
     rhai::FuncRegistration::new("get_by_alias")
         .with_comments(["/// Loads the image an alias points at."])
         .register_into(api, |m: &mut Manager<ImageKind>, alias: &str| {

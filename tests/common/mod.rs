@@ -664,3 +664,83 @@ pub fn sync_answer(metadata: serde_json::Value) -> (u16, serde_json::Value) {
         serde_json::json!({"type": "sync", "status": "Success", "status_code": 200, "metadata": metadata}),
     )
 }
+
+/// A plain HTTP server on loopback serving the files of a directory (GET and HEAD), with extra
+/// response headers for chosen paths: an image server for the daemons of the test bed to
+/// download from (simplestreams metadata and files, or a URL answering with LXD's headers).
+pub struct FileServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Every `METHOD /path` served, in order.
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FileServer {
+    /// Serves `root`; `headers` adds headers to the answers for a path (which need not be a
+    /// file: it is then answered with an empty body); `{url}` in a value is the server's URL.
+    pub fn start(root: PathBuf, headers: Vec<(String, Vec<(String, String)>)>) -> FileServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let headers = std::sync::Arc::new(headers);
+        let own = url.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (root, seen, headers) = (root.clone(), seen.clone(), headers.clone());
+                let own = own.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                    let mut writer = conn;
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0
+                            || header.trim_end().is_empty()
+                        {
+                            break;
+                        }
+                    }
+                    let mut words = line.split_whitespace();
+                    let method = words.next().unwrap_or_default().to_owned();
+                    let path = words.next().unwrap_or_default().to_owned();
+                    seen.lock().expect("lock").push(format!("{method} {path}"));
+                    let extra = headers.iter().find(|(p, _)| *p == path).map(|(_, h)| h);
+                    let file = root.join(path.trim_start_matches('/'));
+                    let body = if path.contains("..") {
+                        None
+                    } else {
+                        std::fs::read(&file).ok().filter(|_| file.is_file())
+                    };
+                    let (status, body) = match (body, extra) {
+                        (Some(body), _) => ("200 OK", body),
+                        (None, Some(_)) => ("200 OK", Vec::new()),
+                        (None, None) => ("404 Not Found", Vec::new()),
+                    };
+                    let mut head = format!(
+                        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+                        body.len()
+                    );
+                    for (name, value) in extra.into_iter().flatten() {
+                        head.push_str(&format!("{name}: {}\r\n", value.replace("{url}", &own)));
+                    }
+                    head.push_str("\r\n");
+                    let _ = writer.write_all(head.as_bytes());
+                    if method != "HEAD" {
+                        let _ = writer.write_all(&body);
+                    }
+                });
+            }
+        });
+        FileServer { url, requests }
+    }
+
+    /// The requests served so far.
+    pub fn seen(&self) -> Vec<String> {
+        self.requests.lock().expect("lock").clone()
+    }
+}
