@@ -61,6 +61,27 @@ fn register_named_create<K: ObjectKind>(
         });
 }
 
+/// Registers `create(definition)` for a kind whose key is a field of the definition
+/// (`allowed[0]`: a pool's `name`, a forward's `listen_address`); `missing` says how to give it.
+fn register_definition_create<K: ObjectKind>(
+    api: &mut Api,
+    call: &'static str,
+    allowed: &'static [&'static str],
+    missing: &'static str,
+    doc: &'static str,
+) {
+    rhai::FuncRegistration::new("create")
+        .with_comments([doc])
+        .register_into(api, move |m: &mut Manager<K>, definition: Map| {
+            let key = definition
+                .get(allowed[0])
+                .and_then(|k| k.clone().into_string().ok())
+                .ok_or_else(|| invalid_argument(format!("{call}: {missing}")))?;
+            let body = create_body(call, None, definition, allowed)?;
+            m.create(&key, body)
+        });
+}
+
 /// `pool.volumes`: the storage volumes of one pool, keyed by type and name.
 #[derive(Debug, Clone)]
 pub struct VolumeManager {
@@ -140,23 +161,13 @@ pub fn register_all(api: &mut Api) {
         &["type", "config", "description"],
     );
     register_named_create::<ProjectKind>(api, "projects.create", &["config", "description"]);
-    rhai::FuncRegistration::new("create")
-        .with_comments([
-            "/// Creates a storage pool from #{name, driver, config, description} and returns it.",
-        ])
-        .register_into(api, |m: &mut Manager<StoragePoolKind>, definition: Map| {
-            let name = definition
-                .get("name")
-                .and_then(|n| n.clone().into_string().ok())
-                .ok_or_else(|| invalid_argument("storage_pools.create: give the pool a name"))?;
-            let body = create_body(
-                "storage_pools.create",
-                None,
-                definition,
-                &["name", "driver", "config", "description"],
-            )?;
-            m.create(&name, body)
-        });
+    register_definition_create::<StoragePoolKind>(
+        api,
+        "storage_pools.create",
+        &["name", "driver", "config", "description"],
+        "give the pool a name",
+        "/// Creates a storage pool from #{name, driver, config, description} and returns it.",
+    );
 
     rhai::FuncRegistration::new("state")
         .with_comments([
@@ -248,21 +259,13 @@ fn register_network_forwards(api: &mut Api) {
         .register_into(api, |n: &mut Object<NetworkKind>| {
             Manager::<NetworkForwardKind>::new(n.client.clone(), object::forwards_path(&n.name))
         });
-    rhai::FuncRegistration::new("create")
-        .with_comments(["/// Creates a forward from #{listen_address, description, config, ports (an array of #{protocol, listen_port, target_address, target_port, description})} and returns it."])
-        .register_into(api, |m: &mut Manager<NetworkForwardKind>, definition: Map| {
-            let address = definition
-                .get("listen_address")
-                .and_then(|a| a.clone().into_string().ok())
-                .ok_or_else(|| invalid_argument("forwards.create: give the listen_address (an address of the host to forward from)"))?;
-            let body = create_body(
-                "forwards.create",
-                None,
-                definition,
-                &["listen_address", "description", "config", "ports"],
-            )?;
-            m.create(&address, body)
-        });
+    register_definition_create::<NetworkForwardKind>(
+        api,
+        "forwards.create",
+        &["listen_address", "description", "config", "ports"],
+        "give the listen_address (an address of the host to forward from)",
+        "/// Creates a forward from #{listen_address, description, config, ports (an array of #{protocol, listen_port, target_address, target_port, description})} and returns it.",
+    );
 }
 
 /// `volume.snapshots` (pylxd's `StorageVolumeSnapshot`s): create, with a name or the server's
