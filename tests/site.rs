@@ -190,6 +190,125 @@ fn prune_only_marked_and_replace_only_when_allowed() {
     script_ok(&format!(r#"Client().profiles.get("{unmarked}").delete();"#));
 }
 
+/// A new image for an instance is `-/+ replace`: refused without `replace`, and with it the
+/// instance is remade from the new image, its files written and its status reached again.
+#[test]
+fn a_new_image_replaces_the_instance_when_allowed() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let image = std::env::var("LXD_TESTBED_IMAGE").expect("the test bed's image");
+    let _one = one_site_at_a_time();
+    let tag = format!("{}d", tag());
+    let _cleanup = SiteCleanup(tag.clone());
+    // The test bed's image again, compressed differently: another fingerprint, same contents.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other = dir.path().join("other.tar.gz");
+    let ok = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -dc '{image}' | gzip -1 -n > '{}'",
+            other.display()
+        ))
+        .status()
+        .expect("gzip");
+    assert!(ok.success());
+    let site = |alias: &str| {
+        format!(
+            r#"#{{ instances: #{{ "{tag}-i": #{{ source: #{{ type: "image", alias: "{alias}" }}, status: "Running",
+                   files: #{{ "/etc/motd": #{{ content: "from {alias}\n" }} }} }} }} }}"#
+        )
+    };
+    let out = script_ok(&format!(
+        r#"let c = Client();
+           let img = c.images.create("{}", #{{aliases: ["{tag}-img"]}});
+           c.apply({});
+           let before = c.instances.get("{tag}-i").config["volatile.base_image"];
+           let plan = c.plan({});
+           print(plan);
+           let e = error_of(|| c.apply({}));
+           check(e.message.contains("replace: true"), e.message);
+           check_eq(c.instances.get("{tag}-i").config["volatile.base_image"], before, "unchanged when refused");
+           c.apply({}, #{{replace: true}});
+           let i = c.instances.get("{tag}-i");
+           check_eq(i.config["volatile.base_image"], img.fingerprint, "remade from the new image");
+           check_eq([i.status, i.files.get("/etc/motd").as_string()], ["Running", "from {tag}-img\n"], "converged");
+           check(c.plan({}).is_empty(), "nothing left to do");
+           i.delete(#{{wait: true, force: true}});
+           img.delete(true);"#,
+        other.display(),
+        site("busybox"),
+        site(&format!("{tag}-img")),
+        site(&format!("{tag}-img")),
+        site(&format!("{tag}-img")),
+        site(&format!("{tag}-img")),
+    ));
+    assert!(
+        out.contains(&format!("-/+ replace instance {tag}-i\n")) && out.contains("source"),
+        "{out}"
+    );
+}
+
+/// A volume apply made, now wanted in another pool, is `-/+ replace` (LXD cannot change a
+/// volume's pool in place): refused without `replace`, made there and removed here with it. A
+/// volume apply did not make is never the one replaced: the other pool's is a plain create.
+#[test]
+fn a_volume_in_another_pool_is_a_replace() {
+    if common::testbed_for(Needs::EitherServer).is_none() {
+        return;
+    }
+    let _one = one_site_at_a_time();
+    let tag = format!("{}e", tag());
+    let _cleanup = SiteCleanup(tag.clone());
+    let source = tempfile::tempdir_in("/var/tmp").expect("tempdir");
+    let pool = format!("{tag}-pool2");
+    struct PoolCleanup(String);
+    impl Drop for PoolCleanup {
+        fn drop(&mut self) {
+            let _ = script(&format!(
+                r#"let c = Client();
+                   if c.storage_pools.exists("{0}") {{
+                       let p = c.storage_pools.get("{0}");
+                       for v in p.volumes.all() {{ if v.type == "custom" {{ v.delete(); }} }}
+                       p.delete();
+                   }}"#,
+                self.0
+            ));
+        }
+    }
+    let _pool = PoolCleanup(pool.clone());
+    let out = script_ok(&format!(
+        r#"let c = Client();
+           let p2 = c.storage_pools.create(#{{name: "{pool}", driver: "dir", config: #{{source: "{}"}}}});
+           let default = c.storage_pools.get("default");
+           c.apply(#{{ volumes: #{{ "default/{tag}-v": #{{ config: #{{ size: "8MB" }} }} }} }});
+           default.volumes.create(#{{name: "{tag}-hand", config: #{{}}}});
+           let moved = #{{ volumes: #{{ "{pool}/{tag}-v": #{{ config: #{{ size: "8MB" }} }},
+                                     "{pool}/{tag}-hand": #{{}} }} }};
+           print(c.plan(moved, #{{prune: true}}));
+           let e = error_of(|| c.apply(moved, #{{prune: true}}));
+           check(e.message.contains("replace: true"), e.message);
+           check(default.volumes.exists("custom", "{tag}-v"), "nothing changed when refused");
+           c.apply(moved, #{{prune: true, replace: true}});
+           check(p2.volumes.exists("custom", "{tag}-v") && !default.volumes.exists("custom", "{tag}-v"), "moved");
+           check(p2.volumes.exists("custom", "{tag}-hand") && default.volumes.exists("custom", "{tag}-hand"), "the hand-made one stays");
+           check(c.plan(moved, #{{prune: true}}).is_empty(), "converged");
+           default.volumes.get("custom", "{tag}-hand").delete();"#,
+        source.path().display()
+    ));
+    assert!(
+        out.contains(&format!(
+            "-/+ replace volume {pool}/{tag}-v\n    pool: \"default\" -> \"{pool}\"\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("+ create volume {pool}/{tag}-hand\n")),
+        "{out}"
+    );
+    assert!(!out.contains("- delete"), "{out}");
+}
+
 /// A failure mid-apply stops what depends on it, the rest is made, and the error says what
 /// was done, what failed and what was skipped; applying a fixed site goes on from there.
 #[test]

@@ -443,6 +443,13 @@ impl Instances {
             .await
     }
 
+    /// Changes the instance's state and waits until it is done (migration's stops and starts,
+    /// a site's status).
+    pub async fn change_state_and_wait(&self, name: &str, change: &StateChange) -> Result<()> {
+        let op = self.change_state(name, change).await?;
+        self.client.wait_operation(op.id(), None).await.map(|_| ())
+    }
+
     /// The instance's runtime state (`status`, `cpu`, `memory`, `network`, ...).
     pub async fn state(&self, name: &str) -> Result<Value> {
         Ok(self

@@ -38,15 +38,10 @@ async fn stop_for_move(client: &Client, name: &str, opts: &MigrateOptions) -> Re
     let instances = Instances::new(client.clone(), None);
     let timeout = i64::from(opts.shutdown_timeout.unwrap_or(SHUTDOWN_TIMEOUT));
     let stop = StateChange::new(StateAction::Stop).timeout(timeout);
-    let clean = async {
-        let op = instances.change_state(name, &stop).await?;
-        client.wait_operation(op.id(), None).await
-    };
-    if clean.await.is_ok() {
+    if instances.change_state_and_wait(name, &stop).await.is_ok() {
         return Ok(());
     }
-    let op = instances.change_state(name, &stop.forced()).await?;
-    client.wait_operation(op.id(), None).await.map(|_| ())
+    instances.change_state_and_wait(name, &stop.forced()).await
 }
 
 /// The fields of an instance the destination needs (pylxd drops `type`; we do not).
@@ -170,23 +165,17 @@ pub async fn migrate(
             let op = instances.delete(name).await?;
             source.wait_operation(op.id(), None).await?;
             if stop_first {
-                let dest_instances = Instances::new(dest.clone(), None);
-                let op = dest_instances
-                    .change_state(&new_name, &StateChange::new(StateAction::Start))
+                Instances::new(dest.clone(), None)
+                    .change_state_and_wait(&new_name, &StateChange::new(StateAction::Start))
                     .await?;
-                dest.wait_operation(op.id(), None).await?;
             }
             Ok(new_name)
         }
         Err(e) => {
             if stop_first {
                 // Put the source back as it was; the error that matters is the migration's.
-                if let Ok(op) = instances
-                    .change_state(name, &StateChange::new(StateAction::Start))
-                    .await
-                {
-                    let _ = source.wait_operation(op.id(), None).await;
-                }
+                let start = StateChange::new(StateAction::Start);
+                let _ = instances.change_state_and_wait(name, &start).await;
             }
             Err(e)
         }
@@ -226,10 +215,9 @@ pub async fn move_within_cluster(
         name.to_owned()
     };
     if stop_first {
-        let op = instances
-            .change_state(&settled_name, &StateChange::new(StateAction::Start))
+        instances
+            .change_state_and_wait(&settled_name, &StateChange::new(StateAction::Start))
             .await?;
-        client.wait_operation(op.id(), None).await?;
     }
     moved.map(|_| new_name)
 }

@@ -436,6 +436,9 @@ pub struct Change {
     status: Option<(String, String)>,
     /// The instance's cluster member, to move it to.
     moved_to: Option<String>,
+    /// What a replace deletes when it has another name than `name` (a volume whose pool
+    /// changed: `old-pool/data`).
+    replaces: Option<String>,
 }
 
 impl Change {
@@ -526,7 +529,7 @@ pub struct PlanOptions {
 type Current = BTreeMap<String, Map<String, Value>>;
 
 /// Reads what the server has of `kind` (for volumes: in the pools the site names).
-async fn current(client: &Client, kind: SiteKind, site: &Site) -> Result<Current> {
+async fn current(client: &Client, kind: SiteKind) -> Result<Current> {
     let list = |path: String| async move {
         client
             .objects(&Request::get(path).query("recursion", "1"))
@@ -561,17 +564,33 @@ async fn current(client: &Client, kind: SiteKind, site: &Site) -> Result<Current
             .into_iter()
             .map(named)
             .collect(),
+        // Every pool's, not only those the site names: a volume apply made may have to be
+        // pruned, or moved, from a pool the site no longer mentions.
         SiteKind::Volume => {
-            let pools: BTreeSet<&str> = site
-                .objects
-                .iter()
-                .filter(|d| d.kind == SiteKind::Volume)
-                .filter_map(|d| d.name.split('/').next())
-                .collect();
+            let pools = client
+                .get(object::STORAGE_POOLS)
+                .await?
+                .as_array()
+                .map(|paths| {
+                    paths
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .filter_map(|p| p.rsplit('/').next())
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            let listings = futures_util::future::try_join_all(pools.iter().map(|pool| {
+                list(format!(
+                    "{}/{}/volumes/custom",
+                    object::STORAGE_POOLS,
+                    segment(pool)
+                ))
+            }))
+            .await?;
             let mut all = Current::new();
-            for pool in pools {
-                let path = format!("{}/{}/volumes/custom", object::STORAGE_POOLS, segment(pool));
-                for (name, fields) in list(path).await?.into_iter().map(named) {
+            for (pool, volumes) in pools.iter().zip(listings) {
+                for (name, fields) in volumes.into_iter().map(named) {
                     all.insert(format!("{pool}/{name}"), fields);
                 }
             }
@@ -587,7 +606,7 @@ const PLAN_READS_AT_ONCE: usize = 16;
 pub async fn plan(client: &Client, site: &Site, opts: PlanOptions) -> Result<Plan> {
     let kinds: Vec<SiteKind> = site.kinds.iter().copied().collect();
     let listed =
-        futures_util::future::try_join_all(kinds.iter().map(|k| current(client, *k, site))).await?;
+        futures_util::future::try_join_all(kinds.iter().map(|k| current(client, *k))).await?;
     let have: BTreeMap<SiteKind, Current> = kinds.into_iter().zip(listed).collect();
     let existing = |wanted: &Desired| have.get(&wanted.kind).and_then(|c| c.get(&wanted.name));
     // Each image alias the existing instances' sources name, resolved once.
@@ -626,22 +645,48 @@ pub async fn plan(client: &Client, site: &Site, opts: PlanOptions) -> Result<Pla
     for change in updates {
         changes.extend(change?);
     }
+    let marked = |fields: &Map<String, Value>| {
+        fields
+            .get("config")
+            .and_then(|c| c.get(MANAGED_KEY))
+            .and_then(Value::as_str)
+            == Some("true")
+    };
+    let named = |kind: SiteKind, name: &str| {
+        site.objects
+            .iter()
+            .any(|d| d.kind == kind && d.name == name)
+    };
+    let mut replaced = BTreeSet::new();
     for wanted in site.objects.iter().filter(|w| existing(w).is_none()) {
-        changes.push(creation(wanted));
+        let mut change = creation(wanted);
+        // A volume the site now wants in another pool, where apply made it in one the site no
+        // longer names: its pool changed, which LXD cannot do in place.
+        if let (SiteKind::Volume, Some((pool, volume))) = (wanted.kind, wanted.name.split_once('/'))
+            && let Some((old, _)) = have.get(&SiteKind::Volume).and_then(|volumes| {
+                volumes.iter().find(|(key, fields)| {
+                    key.split_once('/')
+                        .is_some_and(|(p, v)| v == volume && p != pool)
+                        && marked(fields)
+                        && !named(SiteKind::Volume, key)
+                })
+            })
+        {
+            change.action = Action::Replace;
+            change.diff = vec![FieldChange {
+                field: "pool".into(),
+                old: old.split_once('/').map(|(p, _)| Value::String(p.into())),
+                new: Some(Value::String(pool.into())),
+            }];
+            change.replaces = Some(old.clone());
+            replaced.insert(old.clone());
+        }
+        changes.push(change);
     }
     if opts.prune {
         for (kind, objects) in &have {
             for (name, fields) in objects {
-                let named = site
-                    .objects
-                    .iter()
-                    .any(|d| d.kind == *kind && d.name == *name);
-                let marked = fields
-                    .get("config")
-                    .and_then(|c| c.get(MANAGED_KEY))
-                    .and_then(Value::as_str)
-                    == Some("true");
-                if marked && !named {
+                if marked(fields) && !named(*kind, name) && !replaced.contains(name) {
                     changes.push(Change {
                         action: Action::Delete,
                         kind: *kind,
@@ -655,6 +700,7 @@ pub async fn plan(client: &Client, site: &Site, opts: PlanOptions) -> Result<Pla
                             .and_then(Value::as_str)
                             .map(|s| (s.to_owned(), "Stopped".to_owned())),
                         moved_to: None,
+                        replaces: None,
                     });
                 }
             }
@@ -717,6 +763,7 @@ fn creation(wanted: &Desired) -> Change {
         files: wanted.files.keys().cloned().collect(),
         status: None,
         moved_to: None,
+        replaces: None,
     }
 }
 
@@ -861,6 +908,7 @@ async fn update(
         files,
         status,
         moved_to,
+        replaces: None,
     }))
 }
 
@@ -1089,8 +1137,13 @@ async fn make(client: &Client, change: &Change) -> Result<()> {
             client.run(&Request::delete(path)).await?;
         }
         Action::Replace => {
-            stop_if_running(client, &change.name, change.status.as_ref()).await?;
-            client.run(&Request::delete(path)).await?;
+            let old = change.replaces.as_deref().unwrap_or(&change.name);
+            if change.kind == SiteKind::Instance {
+                stop_if_running(client, old, change.status.as_ref()).await?;
+            }
+            client
+                .run(&Request::delete(object_path(change.kind, old)))
+                .await?;
             create(client, change).await?;
         }
         Action::Create => create(client, change).await?,
@@ -1172,10 +1225,9 @@ async fn stop_if_running(
 }
 
 async fn state(client: &Client, name: &str, change: &StateChange) -> Result<()> {
-    let op = Instances::new(client.clone(), None)
-        .change_state(name, change)
-        .await?;
-    client.wait_operation(op.id(), None).await.map(|_| ())
+    Instances::new(client.clone(), None)
+        .change_state_and_wait(name, change)
+        .await
 }
 
 /// Starts, stops, freezes or unfreezes an instance until it is `to`.
@@ -1280,6 +1332,7 @@ mod tests {
                 files: Vec::new(),
                 status: None,
                 moved_to: None,
+                replaces: None,
             }],
         };
         assert_eq!(
