@@ -254,6 +254,13 @@ def workloads(quick):
         Workload("fleetlaunch", f"fleet::launch of the same {site_size} instances", "fleet-launch",
                  ["default", str(site_size), "bfa-{rep}"], None, 1, 1, only=["lxd-script"]),
     ]
+    if quick:
+        # The 1 GB rows take a minute and run what the 100 MB rows run; the 100 MB file they
+        # would remove goes after the last 100 MB row instead.
+        rows = [r for r in rows if r.key not in ("push1g", "pull1g")]
+        for r in rows:
+            if r.key == "pull100r":
+                r.after = f"lxc exec {c} -- rm -f /root/f-100m"
     return rows
 
 
