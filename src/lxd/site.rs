@@ -528,7 +528,8 @@ pub struct PlanOptions {
 /// What the server has of one kind, by name.
 type Current = BTreeMap<String, Map<String, Value>>;
 
-/// Reads what the server has of `kind` (for volumes: in the pools the site names).
+/// Reads what the server has of `kind` (for volumes: the custom volumes of every pool, keyed
+/// `pool/name`).
 async fn current(client: &Client, kind: SiteKind) -> Result<Current> {
     let list = |path: String| async move {
         client
@@ -567,19 +568,7 @@ async fn current(client: &Client, kind: SiteKind) -> Result<Current> {
         // Every pool's, not only those the site names: a volume apply made may have to be
         // pruned, or moved, from a pool the site no longer mentions.
         SiteKind::Volume => {
-            let pools = client
-                .get(object::STORAGE_POOLS)
-                .await?
-                .as_array()
-                .map(|paths| {
-                    paths
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .filter_map(|p| p.rsplit('/').next())
-                        .map(str::to_owned)
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default();
+            let pools = object::keys_of(&client.get(object::STORAGE_POOLS).await?);
             let listings = futures_util::future::try_join_all(pools.iter().map(|pool| {
                 list(format!(
                     "{}/{}/volumes/custom",
