@@ -53,13 +53,23 @@ struct Placement {
     wait: bool,
 }
 
+impl Placement {
+    /// The placement an options map asks for (private, no aliases, waited by default).
+    fn of(o: &Options) -> RhaiResultOf<Placement> {
+        Ok(Placement {
+            public: o.bool("public")?.unwrap_or(false),
+            aliases: o.strings("aliases")?.unwrap_or_default(),
+            wait: o.bool("wait")?.unwrap_or(true),
+        })
+    }
+}
+
 fn placement(call: &str, options: Map) -> RhaiResultOf<Placement> {
-    let o = Options::new(call, options, &["public", "aliases", "wait"])?;
-    Ok(Placement {
-        public: o.bool("public")?.unwrap_or(false),
-        aliases: o.strings("aliases")?.unwrap_or_default(),
-        wait: o.bool("wait")?.unwrap_or(true),
-    })
+    Placement::of(&Options::new(
+        call,
+        options,
+        &["public", "aliases", "wait"],
+    )?)
 }
 
 fn import_source(data: &Dynamic) -> RhaiResultOf<ImportSource> {
@@ -141,11 +151,7 @@ fn download(
     options: Map,
 ) -> RhaiResultOf<Dynamic> {
     let o = Options::new(call, options, &["public", "auto_update", "aliases", "wait"])?;
-    let p = Placement {
-        public: o.bool("public")?.unwrap_or(false),
-        aliases: o.strings("aliases")?.unwrap_or_default(),
-        wait: o.bool("wait")?.unwrap_or(true),
-    };
+    let p = Placement::of(&o)?;
     let auto_update = o.bool("auto_update")?.unwrap_or(false);
     let op =
         m.client
