@@ -228,10 +228,7 @@ impl Files {
                 operation,
                 ..
             } => {
-                let parent = path.rsplit_once('/').map_or("/", |(dir, _)| match dir {
-                    "" => "/",
-                    dir => dir,
-                });
+                let parent = parent_dir(path);
                 Error::Api {
                     status: 404,
                     message: format!(
@@ -511,6 +508,14 @@ impl Files {
             .await?
             .pull_tree(path, local)
             .await
+    }
+}
+
+/// The directory a path in an instance is in (`/` for `/motd` and for a bare name).
+pub(crate) fn parent_dir(path: &str) -> &str {
+    match path.rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((dir, _)) => dir,
     }
 }
 

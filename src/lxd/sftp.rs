@@ -241,10 +241,7 @@ impl Session {
                     if dir.depth == 0
                         && matches!(&e, SftpError::Status(s) if matches!(s.status_code, StatusCode::NoSuchFile)) =>
                 {
-                    let parent = dir.remote.rsplit_once('/').map_or("/", |(p, _)| match p {
-                        "" => "/",
-                        p => p,
-                    });
+                    let parent = super::files::parent_dir(&dir.remote);
                     Err(Error::Api {
                         status: 404,
                         message: format!(

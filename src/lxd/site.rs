@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::body::Body;
 use super::client::Client;
 use super::error::{Error, Result};
-use super::files::{Files, WriteAttrs};
+use super::files::{Files, WriteAttrs, parent_dir};
 use super::instance::{self, Instances, StateAction, StateChange};
 use super::object;
 use super::request::{Request, segment};
@@ -1189,9 +1189,8 @@ async fn write_files(client: &Client, change: &Change) -> Result<()> {
         match files.put(path, body(), &attrs).await {
             // A file's directory is part of it: missing ones are made (root's, LXD's mode).
             Err(e) if e.is_not_found() => {
-                let directory = path.rsplit_once('/').map_or("/", |(dir, _)| dir);
                 files
-                    .mk_dir(directory, &WriteAttrs::default(), true)
+                    .mk_dir(parent_dir(path), &WriteAttrs::default(), true)
                     .await?;
                 files.put(path, body(), &attrs).await?;
             }
